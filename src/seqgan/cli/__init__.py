@@ -1,0 +1,1 @@
+"""The `seqgan` command line: train, sample, evaluate."""

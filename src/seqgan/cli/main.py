@@ -1,0 +1,131 @@
+"""`seqgan train | sample | evaluate`: the command-line contract later tools rely on.
+
+    seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet] [--resume]
+    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE]
+    seqgan evaluate DIR [-n N] [--temperature T]
+
+Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
+no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seqgan.config import ConfigError, load_config
+from seqgan.data.oracle import OracleError
+from seqgan.metrics.nll import nll_oracle, nll_test
+from seqgan.training.checkpoint import CheckpointError
+from seqgan.training.experiment import open_run
+from seqgan.training.run import Trainer
+
+USER_ERRORS = (ConfigError, OracleError, CheckpointError, FileNotFoundError, FileExistsError)
+
+
+def _positive_temperature(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"temperature must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: adversarial sequence generation.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a generator (MLE pre-training, D pre-training, adversarial)")
+    train.add_argument("config", help="YAML config, e.g. configs/oracle_seqgan.yaml")
+    train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
+    train.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
+    sample.add_argument("run_dir")
+    sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
+    sample.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", help="write to this file instead of stdout")
+
+    evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle (default 10,000)")
+    evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    evaluate.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
+    if args.resume:
+        if not args.out:
+            raise ConfigError("--resume needs --out DIR, the run to continue")
+        cfg = load_config(Path(args.out) / "config.yaml", args.overrides)
+        trainer = Trainer(cfg, args.out, quiet=args.quiet)
+        trainer.resume()
+    else:
+        cfg = load_config(args.config, args.overrides)
+        out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (out / "metrics.jsonl").exists():
+            raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it, or another --out")
+        trainer = Trainer(cfg, out, quiet=args.quiet)
+        trainer.start(argv)
+    trainer.run()
+    print(f"run written to {trainer.dir}", file=sys.stderr)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    run = open_run(args.run_dir)
+    rng = torch.Generator(run.device).manual_seed(args.seed)
+    samples = run.generator.sample(args.n, run.config.data.seq_len, rng, args.temperature, run.config.eval.batch_size)
+    text = "".join(" ".join(map(str, row)) + "\n" for row in samples.tolist())
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    run = open_run(args.run_dir)
+    data = run.oracle_data()
+    rng = torch.Generator(run.device).manual_seed(args.seed)
+    cfg = run.config
+    result = {
+        "run": str(run.dir),
+        "temperature": args.temperature,
+        "num_samples": args.n,
+        "seed": args.seed,
+        "nll_oracle": nll_oracle(
+            data.oracle, run.generator, args.n, cfg.data.seq_len, rng, args.temperature, cfg.eval.batch_size
+        ),
+        "nll_test": nll_test(run.generator, data.test),
+        "num_test": len(data.test),
+    }
+    print(json.dumps(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            cmd_train(args, ["seqgan", *argv])
+        elif args.command == "sample":
+            cmd_sample(args)
+        else:
+            cmd_evaluate(args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"seqgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seqgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,404 @@
+"""Typed experiment configuration: one dataclass per component, composed into `ExperimentConfig`.
+
+Configs are loaded from YAML (safe-load only) and patched with `section.key=value` overrides from
+the command line. Every field is type-checked and every section validates itself in
+`__post_init__`, with messages that say how to fix the setting. Unknown keys are errors that
+suggest the closest known key: no setting is ever silently ignored.
+
+Models never import this module; the training code passes plain arguments to them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says where and how to fix it."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
+PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
+
+
+@dataclass
+class DataConfig:
+    """Where sequences come from. `oracle`: the paper's synthetic benchmark."""
+
+    source: str = "oracle"
+    """Data source; only 'oracle' (the synthetic benchmark) for now."""
+    oracle: str = "random"
+    """'random': a seeded oracle LSTM with N(0,1) parameters made here; 'paper': the paper's weights."""
+    oracle_path: str = "../shared/data/seqgan_oracle/target_params.npz"
+    """The paper's oracle weights (.npz); read only when oracle='paper'. Relative to the working dir."""
+    oracle_seed: int = 0
+    """Seed of the random oracle's parameters."""
+    vocab_size: int = 5000
+    embed_dim: int = 32
+    hidden_dim: int = 32
+    seq_len: int = 20
+    num_train: int = 10_000
+    """Oracle samples used as the real training data."""
+    num_test: int = 10_000
+    """Held-out oracle samples, drawn with another seed, for NLL-test."""
+    train_seed: int = 1
+    test_seed: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.source == "oracle", f"data.source={self.source!r}: only 'oracle' is supported")
+        _check(
+            self.oracle in ("random", "paper"),
+            f"data.oracle={self.oracle!r}: use 'random' (built-in) or 'paper' (weights from data.oracle_path)",
+        )
+        for name in ("vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test"):
+            _check(getattr(self, name) >= 1, f"data.{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.vocab_size >= 2, "data.vocab_size must be >= 2")
+        _check(self.seq_len >= 2, "data.seq_len must be >= 2 (rollouts need at least one prefix)")
+        _check(self.train_seed != self.test_seed, "data.train_seed and data.test_seed must differ")
+        if self.oracle == "paper":
+            _check(
+                (self.vocab_size, self.embed_dim, self.hidden_dim) == (5000, 32, 32),
+                "data.oracle='paper' has vocab_size 5000, embed_dim 32, hidden_dim 32: remove the overrides",
+            )
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator G: a recurrent language model (the paper: LSTM, 32/32, N(0, 0.1^2) init)."""
+
+    cell: str = "lstm"
+    """'lstm' or 'gru'."""
+    num_layers: int = 1
+    embed_dim: int = 32
+    hidden_dim: int = 32
+    init_std: float = 0.1
+    """Std of the normal initialisation of every parameter (the paper's code); 0 keeps PyTorch's."""
+
+    def __post_init__(self) -> None:
+        _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")
+        for name in ("num_layers", "embed_dim", "hidden_dim"):
+            _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
+        _check(self.init_std >= 0, "generator.init_std must be >= 0")
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The discriminator D (the paper: CNN with highway, dropout 0.25, L2 0.2, Adam 1e-4)."""
+
+    kind: str = "cnn"
+    """'cnn' (the paper's) or 'rnn' (a bidirectional GRU/LSTM)."""
+    embed_dim: int = 64
+    filter_sizes: list[int] = field(default_factory=lambda: list(PAPER_FILTER_SIZES))
+    """CNN only: convolution widths."""
+    num_filters: list[int] = field(default_factory=lambda: list(PAPER_NUM_FILTERS))
+    """CNN only: filters per width."""
+    rnn_cell: str = "gru"
+    """RNN only: 'gru' or 'lstm'."""
+    rnn_hidden: int = 64
+    """RNN only: hidden size per direction."""
+    bidirectional: bool = True
+    """RNN only."""
+    dropout: float = 0.25
+    l2_reg: float = 0.2
+    """L2 penalty on the output layer, as TF's l2_loss: l2_reg * sum(w^2) / 2."""
+    lr: float = 1e-4
+    batch_size: int = 64
+    label_smoothing: float = 0.0
+    """One-sided: the real label becomes 1 - label_smoothing; fake stays 0."""
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("cnn", "rnn"), f"discriminator.kind={self.kind!r}: use 'cnn' or 'rnn'")
+        _check(self.embed_dim >= 1, "discriminator.embed_dim must be >= 1")
+        _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
+        _check(self.l2_reg >= 0, "discriminator.l2_reg must be >= 0")
+        _check(self.lr > 0, "discriminator.lr must be > 0")
+        _check(self.batch_size >= 1, "discriminator.batch_size must be >= 1")
+        _check(0.0 <= self.label_smoothing < 0.5, "discriminator.label_smoothing must be in [0, 0.5)")
+        defaults = DiscriminatorConfig.__dataclass_fields__
+        if self.kind == "cnn":
+            _check(
+                len(self.filter_sizes) == len(self.num_filters) and len(self.filter_sizes) > 0,
+                "discriminator.filter_sizes and discriminator.num_filters must be non-empty lists of equal length",
+            )
+            _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
+            _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
+            for name in ("rnn_cell", "rnn_hidden", "bidirectional"):
+                _check(
+                    getattr(self, name) == defaults[name].default,
+                    f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
+                )
+        else:
+            _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
+            _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
+            _check(
+                self.filter_sizes == PAPER_FILTER_SIZES and self.num_filters == PAPER_NUM_FILTERS,
+                "discriminator.filter_sizes/num_filters apply only to kind='cnn'; remove them",
+            )
+
+
+@dataclass
+class PretrainConfig:
+    """Maximum-likelihood pre-training of G (the paper: 120 epochs, Adam 0.01, clip 5, batch 64)."""
+
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 0.01
+    grad_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, "pretrain.epochs must be >= 0")
+        _check(self.batch_size >= 1, "pretrain.batch_size must be >= 1")
+        _check(self.lr > 0, "pretrain.lr must be > 0")
+        _check(self.grad_clip > 0, "pretrain.grad_clip must be > 0")
+
+
+@dataclass
+class DPretrainConfig:
+    """Pre-training of D (the paper: 50 x (10,000 fresh negatives + the positives, 3 epochs))."""
+
+    steps: int = 50
+    """How many times fresh negatives are drawn."""
+    epochs: int = 3
+    """Epochs over (positives + negatives) per step."""
+    num_negatives: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 0, "d_pretrain.steps must be >= 0")
+        _check(self.epochs >= 1, "d_pretrain.epochs must be >= 1")
+        _check(self.num_negatives >= 1, "d_pretrain.num_negatives must be >= 1")
+
+
+@dataclass
+class AdversarialConfig:
+    """The adversarial loop (the paper's code: 200 epochs of 1 G step, then 5 x (negatives, 3 D epochs))."""
+
+    epochs: int = 200
+    g_steps: int = 1
+    """Policy-gradient steps of G per adversarial epoch, each on a fresh batch."""
+    batch_size: int = 64
+    """Sequences per policy-gradient step."""
+    g_lr: float = 0.01
+    grad_clip: float = 5.0
+    d_steps: int = 5
+    """Times fresh negatives are drawn for D per adversarial epoch."""
+    d_epochs: int = 3
+    """Epochs over (positives + negatives) per D step."""
+    num_negatives: int = 10_000
+    rollout_num: int = 16
+    """N: Monte Carlo continuations per prefix."""
+    rollout_update_rate: float = 0.8
+    """r in theta_roll <- r * theta_roll + (1 - r) * theta; 0 rolls out with the current G."""
+    rollout_chunk: int = 1024
+    """Rows per tensor operation when sampling rollouts and scoring them with D (bounds memory)."""
+    baseline: str = "none"
+    """'none' (the paper) or 'mean': subtract the batch-mean reward at each time step."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "g_steps", "d_steps"):
+            _check(getattr(self, name) >= 0, f"adversarial.{name} must be >= 0")
+        for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_chunk"):
+            _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
+        _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
+        _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
+        _check(self.baseline in ("none", "mean"), "adversarial.baseline must be 'none' or 'mean'")
+
+
+@dataclass
+class EvalConfig:
+    """What is measured and when."""
+
+    every: int = 5
+    """Write metrics every this many epochs (and at the end of every phase)."""
+    num_samples: int = 10_000
+    """Generator samples for NLL-oracle (the paper: 10,000)."""
+    d_samples: int = 1_000
+    """Real (held-out) and generated sequences each for D accuracy."""
+    batch_size: int = 1_000
+    """Rows per forward pass when sampling and scoring."""
+    final_samples: int = 100
+    """Samples written to samples.txt at the end of the run."""
+
+    def __post_init__(self) -> None:
+        for name in ("every", "num_samples", "d_samples", "batch_size"):
+            _check(getattr(self, name) >= 1, f"eval.{name} must be >= 1")
+        _check(self.final_samples >= 0, "eval.final_samples must be >= 0")
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 50
+    """Write a checkpoint every this many epochs within a phase (and at every phase end)."""
+    keep: int = 3
+    """How many recent checkpoints to keep."""
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 1 and self.keep >= 1, "checkpoint.every and checkpoint.keep must be >= 1")
+
+
+@dataclass
+class ExperimentConfig:
+    seed: int = 0
+    """Seeds everything that is not seeded on purpose elsewhere (the oracle and its data)."""
+    threads: int = 1
+    """torch intra-op threads. 1 by default: on 2 cores, 2 threads beside another busy process ran 30-50x slower."""
+    device: str = "cpu"
+    """'cpu', 'cuda' or 'auto'."""
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    d_pretrain: DPretrainConfig = field(default_factory=DPretrainConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.threads >= 1, "threads must be >= 1")
+        _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
+        if self.discriminator.kind == "cnn":
+            too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.seq_len]
+            _check(
+                not too_wide,
+                f"discriminator.filter_sizes {too_wide} are wider than data.seq_len={self.data.seq_len}; "
+                "drop those widths (and their num_filters entries)",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list of {_type_name(item_tp)}, got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: {value!r} is not any of {[_type_name(a) for a in args]}")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _unknown_key(key: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            raise _unknown_key(key, list(fields), where)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{where}.")
+        else:
+            kwargs[key] = _coerce(value, tp, where)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'adversarial.epochs=10' -> (['adversarial', 'epochs'], 10); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. adversarial.epochs=10")
+    key, _, value = text.partition("=")
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override {text!r}: empty key")
+    return path, yaml.safe_load(value) if value.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings to a raw (dict) config; key names are checked when built."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    return _build(ExperimentConfig, raw, "")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file (or start from defaults when `path` is None) and apply overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = apply_overrides(raw, overrides or [])
+    where = f"{path}: " if path is not None else ""
+    try:
+        return config_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

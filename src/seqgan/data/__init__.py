@@ -1,0 +1,1 @@
+"""Data sources: the synthetic oracle and its sampled train / held-out sets."""

@@ -1,0 +1,1 @@
+"""Metrics (NLL-oracle, NLL-test, discriminator accuracy) and the metrics.jsonl writer."""

@@ -1,0 +1,1 @@
+"""Neural networks: the generator G, the discriminators D, and categorical sampling."""

@@ -1,0 +1,128 @@
+"""The generator G of SeqGAN: a recurrent language model over token ids (Yu et al., 2017, Sec. 4).
+
+y_1 is predicted from a start token (id `start_token`, whose embedding is the first input, as in
+the paper's code); every later step reads the previous token. The same class is the synthetic
+oracle (a frozen LSTM, see `seqgan.data.oracle`) and the rollout policy (a delayed copy of G).
+
+Recurrent state is a tuple of tensors, each (num_layers, rows, hidden): (h, c) for an LSTM, (h,)
+for a GRU, so rollouts can index rows of any cell the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqgan.models.fused_head import linear_token_nll
+from seqgan.models.sampling import greedy, sample_logits
+
+State = tuple[torch.Tensor, ...]
+
+
+class Generator(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        start_token: int = 0,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        self.vocab_size = vocab_size
+        self.cell = cell
+        self.start_token = start_token
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+        if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
+            for p in self.parameters():
+                nn.init.normal_(p, 0.0, init_std)
+
+    # ------------------------------------------------------------------ teacher forcing
+
+    def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) targets -> (B, T) inputs: the start token, then y_1..y_{T-1}."""
+        start = torch.full_like(tokens[:, :1], self.start_token)
+        return torch.cat([start, tokens[:, :-1]], dim=1)
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced top-layer outputs: tokens (B, T) -> (B, T, H), row t reading y_<t."""
+        out, _ = self.rnn(self.embedding(self._inputs(tokens)))
+        return out
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
+        return self.head(self.hidden(tokens))
+
+    def log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log G(y_t | y_1..y_{t-1}) for every position: tokens (B, T) -> (B, T).
+
+        Uses the fused output layer + NLL, which never holds all (B, T, V) logits at once."""
+        return -linear_token_nll(self.hidden(tokens), self.head.weight, self.head.bias, tokens)
+
+    # ------------------------------------------------------------------ step by step
+
+    def step(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Feed one token per row: token (R,), state -> (logits (R, V) for the next token, state)."""
+        x = self.embedding(token).unsqueeze(1)  # (R, 1, E)
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, None if state is None else (state[0], state[1]))
+            new_state: State = (h, c)
+        else:
+            out, h = self.rnn(x, None if state is None else state[0])
+            new_state = (h,)
+        return self.head(out.squeeze(1)), new_state
+
+    def prefix_states(self, tokens: torch.Tensor) -> tuple[list[State], list[torch.Tensor]]:
+        """Recurrent states after each prefix, for rollouts.
+
+        tokens (B, T). Returns, for t = 1..T-1, the state after reading start, y_1..y_t and the
+        logits (B, V) it gives for y_{t+1}: the point from which a rollout of prefix length t
+        continues.
+        """
+        start = torch.full_like(tokens[:, 0], self.start_token)
+        _, state = self.step(start, None)
+        states, logits = [], []
+        for t in range(tokens.shape[1] - 1):
+            step_logits, state = self.step(tokens[:, t], state)
+            states.append(state)
+            logits.append(step_logits)
+        return states, logits
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        seq_len: int,
+        generator: torch.Generator,
+        temperature: float = 1.0,
+        batch_size: int = 1000,
+    ) -> torch.Tensor:
+        """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
+
+        temperature > 0 scales the logits; temperature == 0 decodes greedily.
+        """
+        device = self.head.weight.device
+        chunks = []
+        for begin in range(0, num, batch_size):
+            rows = min(batch_size, num - begin)
+            token = torch.full((rows,), self.start_token, dtype=torch.long, device=device)
+            state: State | None = None
+            out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
+            for t in range(seq_len):
+                logits, state = self.step(token, state)
+                token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature)
+                out[:, t] = token
+            chunks.append(out)
+        return torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
+
+
+def select_rows(state: State, rows: torch.Tensor | slice) -> State:
+    """The states of some rows: each tensor (L, R, H) -> (L, R', H)."""
+    return tuple(s[:, rows] for s in state)

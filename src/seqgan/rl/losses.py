@@ -1,0 +1,87 @@
+"""Losses of SeqGAN as small pure functions.
+
+- `pg_loss`: the policy gradient of Yu et al. (2017), Eq. 6-8, as a loss to minimise.
+- `mle_loss`: per-token negative log-likelihood (teacher forcing), for pre-training.
+- `discriminator_loss`: cross-entropy of the real/fake classifier (Eq. 5), with optional
+  one-sided label smoothing and the paper code's L2 penalty on the output layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pg_loss(log_probs: torch.Tensor, rewards: torch.Tensor, baseline: str = "none") -> torch.Tensor:
+    """-mean_{b,t} log G(y_t | Y_1..t-1) * Q(t).
+
+    log_probs: (B, T) with gradient; rewards: (B, T), treated as constants.
+    baseline 'mean' subtracts the batch mean of Q at each time step (variance reduction).
+    """
+    rewards = rewards.detach()
+    if baseline == "mean":
+        rewards = rewards - rewards.mean(dim=0, keepdim=True)
+    elif baseline != "none":
+        raise ValueError(f"unknown baseline {baseline!r}")
+    return -(log_probs * rewards).mean()
+
+
+class _TokenNLL(torch.autograd.Function):
+    """-log softmax(logits)[target] per row, with the gradient softmax - one_hot written directly.
+
+    Same values as `F.cross_entropy(..., reduction="none")`; on CPU its backward
+    (`_log_softmax_backward_data`) was measured at 51 ms for 1280 x 5000 logits, this at 15 ms.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (R, V), (R,) -> (R,)
+        lse = torch.logsumexp(logits, dim=-1)  # (R,)
+        ctx.save_for_backward(logits, lse, target)
+        return lse - logits.gather(1, target.unsqueeze(1)).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        logits, lse, target = ctx.saved_tensors
+        g = grad.unsqueeze(1)  # (R, 1)
+        out = torch.exp(logits - lse.unsqueeze(1)).mul_(g)  # softmax * grad
+        out.scatter_add_(1, target.unsqueeze(1), -g)  # - one_hot * grad
+        return out, None
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p(target) per token: logits (..., V), targets (...) -> (...)."""
+    flat = _TokenNLL.apply(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    return flat.view(targets.shape)
+
+
+def mle_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean per-token NLL: logits (B, T, V), targets (B, T) -> scalar."""
+    return token_nll(logits, targets).mean()
+
+
+def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sequence summed NLL: logits (B, T, V), targets (B, T) -> (B,)."""
+    return token_nll(logits, targets).sum(dim=1)
+
+
+def discriminator_loss(
+    logits: torch.Tensor,
+    is_real: torch.Tensor,
+    label_smoothing: float = 0.0,
+    out_weight: torch.Tensor | None = None,
+    out_bias: torch.Tensor | None = None,
+    l2_reg: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy of D: logits (B, 2), is_real (B,) bool.
+
+    One-sided label smoothing: a real sequence's target is (eps, 1 - eps); a fake's stays (1, 0).
+    L2 as TensorFlow's l2_loss on the output layer: l2_reg * (sum(W^2) + sum(b^2)) / 2.
+    """
+    target_real = is_real.float() * (1.0 - label_smoothing)  # (B,): P(real) target
+    targets = torch.stack([1.0 - target_real, target_real], dim=1)  # (B, 2)
+    loss = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=1).mean()
+    if l2_reg > 0:
+        if out_weight is None or out_bias is None:
+            raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
+        loss = loss + l2_reg * 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
+    return loss

@@ -1,0 +1,101 @@
+"""Rewards from Monte Carlo rollouts (Yu et al., 2017, Eq. 4) and the delayed rollout policy.
+
+For a generated batch Y (B, T), the action value of token t is
+
+    Q(Y_1..t-1, y_t) = 1/N sum_n D(Y_1..t, MC_n(Y_1..t))   for t < T
+                     = D(Y_1..T)                              for t = T
+
+where MC_n continues the prefix Y_1..t with the rollout policy. All N x (T-1) continuations are
+one flat set of rows, ordered (t, n, b) with the prefix length t ascending. A row of prefix t needs
+T - t sampled tokens, so at sampling step k the rows still running (T - t >= k) are a leading
+slice of the rows: the whole set is sampled with one loop over k on shrinking slices, in chunks
+of rows that bound memory, never a Python loop over rollouts or prefixes. Each row starts from
+the policy's cached state after its prefix, so no prefix is re-read.
+
+Rewards are assembled with an explicit (N, T, B) layout and reduced over N to (B, T).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from seqgan.models.generator import Generator
+from seqgan.models.sampling import sample_logits
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # tokens (R, T) -> P(real) (R,)
+
+
+@torch.no_grad()
+def rollout_sequences(
+    policy: Generator,
+    sequences: torch.Tensor,
+    num_rollouts: int,
+    generator: torch.Generator,
+    chunk_rows: int = 1024,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Complete every prefix of every sequence N times.
+
+    sequences: (B, T). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first t tokens followed
+    by the n-th continuation sampled by `policy`.
+    """
+    B, T = sequences.shape
+    N = num_rollouts
+    states, logits = policy.prefix_states(sequences)  # T-1 entries: state tensors (L, B, H), logits (B, V)
+    prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, T-1, B, H)
+    prefix_logits = torch.stack(logits)  # (T-1, B, V)
+    R = (T - 1) * N * B
+    rows = torch.arange(R, device=sequences.device)
+    prefix_len = rows // (N * B) + 1  # (R,), ascending: rows are in (t, n, b) order
+    batch_index = rows % B  # (R,)
+    out = sequences.repeat((T - 1) * N, 1)  # (R, T): prefixes in place, suffixes overwritten below
+
+    for begin in range(0, R, chunk_rows):
+        chunk = rows[begin : begin + chunk_rows]
+        plen, bidx = prefix_len[chunk], batch_index[chunk]
+        state = tuple(s[:, plen - 1, bidx] for s in prefix_state)  # each (L, rows, H)
+        step_logits = prefix_logits[plen - 1, bidx]  # (rows, V): the policy's logits for y_{t+1}
+        for k in range(1, T):
+            active = int((plen <= T - k).sum())  # rows with >= k tokens to draw: a leading slice
+            if active == 0:
+                break
+            token = sample_logits(step_logits[:active], generator, temperature)  # (active,)
+            out[chunk[:active], plen[:active] + k - 1] = token
+            if k < T - int(plen[0]):  # the longest-running row of the chunk needs another step
+                step_logits, state = policy.step(token, tuple(s[:, :active] for s in state))
+    return out.view(T - 1, N, B, T)
+
+
+@torch.no_grad()
+def rollout_rewards(
+    policy: Generator,
+    score: Scorer,
+    sequences: torch.Tensor,
+    num_rollouts: int,
+    generator: torch.Generator,
+    chunk_rows: int = 1024,
+) -> torch.Tensor:
+    """Q(t) for every token of a generated batch: sequences (B, T) -> rewards (B, T).
+
+    score maps tokens (R, T) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
+    """
+    B, T = sequences.shape
+    N = num_rollouts
+    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows)  # (T-1, N, B, T)
+    partial = score(completed.reshape(-1, T)).view(T - 1, N, B).permute(1, 0, 2)  # (N, T-1, B)
+    full = score(sequences).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
+    rewards = torch.cat([partial, full], dim=1)  # (N, T, B)
+    return rewards.mean(dim=0).T.contiguous()  # (B, T)
+
+
+@torch.no_grad()
+def update_rollout_policy(policy: nn.Module, generator: nn.Module, rate: float) -> None:
+    """theta_roll <- rate * theta_roll + (1 - rate) * theta (the paper's code: rate 0.8).
+
+    rate = 0 makes the rollout policy a copy of the current generator.
+    """
+    for p_roll, p in zip(policy.parameters(), generator.parameters(), strict=True):
+        p_roll.mul_(rate).add_(p, alpha=1.0 - rate)

@@ -1,0 +1,1 @@
+"""Training: the run (phases MLE -> D pre-training -> adversarial), its steps, and checkpoints."""

@@ -1,0 +1,104 @@
+"""Checkpoints: everything needed to sample from, evaluate or resume a run.
+
+A checkpoint is a folder `checkpoints/<step>-<phase>-<epoch>/` holding the weights in safetensors
+(`generator`, `rollout`, `discriminator`) and `state.pt` (optimizer states, RNG states, phase,
+epoch, format version) loaded with `torch.load(weights_only=True)`, which runs no code from the
+file. Folders are written under a temporary name, fsynced and renamed, so a crash never leaves a
+half-written checkpoint under a real name; `checkpoints/latest` names the newest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMAT_VERSION = 1
+MODELS = ("generator", "rollout", "discriminator")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or does not match the run."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: dict[str, Any], keep: int) -> Path:
+    """Write `root/name/` atomically, point `root/latest` at it, keep the newest `keep` folders."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    tmp = root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for key, model in models.items():
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / f"{key}.safetensors")
+    torch.save({"format_version": FORMAT_VERSION, **state}, tmp / "state.pt")
+    for f in tmp.iterdir():
+        with f.open("rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    _write_atomic_text(root / "latest", name + "\n")
+    for old in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path:
+    pointer = root / "latest"
+    if not pointer.is_file():
+        raise CheckpointError(f"{root}: no checkpoint found (no 'latest' file); was the run started with 'seqgan train'?")
+    path = root / pointer.read_text(encoding="utf-8").strip()
+    if not path.is_dir():
+        raise CheckpointError(f"{pointer} names {path.name}, which does not exist")
+    return path
+
+
+def load_weights(path: Path, key: str, model: nn.Module) -> None:
+    file = path / f"{key}.safetensors"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing")
+    try:
+        weights = load_file(file)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"{file}: unreadable ({err})") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{file}: does not match the model in the config ({err})") from None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    file = path / "state.pt"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing")
+    try:
+        state = torch.load(file, weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"{file}: unreadable ({err})") from None
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{file}: format version {state.get('format_version')}, this seqgan reads {FORMAT_VERSION}")
+    return state

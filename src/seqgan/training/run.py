@@ -1,0 +1,236 @@
+"""A SeqGAN run, top to bottom (Yu et al., 2017, Algorithm 1, with the paper code's schedule):
+
+1. `mle`: pre-train G by maximum likelihood on the real data.
+2. `d_pretrain`: pre-train D on real data against fresh samples of G.
+3. `adversarial`: per epoch, g-steps policy-gradient steps of G rewarded by Monte Carlo rollouts
+   scored by D, then d-steps rounds of D training on fresh negatives.
+
+An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones.
+Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
+`checkpoint.every` epochs and at every phase end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from seqgan.config import ExperimentConfig, save_config
+from seqgan.metrics.logger import MetricsLog
+from seqgan.metrics.nll import nll_oracle, nll_test
+from seqgan.models.build import build_discriminator, build_generator
+from seqgan.runtime import configure
+from seqgan.seeding import rng_state, set_rng_state, set_seed
+from seqgan.training.checkpoint import latest_checkpoint, load_state, load_weights, save_checkpoint
+from seqgan.training.experiment import eval_generator, make_oracle_data, resolve_device, save_oracle
+from seqgan.training.steps import discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
+
+PHASES = ("mle", "d_pretrain", "adversarial")
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> None:
+        self.cfg = cfg
+        self.dir = Path(run_dir)
+        self.quiet = quiet
+        configure(cfg.threads)
+        set_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.data = make_oracle_data(cfg, self.device)
+        vocab = cfg.data.vocab_size
+        self.generator = build_generator(cfg.generator, vocab).to(self.device)
+        self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
+        self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
+        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
+        self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
+        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
+        self.rngs = {
+            "sample": torch.Generator(self.device).manual_seed(cfg.seed),
+            "shuffle": torch.Generator().manual_seed(cfg.seed + 1),
+        }
+        self.phase, self.epoch = PHASES[0], 0  # the next epoch to run is `epoch` of `phase`
+        self.log = MetricsLog(self.dir / "metrics.jsonl")
+        self.timings: dict[str, float] = {}
+        self._saved = ""  # name of the last checkpoint written by this process
+
+    # ------------------------------------------------------------------ run directory
+
+    def start(self, argv: list[str]) -> None:
+        """Create the run directory with the resolved config and command line."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.dir / "config.yaml")
+        (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
+        save_oracle(self.data.oracle, self.dir / "oracle.safetensors")
+
+    def resume(self) -> None:
+        path = latest_checkpoint(self.dir / "checkpoints")
+        for key, model in self.models().items():
+            load_weights(path, key, model)
+        state = load_state(path)
+        self.mle_opt.load_state_dict(state["optimizers"]["mle"])
+        self.adv_opt.load_state_dict(state["optimizers"]["adversarial"])
+        self.d_opt.load_state_dict(state["optimizers"]["discriminator"])
+        set_rng_state(state["rng"], self.rngs)
+        self.phase, self.epoch = state["phase"], state["epoch"]
+        self.timings = dict(state.get("timings", {}))
+        # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
+        keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
+        self.log.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+
+    def checkpoint(self) -> None:
+        state = {
+            "phase": self.phase,
+            "epoch": self.epoch,
+            "optimizers": {
+                "mle": self.mle_opt.state_dict(),
+                "adversarial": self.adv_opt.state_dict(),
+                "discriminator": self.d_opt.state_dict(),
+            },
+            "rng": rng_state(self.rngs),
+            "timings": self.timings,
+        }
+        name = f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}"
+        if name == self._saved:
+            return
+        self._saved = name
+        save_checkpoint(self.dir / "checkpoints", name, self.models(), state, self.cfg.checkpoint.keep)
+
+    # ------------------------------------------------------------------ measuring
+
+    def g_epoch(self) -> int:
+        """Epochs of G training so far: MLE epochs then adversarial ones (the x-axis of the paper's Fig. 2)."""
+        if self.phase == "adversarial":
+            return self.cfg.pretrain.epochs + self.epoch
+        return self.epoch if self.phase == "mle" else self.cfg.pretrain.epochs
+
+    def evaluate(self, with_discriminator: bool) -> dict[str, float]:
+        cfg = self.cfg
+        rng = eval_generator(cfg, self.device)
+        self.generator.eval()
+        out = {
+            "nll_oracle": nll_oracle(
+                self.data.oracle, self.generator, cfg.eval.num_samples, cfg.data.seq_len, rng, 1.0, cfg.eval.batch_size
+            ),
+            "nll_test": nll_test(self.generator, self.data.test),
+        }
+        if with_discriminator:
+            out["d_acc"] = discriminator_accuracy(self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, rng)
+        return out
+
+    def record(self, extra: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
+        row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), **extra}
+        row.update(self.evaluate(with_discriminator))
+        self.log.write(row)
+        return row
+
+    def due(self, every: int, total: int) -> bool:
+        return self.epoch % every == 0 or self.epoch == total
+
+    # ------------------------------------------------------------------ phases
+
+    def run(self) -> None:
+        for phase in PHASES[PHASES.index(self.phase) :]:
+            if phase != self.phase:
+                self.phase, self.epoch = phase, 0
+            begin = time.perf_counter()
+            getattr(self, f"_{phase}")()
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - begin
+        self.checkpoint()  # the final state, whatever the phases' lengths
+        (self.dir / "timings.json").write_text(json.dumps(self.timings, indent=1) + "\n", encoding="utf-8")
+        self.write_samples()
+
+    def _bar(self, total: int, desc: str) -> tqdm:
+        return tqdm(total=total, initial=self.epoch, desc=desc, disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def _mle(self) -> None:
+        cfg, p = self.cfg, self.cfg.pretrain
+        if p.epochs == 0:
+            return
+        if self.epoch == 0:
+            self.record({}, with_discriminator=False)
+        with self._bar(p.epochs, "MLE pre-training") as bar:
+            while self.epoch < p.epochs:
+                loss = mle_epoch(self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"])
+                self.epoch += 1
+                bar.update()
+                if self.due(cfg.eval.every, p.epochs):
+                    row = self.record({"mle_loss": loss}, with_discriminator=False)
+                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                if self.due(cfg.checkpoint.every, p.epochs):
+                    self.checkpoint()
+
+    def _d_round(self, num_negatives: int, epochs: int) -> float:
+        d = self.cfg.discriminator
+        return discriminator_round(
+            self.discriminator, self.d_opt, self.generator, self.data.train, num_negatives, epochs,
+            d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"],
+        )  # fmt: skip
+
+    def _d_pretrain(self) -> None:
+        cfg, p = self.cfg, self.cfg.d_pretrain
+        with self._bar(p.steps, "D pre-training") as bar:
+            while self.epoch < p.steps:
+                loss = self._d_round(p.num_negatives, p.epochs)
+                self.epoch += 1
+                bar.update()
+                if self.due(cfg.eval.every, p.steps):
+                    self.generator.eval()
+                    acc = discriminator_accuracy(
+                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, eval_generator(cfg, self.device)
+                    )
+                    self.log.write(
+                        {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
+                    )
+                    bar.set_postfix(d_loss=f"{loss:.3f}", d_acc=f"{acc:.3f}")
+                if self.due(cfg.checkpoint.every, p.steps):
+                    self.checkpoint()
+
+    def _adversarial(self) -> None:
+        cfg, a = self.cfg, self.cfg.adversarial
+        if a.epochs == 0:
+            return
+        if self.epoch == 0:  # the rollout policy starts as a copy of the pre-trained G
+            self.rollout.load_state_dict(self.generator.state_dict())
+        losses: list[float] = []
+        rewards: list[float] = []
+        d_losses: list[float] = []
+        with self._bar(a.epochs, "Adversarial") as bar:
+            while self.epoch < a.epochs:
+                for _ in range(a.g_steps):
+                    loss, reward = policy_gradient_step(
+                        self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, cfg.data.seq_len,
+                        a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
+                    )  # fmt: skip
+                    losses.append(loss)
+                    rewards.append(reward)
+                for _ in range(a.d_steps):
+                    d_losses.append(self._d_round(a.num_negatives, a.d_epochs))
+                self.epoch += 1
+                bar.update()
+                if self.due(cfg.eval.every, a.epochs):
+                    extra = {"g_loss": _mean(losses), "mean_reward": _mean(rewards), "d_loss": _mean(d_losses)}
+                    row = self.record({k: v for k, v in extra.items() if v is not None}, with_discriminator=True)
+                    losses, rewards, d_losses = [], [], []
+                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                if self.due(cfg.checkpoint.every, a.epochs):
+                    self.checkpoint()
+
+    def write_samples(self) -> None:
+        n = self.cfg.eval.final_samples
+        samples = self.generator.sample(n, self.cfg.data.seq_len, eval_generator(self.cfg, self.device))
+        lines = "".join(" ".join(map(str, row)) + "\n" for row in samples.tolist())
+        (self.dir / "samples.txt").write_text(lines, encoding="utf-8")
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
