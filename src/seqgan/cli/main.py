@@ -3,6 +3,7 @@
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet] [--resume]
     seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE]
     seqgan evaluate DIR [-n N] [--temperature T]
+    seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
 
 Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
 no traceback unless --debug.
@@ -21,6 +22,7 @@ import torch
 from seqgan.config import ConfigError, load_config
 from seqgan.data.oracle import OracleError
 from seqgan.metrics.nll import nll_oracle, nll_test
+from seqgan.metrics.plot import curve_table, plot_runs
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import open_run
 from seqgan.training.run import Trainer
@@ -59,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle (default 10,000)")
     evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
     evaluate.add_argument("--seed", type=int, default=0)
+    plot = sub.add_parser("plot", help="learning curves of one or more runs as a PNG (and a text table)")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
+    plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
+    plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
     return parser
 
 
@@ -110,6 +117,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    dirs = [Path(d) for d in args.run_dirs]
+    for d in dirs:
+        if not (d / "metrics.jsonl").is_file():
+            raise FileNotFoundError(f"{d}: no metrics.jsonl; pass run directories written by 'seqgan train'")
+    if args.labels and len(args.labels) != len(dirs):
+        raise ConfigError(f"--labels: {len(args.labels)} labels for {len(dirs)} runs")
+    out = plot_runs(dirs, Path(args.out) if args.out else dirs[0] / "curves.png", args.labels)
+    if args.table:
+        for d in dirs:
+            print(f"== {d}\n{curve_table(d)}")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -124,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_train(args, ["seqgan", *argv])
         elif args.command == "sample":
             cmd_sample(args)
-        else:
+        elif args.command == "evaluate":
             cmd_evaluate(args)
+        else:
+            cmd_plot(args)
     except USER_ERRORS as err:
         if args.debug:
             raise

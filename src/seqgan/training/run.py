@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,9 @@ class Trainer:
         save_config(self.cfg, self.dir / "config.yaml")
         (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
         save_oracle(self.data.oracle, self.dir / "oracle.safetensors")
+        # The floor of NLL-oracle: the oracle's own per-token NLL on its held-out samples.
+        floor = {"oracle_nll_test": nll_test(self.data.oracle, self.data.test), "num_test": len(self.data.test)}
+        (self.dir / "oracle.json").write_text(json.dumps(floor) + "\n", encoding="utf-8")
 
     def resume(self) -> None:
         path = latest_checkpoint(self.dir / "checkpoints")
@@ -146,7 +150,8 @@ class Trainer:
             getattr(self, f"_{phase}")()
             self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - begin
         self.checkpoint()  # the final state, whatever the phases' lengths
-        (self.dir / "timings.json").write_text(json.dumps(self.timings, indent=1) + "\n", encoding="utf-8")
+        timings = {**self.timings, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": self.cfg.threads}
+        (self.dir / "timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
         self.write_samples()
 
     def _bar(self, total: int, desc: str) -> tqdm:

@@ -1,0 +1,78 @@
+"""Learning curves from metrics.jsonl: a PNG (one panel per metric, one line per run) and a text table.
+
+The x-axis is G's training epoch (`g_epoch`: MLE epochs, then adversarial ones), as in the
+paper's Fig. 2; a dotted line marks where a run's adversarial phase begins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from seqgan.metrics.logger import read_metrics  # noqa: E402
+
+PANELS = [
+    ("nll_oracle", "NLL-oracle (nats/token)"),
+    ("nll_test", "NLL-test (nats/token)"),
+    ("d_acc", "D accuracy"),
+    ("mean_reward", "mean reward"),
+]
+
+
+def oracle_floor(run_dir: Path) -> float | None:
+    """The oracle's NLL on its own held-out samples, written by `seqgan train` (oracle data only)."""
+    path = run_dir / "oracle.json"
+    return json.loads(path.read_text(encoding="utf-8"))["oracle_nll_test"] if path.is_file() else None
+
+
+def _curve(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["g_epoch"], r[key]) for r in rows if key in r and r["phase"] != "d_pretrain"]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_runs(run_dirs: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+    labels = labels or [d.name for d in run_dirs]
+    runs = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
+    panels = [(k, t) for k, t in PANELS if any(k in r for rows in runs for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        for rows, label in zip(runs, labels, strict=True):
+            x, y = _curve(rows, key)
+            if x:
+                line = ax.plot(x, y, marker=".", markersize=3, label=label)[0]
+                adv = [r["g_epoch"] for r in rows if r["phase"] == "adversarial"]
+                if adv:
+                    start = min(adv) - min((r["epoch"] for r in rows if r["phase"] == "adversarial"), default=0)
+                    ax.axvline(start, color=line.get_color(), linestyle=":", linewidth=1)
+        floors = {round(f, 3) for f in map(oracle_floor, run_dirs) if f is not None}
+        if key == "nll_oracle" and len(floors) == 1:
+            floor = floors.pop()
+            ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label=f"oracle floor {floor:.2f}")
+        ax.set_title(title)
+        ax.set_xlabel("G epoch (MLE, then adversarial)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def curve_table(run_dir: Path) -> str:
+    """The learning curve of one run as aligned text: phase, epoch and each metric present."""
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    keys = [k for k in ("nll_oracle", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss") if any(k in r for r in rows)]
+    floor = oracle_floor(run_dir)
+    head = [f"oracle's own NLL on the held-out set (the floor): {floor:.4f}"] if floor is not None else []
+    lines = head + [f"{'phase':<12}{'epoch':>6}" + "".join(f"{k:>12}" for k in keys)]
+    for r in rows:
+        cells = "".join(f"{r[k]:>12.4f}" if k in r else f"{'':>12}" for k in keys)
+        lines.append(f"{r['phase']:<12}{r['epoch']:>6}{cells}")
+    return "\n".join(lines)
