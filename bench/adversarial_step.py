@@ -126,7 +126,9 @@ def main() -> None:
     matmul = 2 * a**3 / timed(lambda: torch.mm(x, y), 3) / 1e9
 
     d_epoch = timed(
-        lambda: discriminator_round(discriminator, d_opt, generator, real, 10_000, 1, 64, 0.0, 0.2, rng, torch.Generator().manual_seed(0)),
+        lambda: discriminator_round(
+            discriminator, d_opt, generator, real, 10_000, 1, 64, 0.0, 0.2, rng, torch.Generator().manual_seed(0)
+        ),
         1,
     )
     mle = timed(lambda: mle_epoch(generator, torch.optim.Adam(generator.parameters(), 0.01), real, 64, 5.0, torch.Generator()), 1)

@@ -26,7 +26,11 @@ def test_table_scoring_equals_convolutions_and_follows_weight_changes():
 
 def test_discriminators_output_two_logits_and_probabilities():
     x = torch.randint(0, 30, (9, 7))
-    for d in (CNNDiscriminator(30, 8, [1, 3], [4, 4]), RNNDiscriminator(30, 8, 6, "gru", True), RNNDiscriminator(30, 8, 6, "lstm", False)):
+    for d in (
+        CNNDiscriminator(30, 8, [1, 3], [4, 4]),
+        RNNDiscriminator(30, 8, 6, "gru", True),
+        RNNDiscriminator(30, 8, 6, "lstm", False),
+    ):
         assert d(x).shape == (9, 2)
         d.eval()
         p = prob_real(d, x, batch_size=4)

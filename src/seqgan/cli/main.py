@@ -1,6 +1,7 @@
 """`seqgan train | sample | evaluate`: the command-line contract later tools rely on.
 
-    seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet] [--resume]
+    seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
+    seqgan train --resume DIR
     seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE]
     seqgan evaluate DIR [-n N] [--temperature T]
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
@@ -26,8 +27,10 @@ from seqgan.metrics.plot import curve_table, plot_runs
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import open_run
 from seqgan.training.run import Trainer
+from seqgan.training.signals import TrainingStopped
+from seqgan.training.steps import NonFiniteLossError
 
-USER_ERRORS = (ConfigError, OracleError, CheckpointError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ConfigError, OracleError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError)
 
 
 def _positive_temperature(text: str) -> float:
@@ -43,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a generator (MLE pre-training, D pre-training, adversarial)")
-    train.add_argument("config", help="YAML config, e.g. configs/oracle_seqgan.yaml")
+    train.add_argument("config", nargs="?", help="YAML config, e.g. configs/oracle_seqgan.yaml")
     train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
     train.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, with its own config")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
@@ -71,16 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
     if args.resume:
-        if not args.out:
-            raise ConfigError("--resume needs --out DIR, the run to continue")
-        cfg = load_config(Path(args.out) / "config.yaml", args.overrides)
-        trainer = Trainer(cfg, args.out, quiet=args.quiet)
+        if args.config or args.overrides or args.out:
+            raise ConfigError("--resume DIR continues a run with the config saved in DIR: give no CONFIG, overrides or --out")
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
+        trainer = Trainer(load_config(run_dir / "config.yaml"), run_dir, quiet=args.quiet)
         trainer.resume()
+    elif not args.config:
+        raise ConfigError("give a CONFIG.yaml to start a run (e.g. configs/smoke.yaml), or --resume DIR to continue one")
     else:
         cfg = load_config(args.config, args.overrides)
         out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (out / "metrics.jsonl").exists():
-            raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it, or another --out")
+            raise FileExistsError(f"{out}: already holds a run; continue it with --resume {out}, or choose another --out")
         trainer = Trainer(cfg, out, quiet=args.quiet)
         trainer.start(argv)
     trainer.run()
@@ -154,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"seqgan {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as err:
+        print(f"seqgan {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
-        print(f"seqgan {args.command}: interrupted", file=sys.stderr)
+        print(f"seqgan {args.command}: interrupted; the last checkpoint is intact", file=sys.stderr)
         return 130
     return 0

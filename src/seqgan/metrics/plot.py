@@ -68,7 +68,9 @@ def plot_runs(run_dirs: list[Path], out: Path, labels: list[str] | None = None) 
 def curve_table(run_dir: Path) -> str:
     """The learning curve of one run as aligned text: phase, epoch and each metric present."""
     rows = read_metrics(run_dir / "metrics.jsonl")
-    keys = [k for k in ("nll_oracle", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss") if any(k in r for r in rows)]
+    keys = [
+        k for k in ("nll_oracle", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss") if any(k in r for r in rows)
+    ]
     floor = oracle_floor(run_dir)
     head = [f"oracle's own NLL on the held-out set (the floor): {floor:.4f}"] if floor is not None else []
     lines = head + [f"{'phase':<12}{'epoch':>6}" + "".join(f"{k:>12}" for k in keys)]

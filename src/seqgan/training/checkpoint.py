@@ -49,14 +49,22 @@ def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: 
     final = root / name
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for key, model in models.items():
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / f"{key}.safetensors")
-    torch.save({"format_version": FORMAT_VERSION, **state}, tmp / "state.pt")
-    for f in tmp.iterdir():
-        with f.open("rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    try:
+        tmp.mkdir()
+        for key, model in models.items():
+            save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / f"{key}.safetensors")
+        torch.save({"format_version": FORMAT_VERSION, **state}, tmp / "state.pt")
+        for f in tmp.iterdir():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+    except OSError as err:  # disk full, quota, permissions: leave every earlier checkpoint as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = (root / "latest").read_text(encoding="utf-8").strip() if (root / "latest").is_file() else None
+        kept = f"the previous checkpoint {root / previous} is intact" if previous else "no earlier checkpoint exists"
+        raise CheckpointError(
+            f"could not write checkpoint {final} ({err.strerror or err}); {kept}; free space and resume"
+        ) from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -85,10 +93,19 @@ def load_weights(path: Path, key: str, model: nn.Module) -> None:
         weights = load_file(file)
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{file}: unreadable ({err})") from None
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{file}: does not match the model in the config ({err})") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if expected != found:
+        diffs = [
+            f"{k}: checkpoint {found.get(k, 'missing')} vs config {expected.get(k, 'missing')}"
+            for k in sorted(expected.keys() | found.keys())
+            if expected.get(k) != found.get(k)
+        ]
+        raise CheckpointError(
+            f"{file} does not match the model in the config ({'; '.join(diffs[:3])}{' ...' if len(diffs) > 3 else ''}); "
+            "resume with the config the run was started with (its config.yaml), or start a new run"
+        )
+    model.load_state_dict(weights)
 
 
 def load_state(path: Path) -> dict[str, Any]:

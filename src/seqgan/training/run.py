@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,9 +30,10 @@ from seqgan.metrics.nll import nll_oracle, nll_test
 from seqgan.models.build import build_discriminator, build_generator
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
-from seqgan.training.checkpoint import latest_checkpoint, load_state, load_weights, save_checkpoint
+from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state, load_weights, save_checkpoint
 from seqgan.training.experiment import eval_generator, make_oracle_data, resolve_device, save_oracle
-from seqgan.training.steps import discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
+from seqgan.training.signals import StopOnSignal, TrainingStopped
+from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
 
 PHASES = ("mle", "d_pretrain", "adversarial")
 
@@ -60,6 +62,9 @@ class Trainer:
         self.log = MetricsLog(self.dir / "metrics.jsonl")
         self.timings: dict[str, float] = {}
         self._saved = ""  # name of the last checkpoint written by this process
+        self.steps = {"g": 0, "d": 0}  # optimizer steps taken so far
+        self.pending: dict[str, list[float]] = {}  # adversarial losses / rewards since the last evaluation
+        self._stop = StopOnSignal()
 
     # ------------------------------------------------------------------ run directory
 
@@ -83,6 +88,8 @@ class Trainer:
         self.d_opt.load_state_dict(state["optimizers"]["discriminator"])
         set_rng_state(state["rng"], self.rngs)
         self.phase, self.epoch = state["phase"], state["epoch"]
+        self.steps = dict(state["steps"])
+        self.pending = {k: list(v) for k, v in state["pending"].items()}
         self.timings = dict(state.get("timings", {}))
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
@@ -101,6 +108,8 @@ class Trainer:
                 "discriminator": self.d_opt.state_dict(),
             },
             "rng": rng_state(self.rngs),
+            "steps": dict(self.steps),
+            "pending": {k: list(v) for k, v in self.pending.items()},
             "timings": self.timings,
         }
         name = f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}"
@@ -143,16 +152,46 @@ class Trainer:
     # ------------------------------------------------------------------ phases
 
     def run(self) -> None:
-        for phase in PHASES[PHASES.index(self.phase) :]:
-            if phase != self.phase:
-                self.phase, self.epoch = phase, 0
-            begin = time.perf_counter()
-            getattr(self, f"_{phase}")()
-            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - begin
+        with StopOnSignal() as stop:
+            self._stop = stop
+            try:
+                for phase in PHASES[PHASES.index(self.phase) :]:
+                    if phase != self.phase:
+                        self.phase, self.epoch = phase, 0
+                    begin = time.perf_counter()
+                    getattr(self, f"_{phase}")()
+                    self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - begin
+            except NonFiniteLossError as err:
+                raise NonFiniteLossError(
+                    f"{err} in {self.phase} epoch {self.epoch + 1} (G steps so far {self.steps['g']}, D steps {self.steps['d']}); "
+                    f"training stopped; the last good checkpoint is {self.last_checkpoint()}: lower the learning rate or "
+                    "the gradient clip and continue with --resume, or start again"
+                ) from None
         self.checkpoint()  # the final state, whatever the phases' lengths
-        timings = {**self.timings, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": self.cfg.threads}
+        timings = {
+            **self.timings,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": self.cfg.threads,
+        }
         (self.dir / "timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
         self.write_samples()
+
+    def last_checkpoint(self) -> str:
+        try:
+            return str(latest_checkpoint(self.dir / "checkpoints"))
+        except CheckpointError:
+            return "none (no checkpoint was written yet)"
+
+    def _checkpoint_or_stop(self, total: int) -> None:
+        """After an epoch: checkpoint when due or when a stop signal came, then stop if asked."""
+        if self.due(self.cfg.checkpoint.every, total) or self._stop.signum:
+            self.checkpoint()
+        if self._stop.signum:
+            raise TrainingStopped(
+                f"stopped by {signal.Signals(self._stop.signum).name} after {self.phase} epoch {self.epoch}; "
+                f"checkpoint {self.last_checkpoint()}; continue with: seqgan train --resume {self.dir}",
+                self._stop.signum,
+            )
 
     def _bar(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, initial=self.epoch, desc=desc, disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
@@ -166,16 +205,18 @@ class Trainer:
         with self._bar(p.epochs, "MLE pre-training") as bar:
             while self.epoch < p.epochs:
                 loss = mle_epoch(self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"])
+                self.steps["g"] += len(self.data.train) // p.batch_size
                 self.epoch += 1
                 bar.update()
                 if self.due(cfg.eval.every, p.epochs):
                     row = self.record({"mle_loss": loss}, with_discriminator=False)
                     bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
-                if self.due(cfg.checkpoint.every, p.epochs):
-                    self.checkpoint()
+                self._checkpoint_or_stop(p.epochs)
 
     def _d_round(self, num_negatives: int, epochs: int) -> float:
         d = self.cfg.discriminator
+        pairs = min(num_negatives, len(self.data.train)) + num_negatives
+        self.steps["d"] += epochs * (pairs // d.batch_size)
         return discriminator_round(
             self.discriminator, self.d_opt, self.generator, self.data.train, num_negatives, epochs,
             d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"],
@@ -193,12 +234,10 @@ class Trainer:
                     acc = discriminator_accuracy(
                         self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, eval_generator(cfg, self.device)
                     )
-                    self.log.write(
-                        {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
-                    )
+                    row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
+                    self.log.write(row)
                     bar.set_postfix(d_loss=f"{loss:.3f}", d_acc=f"{acc:.3f}")
-                if self.due(cfg.checkpoint.every, p.steps):
-                    self.checkpoint()
+                self._checkpoint_or_stop(p.steps)
 
     def _adversarial(self) -> None:
         cfg, a = self.cfg, self.cfg.adversarial
@@ -206,9 +245,7 @@ class Trainer:
             return
         if self.epoch == 0:  # the rollout policy starts as a copy of the pre-trained G
             self.rollout.load_state_dict(self.generator.state_dict())
-        losses: list[float] = []
-        rewards: list[float] = []
-        d_losses: list[float] = []
+        acc = self.pending  # losses and rewards since the last evaluation (kept in checkpoints)
         with self._bar(a.epochs, "Adversarial") as bar:
             while self.epoch < a.epochs:
                 for _ in range(a.g_steps):
@@ -216,26 +253,21 @@ class Trainer:
                         self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, cfg.data.seq_len,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
                     )  # fmt: skip
-                    losses.append(loss)
-                    rewards.append(reward)
+                    self.steps["g"] += 1
+                    acc.setdefault("g_loss", []).append(loss)
+                    acc.setdefault("mean_reward", []).append(reward)
                 for _ in range(a.d_steps):
-                    d_losses.append(self._d_round(a.num_negatives, a.d_epochs))
+                    acc.setdefault("d_loss", []).append(self._d_round(a.num_negatives, a.d_epochs))
                 self.epoch += 1
                 bar.update()
                 if self.due(cfg.eval.every, a.epochs):
-                    extra = {"g_loss": _mean(losses), "mean_reward": _mean(rewards), "d_loss": _mean(d_losses)}
-                    row = self.record({k: v for k, v in extra.items() if v is not None}, with_discriminator=True)
-                    losses, rewards, d_losses = [], [], []
+                    row = self.record({k: sum(v) / len(v) for k, v in acc.items() if v}, with_discriminator=True)
+                    acc.clear()
                     bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
-                if self.due(cfg.checkpoint.every, a.epochs):
-                    self.checkpoint()
+                self._checkpoint_or_stop(a.epochs)
 
     def write_samples(self) -> None:
         n = self.cfg.eval.final_samples
         samples = self.generator.sample(n, self.cfg.data.seq_len, eval_generator(self.cfg, self.device))
         lines = "".join(" ".join(map(str, row)) + "\n" for row in samples.tolist())
         (self.dir / "samples.txt").write_text(lines, encoding="utf-8")
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None

@@ -10,8 +10,17 @@ from torch import nn
 
 from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import discriminator_loss, mle_loss, pg_loss
+from seqgan.rl.losses import discriminator_loss, pg_loss
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the step was not taken."""
+
+
+def check_finite(loss: torch.Tensor, name: str) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"the {name} loss is {loss.item()}")
 
 
 def _clipped_step(params, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float) -> None:
@@ -36,7 +45,8 @@ def mle_epoch(
     losses = []
     for i in range(0, len(data) - batch_size + 1, batch_size):
         batch = data[perm[i : i + batch_size]]
-        loss = mle_loss(generator(batch), batch)
+        loss = -generator.log_probs(batch).mean()  # the fused output layer: same value as mle_loss(G(batch), batch)
+        check_finite(loss, "MLE")
         _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         losses.append(loss.item())
     return sum(losses) / max(len(losses), 1)
@@ -72,6 +82,7 @@ def discriminator_round(
             loss = discriminator_loss(
                 discriminator(x[idx]), is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
             )
+            check_finite(loss, "discriminator")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -105,6 +116,7 @@ def policy_gradient_step(
     )  # (B, T)
     generator.train()
     loss = pg_loss(generator.log_probs(samples), rewards, baseline)
+    check_finite(loss, "policy-gradient")
     _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
     update_rollout_policy(rollout_policy, generator, rollout_update_rate)
     return loss.item(), rewards.mean().item()

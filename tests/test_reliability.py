@@ -1,0 +1,177 @@
+"""Runs that survive: SIGKILL anywhere and resume bitwise-equal, SIGTERM, errors that speak."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqgan.cli.main import main
+from seqgan.config import load_config
+from seqgan.training import checkpoint as checkpoint_module
+from seqgan.training import steps as steps_module
+from seqgan.training.checkpoint import CheckpointError, latest_checkpoint
+from seqgan.training.run import Trainer
+from seqgan.training.steps import NonFiniteLossError
+
+ROOT = Path(__file__).resolve().parents[1]
+# Epochs of a few tenths of a second, so that kills land inside epochs and inside checkpoint writes;
+# eval every 2 epochs and checkpoint every epoch, so resumes also start between evaluations.
+SLOW_SMOKE = [
+    "data.vocab_size=300", "data.num_train=2000", "pretrain.epochs=6", "d_pretrain.steps=4", "d_pretrain.num_negatives=600",
+    "adversarial.epochs=6", "adversarial.num_negatives=400", "adversarial.rollout_num=6", "eval.num_samples=1000",
+    "checkpoint.every=1", "checkpoint.keep=2",
+]  # fmt: skip
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqgan", "train", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def latest_name(run: Path) -> str:
+    try:
+        return (run / "checkpoints" / "latest").read_text().strip()
+    except OSError:
+        return ""
+
+
+def wait_for_phase(proc: subprocess.Popen, run: Path, phase: str, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while phase not in latest_name(run) and proc.poll() is None:
+        assert time.time() < end, f"no {phase} checkpoint after {timeout} s"
+        time.sleep(0.01)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+    final_a, final_b = latest_checkpoint(a / "checkpoints"), latest_checkpoint(b / "checkpoints")
+    assert final_a.name == final_b.name
+    for key in ("generator", "rollout", "discriminator"):
+        wa, wb = load_file(final_a / f"{key}.safetensors"), load_file(final_b / f"{key}.safetensors")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), key
+    assert (a / "samples.txt").read_text() == (b / "samples.txt").read_text()
+
+
+def test_sigkill_in_every_phase_then_resume_equals_uninterrupted(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    proc = start("configs/smoke.yaml", "--out", str(full), "--quiet", *SLOW_SMOKE)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+    rng = random.Random(0)
+    proc = start("configs/smoke.yaml", "--out", str(killed), "--quiet", *SLOW_SMOKE)
+    kills = 0
+    for phase in ("mle", "d_pretrain", "adversarial"):
+        wait_for_phase(proc, killed, phase)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        proc = start("--resume", str(killed), "--quiet")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert kills == 3
+    assert_same_run(full, killed)
+
+
+def test_sigterm_checkpoints_and_exits_with_a_message(tmp_path):
+    run = tmp_path / "run"
+    proc = start("configs/smoke.yaml", "--out", str(run), "--quiet", *SLOW_SMOKE)
+    wait_for_phase(proc, run, "mle")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    err = proc.stderr.read()
+    assert "stopped by SIGTERM after" in err and f"seqgan train --resume {run}" in err and "Traceback" not in err
+    stopped_at = latest_name(run)
+    proc = start("--resume", str(run), "--quiet")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert stopped_at and latest_name(run) != stopped_at
+
+
+def smoke_trainer(run: Path, *overrides: str) -> Trainer:
+    trainer = Trainer(load_config(ROOT / "configs" / "smoke.yaml", list(overrides)), run, quiet=True)
+    trainer.start(["test"])
+    return trainer
+
+
+def test_non_finite_loss_stops_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = steps_module.pg_loss
+    monkeypatch.setattr(steps_module, "pg_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    trainer = smoke_trainer(tmp_path)
+    with pytest.raises(NonFiniteLossError) as err:
+        trainer.run()
+    message = str(err.value)
+    assert "policy-gradient loss is nan in adversarial epoch 1" in message and "G steps so far 32" in message
+    assert "1-d_pretrain-000002" in message and latest_checkpoint(tmp_path / "checkpoints").name == "1-d_pretrain-000002"
+
+
+def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    trainer = smoke_trainer(tmp_path)
+    trainer.checkpoint()
+    good = latest_checkpoint(tmp_path / "checkpoints")
+    trainer.epoch += 1
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match=f"No space left on device.*the previous checkpoint {good} is intact"):
+        trainer.checkpoint()
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path / "checkpoints") == good
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    resumed = Trainer(trainer.cfg, tmp_path, quiet=True)
+    resumed.resume()  # the surviving checkpoint still loads
+    assert resumed.epoch == 0
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_checkpoint_errors_are_one_line_with_status_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "configs/smoke.yaml", "--out", str(run), "--quiet", "adversarial.epochs=2")[0] == 0
+
+    cfg_text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(cfg_text.replace("hidden_dim: 16", "hidden_dim: 24", 2))
+    code, err = run_cli(capsys, "train", "--resume", str(run))
+    assert code == 2 and "does not match the model in the config" in err and "checkpoint (64,) vs config (96,)" in err
+    assert err.count("\n") == 1
+    (run / "config.yaml").write_text(cfg_text)
+
+    latest = latest_checkpoint(run / "checkpoints")
+    (latest / "generator.safetensors").write_bytes(b"not a safetensors file")
+    code, err = run_cli(capsys, "sample", str(run))
+    assert code == 2 and "generator.safetensors: unreadable" in err
+
+    (run / "checkpoints" / "latest").unlink()
+    code, err = run_cli(capsys, "evaluate", str(run))
+    assert code == 2 and "no checkpoint found" in err
+
+    code, err = run_cli(capsys, "train", "--resume", str(tmp_path / "nowhere"))
+    assert code == 2 and "not a run directory" in err
+    code, err = run_cli(capsys, "train", "configs/smoke.yaml", "--out", str(run))
+    assert code == 2 and f"continue it with --resume {run}" in err
+
+
+def test_truncated_last_metrics_line_is_ignored_on_resume(tmp_path):
+    trainer = smoke_trainer(tmp_path)
+    trainer.run()
+    log = tmp_path / "metrics.jsonl"
+    complete = log.read_text()
+    log.write_text(complete + '{"phase": "adversarial", "epo')  # a crash in the middle of a write
+    resumed = Trainer(trainer.cfg, tmp_path, quiet=True)
+    resumed.resume()
+    assert log.read_text() == complete
