@@ -45,43 +45,20 @@ def test_missing_file(tmp_path):
         read_corpus(tmp_path / "nope.txt")
 
 
-def test_empty_file(tmp_path):
-    path = write(tmp_path, "empty.txt", "\n \n")
-    with pytest.raises(CorpusError, match=r"empty\.txt: empty corpus \(2 blank lines, no text\)"):
-        read_corpus(path)
+BAD_FILES = [
+    ("empty.txt", "\n \n", r"empty\.txt: empty corpus \(2 blank lines, no text\); give a file"),
+    ("latin.txt", b"ok line\ncaf\xe9 au lait\n", r"latin\.txt:2: not valid UTF-8 \(byte offset 11.*re-save the file as UTF-8"),
+    ("bad.jsonl", '{"text": "a"}\n{"text": \n', r"bad\.jsonl:2: invalid JSON .*write one JSON object a line"),
+    ("nofield.jsonl", '{"text": "a"}\n\n{"caption": "b"}\n', r"nofield\.jsonl:3: no 'text' field; every line needs"),
+    ("array.jsonl", '["text"]\n', r"array\.jsonl:1: no 'text' field"),
+    ("num.jsonl", '{"text": "a"}\n{"text": 5}\n', r"num\.jsonl:2: field 'text' is int, not a string"),
+]
 
 
-def test_invalid_utf8_names_line_and_byte(tmp_path):
-    path = write(tmp_path, "latin.txt", b"ok line\ncaf\xe9 au lait\n")
-    with pytest.raises(CorpusError, match=r"latin\.txt:2: not valid UTF-8 \(byte offset 11.*re-save the file as UTF-8"):
-        read_corpus(path)
-
-
-def test_invalid_json_line(tmp_path):
-    path = write(tmp_path, "bad.jsonl", '{"text": "a"}\n{"text": \n')
-    with pytest.raises(CorpusError, match=r"bad\.jsonl:2: invalid JSON"):
-        read_corpus(path)
-
-
-def test_jsonl_line_without_field(tmp_path):
-    path = write(tmp_path, "nofield.jsonl", '{"text": "a"}\n\n{"caption": "b"}\n')
-    with pytest.raises(CorpusError, match=r"nofield\.jsonl:3: no 'text' field"):
-        read_corpus(path)
-    path = write(tmp_path, "array.jsonl", '["text"]\n')
-    with pytest.raises(CorpusError, match=r"array\.jsonl:1: no 'text' field"):
-        read_corpus(path)
-
-
-def test_jsonl_field_not_a_string(tmp_path):
-    path = write(tmp_path, "num.jsonl", '{"text": "a"}\n{"text": 5}\n')
-    with pytest.raises(CorpusError, match=r"num\.jsonl:2: field 'text' is a int, not a string"):
-        read_corpus(path)
-
-
-def test_errors_are_one_line(tmp_path):
-    path = write(tmp_path, "bad.jsonl", "{oops\n")
-    with pytest.raises(CorpusError) as err:
-        read_corpus(path)
+@pytest.mark.parametrize(("name", "content", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_file_gives_one_line_error_with_file_and_line(tmp_path, name, content, message):
+    with pytest.raises(CorpusError, match=message) as err:
+        read_corpus(write(tmp_path, name, content))
     assert "\n" not in str(err.value)
 
 

@@ -63,7 +63,7 @@ def _jsonl_text(path: Path, number: int, raw: str, field: str) -> str:
     text = record[field]
     if not isinstance(text, str):
         raise CorpusError(
-            f"{path}:{number}: field {field!r} is a {type(text).__name__}, not a string; store the text as a JSON string"
+            f"{path}:{number}: field {field!r} is {type(text).__name__}, not a string; store the text as a JSON string"
         )
     return text
 
