@@ -119,7 +119,10 @@ def test_load_errors(tmp_path):
         load_tokenizer(bad)
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"version": 1, "kind": "word", "lowercase": False, "tokens": ["a", "b", "c", "d"]}))
-    with pytest.raises(TokenizerError, match="must start with"):
+    with pytest.raises(TokenizerError, match=r"wrong\.json: word vocabulary must start with"):
+        load_tokenizer(wrong)
+    wrong.write_text(json.dumps({"version": 1, "kind": "bpe", "hf_tokenizer": {"model": 3}}))
+    with pytest.raises(TokenizerError, match=r"wrong\.json: damaged bpe tokenizer file"):
         load_tokenizer(wrong)
     build_tokenizer("word", LINES).save(bad)
     with pytest.raises(TokenizerError, match="holds a word tokenizer, not a BpeTokenizer"):

@@ -218,13 +218,18 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         ) from None
     if payload.get("version") != FORMAT_VERSION:
         raise TokenizerError(f"{path}: tokenizer format version {payload.get('version')}, this seqgan reads {FORMAT_VERSION}")
-    if kind == "bpe":
-        from tokenizers import Tokenizer as HFTokenizer
+    if kind not in KINDS:
+        raise TokenizerError(f"{path}: unknown tokenizer kind {kind!r}; expected one of {list(KINDS)}")
+    try:
+        if kind == "bpe":
+            from tokenizers import Tokenizer as HFTokenizer
 
-        return BpeTokenizer(HFTokenizer.from_str(json.dumps(payload["hf_tokenizer"])))
-    if kind in ("word", "char"):
+            return BpeTokenizer(HFTokenizer.from_str(json.dumps(payload["hf_tokenizer"])))
         return VocabTokenizer(kind, list(payload["tokens"]), bool(payload["lowercase"]))
-    raise TokenizerError(f"{path}: unknown tokenizer kind {kind!r}; expected one of {list(KINDS)}")
+    except TokenizerError as err:
+        raise TokenizerError(f"{path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - any parse failure (HF raises plain Exception) means the same to the user
+        raise TokenizerError(f"{path}: damaged {kind} tokenizer file ({err!r}); re-train the run or restore vocab.json") from None
 
 
 def _load_as(cls: type, path: str | Path):
