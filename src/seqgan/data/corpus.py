@@ -1,0 +1,172 @@
+"""Real-text corpora: reading files, encoding them to padded id tensors, held-out splits, masks.
+
+A corpus file holds one sequence a line: plain UTF-8 text (`.txt` and any other suffix), or JSON
+Lines (`.jsonl`, one object a line, the text under a configurable field). Blank lines are skipped
+and counted. Every problem raises a `CorpusError` with a one-line message naming the file, the
+line and what to do; nothing is returned half-read.
+
+Sequence layout (R rows, max_len + 1 columns): the line's ids, then EOS, then PAD up to the end.
+Lines longer than `max_len` tokens are truncated to `max_len` (EOS still follows) or dropped, and
+`encode_corpus` reports how many: never silently. BOS is not stored; it is the generator's start
+token, fed before the first id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqgan.data.tokenizers import EOS, PAD, UNK, Tokenizer
+
+OVERFLOW = ("truncate", "drop")
+
+
+class CorpusError(ValueError):
+    """A corpus file or setting that cannot be used; the message says where and what to do."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The non-blank sequences of one file, with the 1-based line number each came from."""
+
+    path: Path
+    lines: list[str]
+    line_numbers: list[int]
+    blank_lines: int
+
+
+def _decode_utf8(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise CorpusError(
+            f"{path}:{line}: not valid UTF-8 (byte offset {err.start}: {err.reason}); re-save the file as UTF-8, "
+            f"e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _jsonl_text(path: Path, number: int, raw: str, field: str) -> str:
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CorpusError(
+            f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); write one JSON object a line"
+        ) from None
+    if not isinstance(record, dict) or field not in record:
+        raise CorpusError(
+            f"{path}:{number}: no {field!r} field; every line needs {{{field!r}: ...}}, or set the text field to the key that holds the text"
+        )
+    text = record[field]
+    if not isinstance(text, str):
+        raise CorpusError(
+            f"{path}:{number}: field {field!r} is {type(text).__name__}, not a string; store the text as a JSON string"
+        )
+    return text
+
+
+def corpus_format(path: str | Path) -> str:
+    """'jsonl' for `.jsonl` files, 'text' for everything else."""
+    return "jsonl" if Path(path).suffix.lower() == ".jsonl" else "text"
+
+
+def read_corpus(path: str | Path, text_field: str = "text") -> Corpus:
+    """Read the sequences of a `.txt` or `.jsonl` corpus file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: corpus file not found; check the path (relative paths start at the working directory)")
+    text = _decode_utf8(path, path.read_bytes())
+    jsonl = corpus_format(path) == "jsonl"
+    raws = text.split("\n")
+    if raws and raws[-1] == "":
+        raws.pop()  # the final newline ends the last line; it does not start a blank one
+    lines, numbers, blank = [], [], 0
+    for number, raw in enumerate(raws, start=1):
+        raw = raw.removesuffix("\r")
+        line = _jsonl_text(path, number, raw, text_field) if jsonl and raw.strip() else raw
+        if not line.strip():
+            blank += 1
+            continue
+        lines.append(line)
+        numbers.append(number)
+    if not lines:
+        raise CorpusError(f"{path}: empty corpus ({blank} blank lines, no text); give a file with one sequence a line")
+    return Corpus(path, lines, numbers, blank)
+
+
+def encode_corpus(
+    lines: list[str], tokenizer: Tokenizer, max_len: int, overflow: str = "truncate"
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """Encode `lines` to a (R, max_len + 1) LongTensor: ids, EOS, PAD...; plus a report.
+
+    overflow='truncate' keeps the first `max_len` tokens of longer lines, 'drop' leaves those lines
+    out (then R < len(lines)). Lines that encode to no tokens at all are dropped and counted too.
+    The report counts lines read, kept, truncated, dropped (too long), empty, tokens kept, UNK tokens
+    among them, and the longest line in tokens.
+    """
+    if overflow not in OVERFLOW:
+        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
+    if max_len < 1:
+        raise CorpusError(f"max_len={max_len}: a sequence needs at least one token before EOS; set max_len >= 1")
+    rows, truncated, dropped, empty, longest = [], 0, 0, 0, 0
+    for line in lines:
+        ids = tokenizer.encode(line)
+        longest = max(longest, len(ids))
+        if not ids:
+            empty += 1
+            continue
+        if len(ids) > max_len:
+            if overflow == "drop":
+                dropped += 1
+                continue
+            truncated += 1
+            ids = ids[:max_len]
+        rows.append(ids + [EOS] + [PAD] * (max_len - len(ids)))
+    tokens = torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_len + 1)
+    content = (tokens != PAD) & (tokens != EOS)
+    report = {
+        "lines": len(lines),
+        "kept": len(rows),
+        "truncated": truncated,
+        "dropped": dropped,
+        "empty": empty,
+        "tokens": int(content.sum()),
+        "unk_tokens": int((tokens == UNK).sum()),
+        "longest": longest,
+        "max_len": max_len,
+    }
+    return tokens, report
+
+
+def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of line indices 0..n_lines-1 into (train, held-out), both sorted.
+
+    `size` is a count (int >= 1) or a fraction of the lines (float in (0, 1), rounded to the
+    nearest count, at least 1). Both parts must be non-empty.
+    """
+    if isinstance(size, float):
+        if not 0.0 < size < 1.0:
+            raise CorpusError(f"held-out size {size} as a fraction must lie in (0, 1); or give a line count")
+        size = max(1, round(size * n_lines))
+    if not 1 <= size < n_lines:
+        raise CorpusError(f"held-out size {size} must be between 1 and {n_lines - 1} for {n_lines} lines; lower it or add data")
+    order = torch.randperm(n_lines, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[size:]), sorted(order[:size])
+
+
+def token_mask(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool mask of `tokens` (B, T): True up to and including the first EOS.
+
+    A row with no EOS (a sample that ran to the maximum length) is True throughout.
+    """
+    is_eos = (tokens == EOS).long()
+    after_first_eos = (is_eos.cumsum(dim=1) - is_eos) > 0  # (B, T)
+    return ~after_first_eos
+
+
+def sequence_lengths(tokens: torch.Tensor) -> torch.Tensor:
+    """(B,) number of positions of `tokens` (B, T) up to and including the first EOS."""
+    return token_mask(tokens).sum(dim=1)

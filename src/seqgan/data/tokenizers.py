@@ -1,0 +1,239 @@
+"""Tokenisers for real corpora: word, character and subword BPE, with fixed special-token ids.
+
+Every tokeniser maps text to ids and back with the same four special tokens at the same ids:
+PAD=0 (padding after the end), BOS=1 (the generator's start token), EOS=2 (end of sequence),
+UNK=3 (anything outside the vocabulary). `encode` never adds BOS or EOS: the sequence layout is
+`seqgan.data.corpus.encode_corpus`'s job. `decode` skips PAD and BOS, stops at the first EOS and
+writes UNK as `<unk>`.
+
+- word: whitespace split (optionally lower-cased); the vocabulary is the most frequent words up
+  to the size limit, ties broken by the word itself (Unicode order), so it is deterministic.
+  Decoding joins words with single spaces.
+- char: one token per Unicode code point, whitespace included, so it works for scripts without
+  spaces (Chinese) and for ABC music notation. Same frequency rule; decoding joins with no spaces.
+- bpe: HF `tokenizers` byte-pair encoding trained on the training lines, with a Metaspace
+  pre-tokeniser and decoder (spaces become `▁` and come back on decoding), so decoding gives the
+  text back with its spaces. The alphabet is limited to fit the vocabulary size.
+
+A tokeniser is saved as one JSON file in the run directory and reused by sample and evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+KINDS = ("word", "char", "bpe")
+FORMAT_VERSION = 1
+
+
+class TokenizerError(ValueError):
+    """A tokeniser that cannot be built or loaded; the message says what to change."""
+
+
+class Tokenizer(Protocol):
+    """What the rest of seqgan needs from a tokeniser."""
+
+    kind: str
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer: ...
+
+
+def _content_ids(ids: Sequence[int]) -> list[int]:
+    """The ids before the first EOS, without PAD and BOS."""
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == EOS:
+            break
+        if i not in (PAD, BOS):
+            out.append(i)
+    return out
+
+
+def _write_json(path: str | Path, payload: dict) -> None:
+    """Write through a temporary file so that a failed save never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass
+class VocabTokenizer:
+    """Word or character tokeniser backed by an explicit token list (specials first)."""
+
+    kind: str
+    tokens: list[str]
+    lowercase: bool = False
+
+    def __post_init__(self) -> None:
+        if tuple(self.tokens[:4]) != SPECIAL_TOKENS:
+            raise TokenizerError(f"{self.kind} vocabulary must start with {list(SPECIAL_TOKENS)}, got {self.tokens[:4]}")
+        self._index = {t: i for i, t in enumerate(self.tokens)}
+        # Special-token strings in the text are ordinary (unknown) text, never control tokens.
+        for special in SPECIAL_TOKENS:
+            self._index[special] = UNK
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def split(self, text: str) -> list[str]:
+        """The token strings of `text`, before lookup."""
+        if self.lowercase:
+            text = text.lower()
+        return text.split() if self.kind == "word" else list(text)
+
+    def encode(self, text: str) -> list[int]:
+        index = self._index
+        return [index.get(t, UNK) for t in self.split(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        sep = " " if self.kind == "word" else ""
+        return sep.join(self.tokens[i] for i in _content_ids(ids))
+
+    def save(self, path: str | Path) -> None:
+        _write_json(path, {"version": FORMAT_VERSION, "kind": self.kind, "lowercase": self.lowercase, "tokens": self.tokens})
+
+    @classmethod
+    def load(cls, path: str | Path) -> VocabTokenizer:
+        return _load_as(cls, path)
+
+
+class BpeTokenizer:
+    """Subword BPE from HF `tokenizers`, with the special tokens at ids 0..3."""
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer) -> None:
+        ids = [hf_tokenizer.token_to_id(t) for t in SPECIAL_TOKENS]
+        if ids != [PAD, BOS, EOS, UNK]:
+            raise TokenizerError(f"BPE special tokens {list(SPECIAL_TOKENS)} must have ids [0, 1, 2, 3], got {ids}")
+        self.hf = hf_tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(_content_ids(ids), skip_special_tokens=False)
+
+    def save(self, path: str | Path) -> None:
+        _write_json(path, {"version": FORMAT_VERSION, "kind": "bpe", "hf_tokenizer": json.loads(self.hf.to_str())})
+
+    @classmethod
+    def load(cls, path: str | Path) -> BpeTokenizer:
+        return _load_as(cls, path)
+
+
+def _check_vocab_size(vocab_size: int | None) -> None:
+    if vocab_size is not None and vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise TokenizerError(
+            f"vocab_size={vocab_size} is too small: it must hold the {len(SPECIAL_TOKENS)} special tokens "
+            f"{list(SPECIAL_TOKENS)} and at least one text token; set vocab_size >= {len(SPECIAL_TOKENS) + 1}"
+        )
+
+
+def most_frequent(pieces: Iterable[str], limit: int | None) -> list[str]:
+    """The `limit` most frequent pieces (all if None), ties broken by the piece itself."""
+    counts = Counter(pieces)
+    for special in SPECIAL_TOKENS:
+        counts.pop(special, None)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [piece for piece, _ in ranked[:limit]]
+
+
+def _build_vocab(kind: str, lines: Sequence[str], vocab_size: int | None, lowercase: bool) -> VocabTokenizer:
+    splitter = VocabTokenizer(kind, list(SPECIAL_TOKENS), lowercase)
+    limit = None if vocab_size is None else vocab_size - len(SPECIAL_TOKENS)
+    pieces = most_frequent((t for line in lines for t in splitter.split(line)), limit)
+    return VocabTokenizer(kind, list(SPECIAL_TOKENS) + pieces, lowercase)
+
+
+def _build_bpe(lines: Sequence[str], vocab_size: int | None, lowercase: bool) -> BpeTokenizer:
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+    hf = HFTokenizer(models.BPE(unk_token=SPECIAL_TOKENS[UNK]))
+    if lowercase:
+        hf.normalizer = normalizers.Lowercase()
+    hf.pre_tokenizer = pre_tokenizers.Metaspace()
+    hf.decoder = decoders.Metaspace()
+    size = vocab_size if vocab_size is not None else 30_000
+    # Without limit_alphabet the trainer keeps every character seen, past the vocabulary limit.
+    trainer = trainers.BpeTrainer(
+        vocab_size=size, special_tokens=list(SPECIAL_TOKENS), limit_alphabet=size - len(SPECIAL_TOKENS), show_progress=False
+    )
+    hf.train_from_iterator(lines, trainer, length=len(lines))
+    return BpeTokenizer(hf)
+
+
+def build_tokenizer(kind: str, lines: Sequence[str], vocab_size: int | None = None, lowercase: bool = False) -> Tokenizer:
+    """Train a `kind` tokeniser ('word', 'char' or 'bpe') on the training `lines`.
+
+    `vocab_size` counts the four special tokens; None keeps every word/character (30,000 for BPE).
+    """
+    if kind not in KINDS:
+        raise TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of {list(KINDS)}")
+    _check_vocab_size(vocab_size)
+    if not any(line.strip() for line in lines):
+        raise TokenizerError("no text to train the tokenizer on: every training line is empty")
+    tokenizer = _build_bpe(lines, vocab_size, lowercase) if kind == "bpe" else _build_vocab(kind, lines, vocab_size, lowercase)
+    if tokenizer.vocab_size <= len(SPECIAL_TOKENS):
+        raise TokenizerError(f"the {kind} tokenizer learned no tokens from {len(lines)} training lines")
+    return tokenizer
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Read a tokeniser written by `save` (vocab.json in a run directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TokenizerError(f"{path}: tokenizer file not found; train a run first, or point to its run directory")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        kind = payload["kind"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise TokenizerError(
+            f"{path}: not a seqgan tokenizer file ({err}); it should be the vocab.json that a run wrote"
+        ) from None
+    if payload.get("version") != FORMAT_VERSION:
+        raise TokenizerError(f"{path}: tokenizer format version {payload.get('version')}, this seqgan reads {FORMAT_VERSION}")
+    if kind not in KINDS:
+        raise TokenizerError(f"{path}: unknown tokenizer kind {kind!r}; expected one of {list(KINDS)}")
+    try:
+        if kind == "bpe":
+            from tokenizers import Tokenizer as HFTokenizer
+
+            return BpeTokenizer(HFTokenizer.from_str(json.dumps(payload["hf_tokenizer"])))
+        return VocabTokenizer(kind, list(payload["tokens"]), bool(payload["lowercase"]))
+    except TokenizerError as err:
+        raise TokenizerError(f"{path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - any parse failure (HF raises plain Exception) means the same to the user
+        raise TokenizerError(f"{path}: damaged {kind} tokenizer file ({err!r}); re-train the run or restore vocab.json") from None
+
+
+def _load_as(cls: type, path: str | Path):
+    tokenizer = load_tokenizer(path)
+    if not isinstance(tokenizer, cls):
+        raise TokenizerError(f"{path}: holds a {tokenizer.kind} tokenizer, not a {cls.__name__}; use load_tokenizer")
+    return tokenizer
