@@ -5,6 +5,7 @@
     seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE]
     seqgan evaluate DIR [-n N] [--temperature T]
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
+    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
 
 Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
 no traceback unless --debug.
@@ -23,7 +24,8 @@ import torch
 from seqgan.config import ConfigError, load_config
 from seqgan.data.oracle import OracleError
 from seqgan.metrics.nll import nll_oracle, nll_test
-from seqgan.metrics.plot import curve_table, plot_runs
+from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
+from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import open_run
 from seqgan.training.run import Trainer
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
+    sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
+    sweep.add_argument("run_dirs", nargs="+")
+    sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
+    sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
+    sweep.add_argument("--out", default="sweep", help="output folder for sweep.csv and sweep.png (default ./sweep)")
     return parser
 
 
@@ -138,6 +147,26 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    try:
+        temperatures = parse_temperatures(args.temperatures)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if args.labels and len(args.labels) != len(args.run_dirs):
+        raise ConfigError(f"--labels: {len(args.labels)} labels for {len(args.run_dirs)} runs")
+    labels = args.labels or [Path(d).name for d in args.run_dirs]
+    runs = [open_run(d) for d in args.run_dirs]  # open all first: a bad folder fails before any work
+    rows = []
+    for run, label in zip(runs, labels, strict=True):
+        rows += sweep_run(run, label, temperatures, args.n, args.seed)
+        print(f"swept {run.dir}", file=sys.stderr)
+    out = Path(args.out)
+    write_csv(rows, out / "sweep.csv")
+    floors = {round(f, 4) for f in (oracle_floor(r.dir) for r in runs) if f is not None}
+    plot_sweep(rows, out / "sweep.png", floors.pop() if len(floors) == 1 else None)
+    print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -154,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_sample(args)
         elif args.command == "evaluate":
             cmd_evaluate(args)
+        elif args.command == "sweep":
+            cmd_sweep(args)
         else:
             cmd_plot(args)
     except USER_ERRORS as err:

@@ -15,11 +15,11 @@ from torch import nn
 
 
 @torch.no_grad()
-def mean_token_nll(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1000) -> float:
-    """Mean per-token NLL of `tokens` (R, T) under `model` (a Generator or the oracle)."""
+def mean_token_nll(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1000, temperature: float = 1.0) -> float:
+    """Mean per-token NLL of `tokens` (R, T) under `model` (a Generator or the oracle) at `temperature`."""
     total = 0.0
     for i in range(0, len(tokens), batch_size):
-        total -= float(model.log_probs(tokens[i : i + batch_size]).sum())
+        total -= float(model.log_probs(tokens[i : i + batch_size], temperature).sum())
     return total / tokens.numel()
 
 
@@ -38,6 +38,6 @@ def nll_oracle(
     return mean_token_nll(oracle, samples)
 
 
-def nll_test(model: nn.Module, test_data: torch.Tensor) -> float:
-    """NLL-test: the model's per-token NLL on held-out data (R, T)."""
-    return mean_token_nll(model, test_data)
+def nll_test(model: nn.Module, test_data: torch.Tensor, temperature: float = 1.0) -> float:
+    """NLL-test: the model's per-token NLL on held-out data (R, T), its logits divided by `temperature`."""
+    return mean_token_nll(model, test_data, temperature=temperature)

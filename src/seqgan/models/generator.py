@@ -60,11 +60,18 @@ class Generator(nn.Module):
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
         return self.head(self.hidden(tokens))
 
-    def log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """log G(y_t | y_1..y_{t-1}) for every position: tokens (B, T) -> (B, T).
 
-        Uses the fused output layer + NLL, which never holds all (B, T, V) logits at once."""
-        return -linear_token_nll(self.hidden(tokens), self.head.weight, self.head.bias, tokens)
+        Under a temperature the logits are divided by it, which is the same as dividing the output
+        layer's weight and bias. Uses the fused output layer + NLL, which never holds all
+        (B, T, V) logits at once."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        weight, bias = self.head.weight, self.head.bias
+        if temperature != 1.0:
+            weight, bias = weight / temperature, bias / temperature
+        return -linear_token_nll(self.hidden(tokens), weight, bias, tokens)
 
     # ------------------------------------------------------------------ step by step
 

@@ -88,8 +88,9 @@ class Trainer:
         self.d_opt.load_state_dict(state["optimizers"]["discriminator"])
         set_rng_state(state["rng"], self.rngs)
         self.phase, self.epoch = state["phase"], state["epoch"]
-        self.steps = dict(state["steps"])
-        self.pending = {k: list(v) for k, v in state["pending"].items()}
+        # Checkpoints written before step counts and pending averages were recorded lack them.
+        self.steps = dict(state.get("steps", {"g": 0, "d": 0}))
+        self.pending = {k: list(v) for k, v in state.get("pending", {}).items()}
         self.timings = dict(state.get("timings", {}))
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
