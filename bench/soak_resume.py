@@ -67,22 +67,24 @@ def main() -> None:
         sys.exit(f"uninterrupted run failed: {proc.stderr.read()}")
     duration = time.perf_counter() - begin
 
-    # Kill times spread over the run: each a random moment within the expected remaining time.
+    # Each kill waits for the run to write 1-6 checkpoints it did not have (so every cycle makes
+    # progress and the kills spread over the phases), then lands a random moment later: inside an
+    # epoch or inside a checkpoint write.
+    latest = killed / "checkpoints" / "latest"
     landed = []
     proc = train(args.config, "--out", str(killed), *args.overrides)
     for _ in range(args.kills):
-        time.sleep(rng.uniform(0.1, duration / (args.kills + 1)))
+        for _ in range(rng.randint(1, 6)):
+            seen = latest.read_text() if latest.is_file() else ""
+            while proc.poll() is None and (not latest.is_file() or latest.read_text() == seen):
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        latest = killed / "checkpoints" / "latest"
-        landed.append(latest.read_text().strip() if latest.is_file() else "no checkpoint yet")
-        if latest.is_file():
-            proc = train("--resume", str(killed))
-        else:  # killed before the first checkpoint: start over
-            (killed / "metrics.jsonl").unlink(missing_ok=True)
-            proc = train(args.config, "--out", str(killed), *args.overrides)
+        landed.append(latest.read_text().strip())
+        proc = train("--resume", str(killed))
     if proc.wait() != 0:
         sys.exit(f"resumed run failed: {proc.stderr.read()}")
     result = {"kills": len(landed), "resumed_from": landed, "uninterrupted_seconds": round(duration, 1), "work_dir": str(work)}
