@@ -16,11 +16,17 @@ from torch import nn
 
 @torch.no_grad()
 def mean_token_nll(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1000, temperature: float = 1.0) -> float:
-    """Mean per-token NLL of `tokens` (R, T) under `model` (a Generator or the oracle) at `temperature`."""
-    total = 0.0
+    """Mean per-token NLL of `tokens` (R, T) under `model` (a Generator or the oracle) at `temperature`.
+
+    With an end token, positions after it (padding) are left out; the end token itself counts."""
+    total, count = 0.0, 0
     for i in range(0, len(tokens), batch_size):
-        total -= float(model.log_probs(tokens[i : i + batch_size], temperature).sum())
-    return total / tokens.numel()
+        chunk = tokens[i : i + batch_size]
+        logp = model.log_probs(chunk, temperature)
+        mask = model.mask(chunk)
+        total -= float(logp.sum() if mask is None else (logp * mask).sum())
+        count += chunk.numel() if mask is None else int(mask.sum())
+    return total / max(count, 1)
 
 
 @torch.no_grad()

@@ -6,6 +6,10 @@ oracle (a frozen LSTM, see `seqgan.data.oracle`) and the rollout policy (a delay
 
 Recurrent state is a tuple of tensors, each (num_layers, rows, hidden): (h, c) for an LSTM, (h,)
 for a GRU, so rollouts can index rows of any cell the same way.
+
+Sequences of varying length (text) end with `eos_token`; every later position holds `pad_token`.
+`mask` marks the positions that count (up to and including the first end token); with
+`eos_token=None` (the oracle: exactly T tokens) every position counts.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class Generator(nn.Module):
         cell: str = "lstm",
         start_token: int = 0,
         init_std: float = 0.1,
+        eos_token: int | None = None,
+        pad_token: int = 0,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -36,6 +42,8 @@ class Generator(nn.Module):
         self.vocab_size = vocab_size
         self.cell = cell
         self.start_token = start_token
+        self.eos_token = eos_token
+        self.pad_token = pad_token
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
@@ -43,6 +51,26 @@ class Generator(nn.Module):
         if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
             for p in self.parameters():
                 nn.init.normal_(p, 0.0, init_std)
+
+    # ------------------------------------------------------------------ variable length
+
+    def mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) bool: True up to and including the first end token; None when there is no end token."""
+        if self.eos_token is None:
+            return None
+        is_eos = (tokens == self.eos_token).long()
+        return (is_eos.cumsum(dim=1) - is_eos) == 0  # no end token strictly before t
+
+    def finish(self, token: torch.Tensor, done: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """After a row has emitted the end token it emits padding: token (R,), done (R,) bool."""
+        if self.eos_token is None:
+            return token, None
+        if done is not None:
+            token = torch.where(done, torch.full_like(token, self.pad_token), token)
+            done = done | (token == self.eos_token)
+        else:
+            done = token == self.eos_token
+        return token, done
 
     # ------------------------------------------------------------------ teacher forcing
 
@@ -113,7 +141,8 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
 
-        temperature > 0 scales the logits; temperature == 0 decodes greedily.
+        temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
+        a row pads after emitting it.
         """
         device = self.head.weight.device
         chunks = []
@@ -121,15 +150,12 @@ class Generator(nn.Module):
             rows = min(batch_size, num - begin)
             token = torch.full((rows,), self.start_token, dtype=torch.long, device=device)
             state: State | None = None
+            done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             for t in range(seq_len):
                 logits, state = self.step(token, state)
                 token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature)
+                token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)
         return torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
-
-
-def select_rows(state: State, rows: torch.Tensor | slice) -> State:
-    """The states of some rows: each tensor (L, R, H) -> (L, R', H)."""
-    return tuple(s[:, rows] for s in state)

@@ -12,18 +12,32 @@ import torch
 import torch.nn.functional as F
 
 
-def pg_loss(log_probs: torch.Tensor, rewards: torch.Tensor, baseline: str = "none") -> torch.Tensor:
-    """-mean_{b,t} log G(y_t | Y_1..t-1) * Q(t).
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of x over the positions where mask is True (all of them when mask is None)."""
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def pg_loss(
+    log_probs: torch.Tensor, rewards: torch.Tensor, baseline: str = "none", mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """-mean_{b,t} log G(y_t | Y_1..t-1) * Q(t), over the valid positions of `mask` (B, T) if given.
 
     log_probs: (B, T) with gradient; rewards: (B, T), treated as constants.
-    baseline 'mean' subtracts the batch mean of Q at each time step (variance reduction).
+    baseline 'mean' subtracts the batch mean of Q at each time step (variance reduction), taken
+    over the sequences still running at that step.
     """
     rewards = rewards.detach()
     if baseline == "mean":
-        rewards = rewards - rewards.mean(dim=0, keepdim=True)
+        if mask is None:
+            rewards = rewards - rewards.mean(dim=0, keepdim=True)
+        else:
+            running = mask.sum(dim=0, keepdim=True).clamp(min=1)  # (1, T)
+            rewards = rewards - (rewards * mask).sum(dim=0, keepdim=True) / running
     elif baseline != "none":
         raise ValueError(f"unknown baseline {baseline!r}")
-    return -(log_probs * rewards).mean()
+    return -masked_mean(log_probs * rewards, mask)
 
 
 class _TokenNLL(torch.autograd.Function):

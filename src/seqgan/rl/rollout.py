@@ -10,7 +10,9 @@ one flat set of rows, ordered (t, n, b) with the prefix length t ascending. A ro
 T - t sampled tokens, so at sampling step k the rows still running (T - t >= k) are a leading
 slice of the rows: the whole set is sampled with one loop over k on shrinking slices, in chunks
 of rows that bound memory, never a Python loop over rollouts or prefixes. Each row starts from
-the policy's cached state after its prefix, so no prefix is re-read.
+the policy's cached state after its prefix, so no prefix is re-read. With an end token (text),
+a continuation stops at the end token and is padded, and the continuation of a prefix that has
+already ended is all padding.
 
 Rewards are assembled with an explicit (N, T, B) layout and reduced over N to (B, T).
 """
@@ -52,17 +54,22 @@ def rollout_sequences(
     prefix_len = rows // (N * B) + 1  # (R,), ascending: rows are in (t, n, b) order
     batch_index = rows % B  # (R,)
     out = sequences.repeat((T - 1) * N, 1)  # (R, T): prefixes in place, suffixes overwritten below
+    if policy.eos_token is not None:  # prefix_ended[t - 1, b]: y_1..y_t of sequence b holds the end token
+        prefix_ended = (sequences == policy.eos_token).cummax(dim=1).values[:, :-1].T.contiguous()  # (T-1, B)
 
     for begin in range(0, R, chunk_rows):
         chunk = rows[begin : begin + chunk_rows]
         plen, bidx = prefix_len[chunk], batch_index[chunk]
         state = tuple(s[:, plen - 1, bidx] for s in prefix_state)  # each (L, rows, H)
         step_logits = prefix_logits[plen - 1, bidx]  # (rows, V): the policy's logits for y_{t+1}
+        # A continuation of a prefix that already ended is all padding; one that emits the end token stops.
+        done = prefix_ended[plen - 1, bidx] if policy.eos_token is not None else None
         for k in range(1, T):
             active = int((plen <= T - k).sum())  # rows with >= k tokens to draw: a leading slice
             if active == 0:
                 break
             token = sample_logits(step_logits[:active], generator, temperature)  # (active,)
+            token, done = policy.finish(token, None if done is None else done[:active])
             out[chunk[:active], plen[:active] + k - 1] = token
             if k < T - int(plen[0]):  # the longest-running row of the chunk needs another step
                 step_logits, state = policy.step(token, tuple(s[:, :active] for s in state))

@@ -10,7 +10,7 @@ from torch import nn
 
 from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import discriminator_loss, pg_loss
+from seqgan.rl.losses import discriminator_loss, masked_mean, pg_loss
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
 
 
@@ -45,7 +45,8 @@ def mle_epoch(
     losses = []
     for i in range(0, len(data) - batch_size + 1, batch_size):
         batch = data[perm[i : i + batch_size]]
-        loss = -generator.log_probs(batch).mean()  # the fused output layer: same value as mle_loss(G(batch), batch)
+        # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
+        loss = -masked_mean(generator.log_probs(batch), generator.mask(batch))
         check_finite(loss, "MLE")
         _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         losses.append(loss.item())
@@ -115,7 +116,7 @@ def policy_gradient_step(
         rollout_policy, lambda x: prob_real(discriminator, x, chunk_rows), samples, num_rollouts, sample_rng, chunk_rows
     )  # (B, T)
     generator.train()
-    loss = pg_loss(generator.log_probs(samples), rewards, baseline)
+    loss = pg_loss(generator.log_probs(samples), rewards, baseline, generator.mask(samples))
     check_finite(loss, "policy-gradient")
     _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
     update_rollout_policy(rollout_policy, generator, rollout_update_rate)
