@@ -40,7 +40,9 @@ def test_overrides_are_typed_and_applied():
         ("adversarial.rollout_update_rate=1.5", "rollout_update_rate must be in"),
         ("generator.cell=transformer", "use 'lstm' or 'gru'"),
         ("discriminator.rnn_hidden=32", "applies only to kind='rnn'"),
-        ("data.seq_len=10", "wider than data.seq_len"),
+        ("data.seq_len=10", "wider than the sequences"),
+        ("data.train=x.txt", "does not apply to data.source=.oracle."),
+        ("data.source=text", "data.train: give the training corpus"),
         ("adversarial.epochs", "expected section.key=value"),
     ],
 )

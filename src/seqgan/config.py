@@ -34,12 +34,16 @@ PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
 
+ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed")  # fmt: skip
+TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
+
+
 @dataclass
 class DataConfig:
-    """Where sequences come from. `oracle`: the paper's synthetic benchmark."""
+    """Where sequences come from: `oracle` (the paper's synthetic benchmark) or `text` (a corpus file)."""
 
     source: str = "oracle"
-    """Data source; only 'oracle' (the synthetic benchmark) for now."""
+    """'oracle' (synthetic, fixed length) or 'text' (one sequence a line in data.train)."""
     oracle: str = "random"
     """'random': a seeded oracle LSTM with N(0,1) parameters made here; 'paper': the paper's weights."""
     oracle_path: str = "../shared/data/seqgan_oracle/target_params.npz"
@@ -56,9 +60,52 @@ class DataConfig:
     """Held-out oracle samples, drawn with another seed, for NLL-test."""
     train_seed: int = 1
     test_seed: int = 2
+    train: str = ""
+    """Text: the training corpus, .txt (one sequence a line, UTF-8) or .jsonl."""
+    valid: str = ""
+    """Text, optional: a validation corpus (its NLL is logged as nll_valid)."""
+    test: str = ""
+    """Text, optional: the test corpus (BLEU references, NLL-test); without it the held-out part of train is the test set."""
+    text_field: str = "text"
+    """Text, .jsonl only: the field holding the text."""
+    tokenizer: str = "word"
+    """Text: 'word' (whitespace), 'char' (any script, no spaces needed) or 'bpe' (HF tokenizers, trained on data.train)."""
+    lowercase: bool = False
+    max_vocab: int = 0
+    """Text: vocabulary size limit including 4 special tokens (0: every word / character; bpe needs a limit)."""
+    max_len: int = 40
+    """Text: the most tokens a sequence may have (an end token follows)."""
+    overflow: str = "truncate"
+    """Text: 'truncate' or 'drop' lines longer than max_len (counted and reported in data_report.json)."""
+    heldout_size: int = 1000
+    """Text: lines of data.train held out (never trained on) for BLEU against train-like text."""
+    heldout_seed: int = 3
+
+    @property
+    def length(self) -> int:
+        """Tokens per sequence tensor row: seq_len for the oracle, max_len + 1 (the end token) for text."""
+        return self.seq_len if self.source == "oracle" else self.max_len + 1
 
     def __post_init__(self) -> None:
-        _check(self.source == "oracle", f"data.source={self.source!r}: only 'oracle' is supported")
+        _check(self.source in ("oracle", "text"), f"data.source={self.source!r}: use 'oracle' or 'text'")
+        own, other = (ORACLE_FIELDS, TEXT_FIELDS) if self.source == "oracle" else (TEXT_FIELDS, ORACLE_FIELDS)
+        defaults = DataConfig.__dataclass_fields__
+        for name in other:
+            _check(
+                getattr(self, name) == defaults[name].default,
+                f"data.{name} does not apply to data.source={self.source!r}; remove it (or set data.source)",
+            )
+        if self.source == "text":
+            _check(bool(self.train), "data.train: give the training corpus, e.g. data.train=my.txt")
+            _check(self.tokenizer in ("word", "char", "bpe"), f"data.tokenizer={self.tokenizer!r}: use 'word', 'char' or 'bpe'")
+            _check(
+                self.max_vocab == 0 or self.max_vocab >= 5, "data.max_vocab must be 0 (no limit) or >= 5 (4 special tokens + 1)"
+            )
+            _check(self.tokenizer != "bpe" or self.max_vocab > 0, "data.tokenizer=bpe needs data.max_vocab, e.g. 8000")
+            _check(self.max_len >= 1, "data.max_len must be >= 1")
+            _check(self.overflow in ("truncate", "drop"), "data.overflow must be 'truncate' or 'drop'")
+            _check(self.heldout_size >= 1, "data.heldout_size must be >= 1")
+            return
         _check(
             self.oracle in ("random", "paper"),
             f"data.oracle={self.oracle!r}: use 'random' (built-in) or 'paper' (weights from data.oracle_path)",
@@ -230,11 +277,14 @@ class EvalConfig:
     """Rows per forward pass when sampling and scoring."""
     final_samples: int = 100
     """Samples written to samples.txt at the end of the run."""
+    bleu_samples: int = 1000
+    """Text: samples scored by BLEU-2..5 against the test lines at each evaluation (0: none)."""
 
     def __post_init__(self) -> None:
         for name in ("every", "num_samples", "d_samples", "batch_size"):
             _check(getattr(self, name) >= 1, f"eval.{name} must be >= 1")
         _check(self.final_samples >= 0, "eval.final_samples must be >= 0")
+        _check(self.bleu_samples >= 0, "eval.bleu_samples must be >= 0")
 
 
 @dataclass
@@ -268,11 +318,15 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         _check(self.threads >= 1, "threads must be >= 1")
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
+        _check(
+            self.data.source == "text" or self.eval.bleu_samples == EvalConfig.bleu_samples,
+            "eval.bleu_samples applies only to data.source=text; remove it",
+        )
         if self.discriminator.kind == "cnn":
-            too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.seq_len]
+            too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.length]
             _check(
                 not too_wide,
-                f"discriminator.filter_sizes {too_wide} are wider than data.seq_len={self.data.seq_len}; "
+                f"discriminator.filter_sizes {too_wide} are wider than the sequences ({self.data.length} tokens); "
                 "drop those widths (and their num_filters entries)",
             )
 

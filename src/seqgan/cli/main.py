@@ -22,17 +22,22 @@ from pathlib import Path
 import torch
 
 from seqgan.config import ConfigError, load_config
+from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
+from seqgan.data.tokenizers import TokenizerError
 from seqgan.metrics.nll import nll_oracle, nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
+from seqgan.metrics.text_eval import full_text_metrics
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import open_run
+from seqgan.training.experiment import format_samples, open_run
 from seqgan.training.run import Trainer
 from seqgan.training.signals import TrainingStopped
 from seqgan.training.steps import NonFiniteLossError
 
-USER_ERRORS = (ConfigError, OracleError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (
+    ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
+)  # fmt: skip
 
 
 def _positive_temperature(text: str) -> float:
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle (default 10,000)")
+    evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
     evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
     evaluate.add_argument("--seed", type=int, default=0)
     plot = sub.add_parser("plot", help="learning curves of one or more runs as a PNG (and a text table)")
@@ -106,8 +111,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     rng = torch.Generator(run.device).manual_seed(args.seed)
-    samples = run.generator.sample(args.n, run.config.data.seq_len, rng, args.temperature, run.config.eval.batch_size)
-    text = "".join(" ".join(map(str, row)) + "\n" for row in samples.tolist())
+    samples = run.generator.sample(args.n, run.data.length, rng, args.temperature, run.config.eval.batch_size)
+    text = "".join(line + "\n" for line in format_samples(samples, run.data))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -116,20 +121,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
-    data = run.oracle_data()
+    data, cfg = run.data, run.config
     rng = torch.Generator(run.device).manual_seed(args.seed)
-    cfg = run.config
-    result = {
-        "run": str(run.dir),
-        "temperature": args.temperature,
-        "num_samples": args.n,
-        "seed": args.seed,
-        "nll_oracle": nll_oracle(
-            data.oracle, run.generator, args.n, cfg.data.seq_len, rng, args.temperature, cfg.eval.batch_size
-        ),
-        "nll_test": nll_test(run.generator, data.test),
-        "num_test": len(data.test),
-    }
+    result = {"run": str(run.dir), "temperature": args.temperature, "num_samples": args.n, "seed": args.seed}
+    if data.oracle is not None:
+        result["nll_oracle"] = nll_oracle(
+            data.oracle, run.generator, args.n, data.length, rng, args.temperature, cfg.eval.batch_size
+        )
+    result |= {"nll_test": nll_test(run.generator, data.test, args.temperature), "num_test": len(data.test)}
+    if data.text is not None:
+        result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
     print(json.dumps(result))
 
 

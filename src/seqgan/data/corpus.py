@@ -157,12 +157,12 @@ def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int]
     return sorted(order[size:]), sorted(order[:size])
 
 
-def token_mask(tokens: torch.Tensor) -> torch.Tensor:
-    """(B, T) bool mask of `tokens` (B, T): True up to and including the first EOS.
+def token_mask(tokens: torch.Tensor, eos: int = EOS) -> torch.Tensor:
+    """(B, T) bool mask of `tokens` (B, T): True up to and including the first `eos`.
 
     A row with no EOS (a sample that ran to the maximum length) is True throughout.
     """
-    is_eos = (tokens == EOS).long()
+    is_eos = (tokens == eos).long()
     after_first_eos = (is_eos.cumsum(dim=1) - is_eos) > 0  # (B, T)
     return ~after_first_eos
 

@@ -2,11 +2,12 @@
 
 Comparing a GAN with MLE at one temperature is misleading: a lower temperature buys quality at
 the cost of diversity. A sweep measures, for each run and temperature tau:
-- quality: NLL-oracle of samples drawn at tau (lower is better; the floor is the oracle's
-  entropy rate);
-- diversity / coverage: NLL-test, the generator's NLL of held-out real data with its logits
-  divided by tau (lower is better).
-A run dominates another where its curve lies below-left of the other's.
+- oracle runs: quality = NLL-oracle of samples drawn at tau (lower is better; the floor is the
+  oracle's entropy rate); diversity / coverage = NLL-test, the generator's NLL of held-out real
+  data with its logits divided by tau (lower is better);
+- text runs: quality = BLEU-4 of the samples against the test lines (higher is better);
+  diversity = Self-BLEU-4 (lower is better); and NLL-test at tau.
+A run dominates another where its curve lies closer to the better corner on both axes.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from seqgan.data.text import text_units  # noqa: E402
 from seqgan.metrics.nll import nll_oracle, nll_test  # noqa: E402
+from seqgan.metrics.text import bleu, self_bleu  # noqa: E402
+from seqgan.metrics.text_eval import sample_units  # noqa: E402
 from seqgan.training.experiment import Run  # noqa: E402
 
-FIELDS = ["run", "label", "temperature", "nll_oracle", "nll_test", "num_samples", "num_test", "seed"]
+FIELDS = ["run", "label", "temperature", "nll_oracle", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -49,33 +53,33 @@ def parse_temperatures(text: str) -> list[float]:
 
 
 def sweep_run(run: Run, label: str, temperatures: list[float], num_samples: int, seed: int) -> list[dict[str, Any]]:
-    """One row per temperature for an oracle run."""
-    data = run.oracle_data()
-    cfg = run.config
+    """One row per temperature: the run's quality and diversity measures at that temperature."""
+    data, cfg = run.data, run.config
     rows = []
     for tau in temperatures:
         rng = torch.Generator(run.device).manual_seed(seed)
-        rows.append(
-            {
-                "run": str(run.dir),
-                "label": label,
-                "temperature": tau,
-                "nll_oracle": nll_oracle(
-                    data.oracle, run.generator, num_samples, cfg.data.seq_len, rng, tau, cfg.eval.batch_size
-                ),
-                "nll_test": nll_test(run.generator, data.test, tau),
-                "num_samples": num_samples,
-                "num_test": len(data.test),
-                "seed": seed,
-            }
-        )
+        row: dict[str, Any] = {"run": str(run.dir), "label": label, "temperature": tau}
+        if data.oracle is not None:
+            row["nll_oracle"] = nll_oracle(data.oracle, run.generator, num_samples, data.length, rng, tau, cfg.eval.batch_size)
+        else:
+            hyps = sample_units(run.generator, data.text, num_samples, rng, tau, cfg.eval.batch_size)
+            refs = [text_units(line, data.text.tokenizer.kind) for line in data.text.test_lines]
+            row["bleu4_test"] = bleu(hyps, refs, (4,))[4]
+            row["self_bleu4"] = self_bleu(hyps, (4,))[4]
+        row |= {
+            "nll_test": nll_test(run.generator, data.test, tau),
+            "num_samples": num_samples,
+            "num_test": len(data.test),
+            "seed": seed,
+        }
+        rows.append(row)
     return rows
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=[k for k in FIELDS if any(k in r for r in rows)])
         writer.writeheader()
         writer.writerows(rows)
 

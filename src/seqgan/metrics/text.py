@@ -26,8 +26,10 @@ tests check 1e-12), and Self-BLEU equally with the other samples as references.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Sequence
 
@@ -58,6 +60,21 @@ def _bleu_from_orders(per_order: dict[int, list[float]], orders: Sequence[int]) 
     return result
 
 
+@contextlib.contextmanager
+def _real_stderr():
+    """fast-bleu calls faulthandler.enable(), which needs sys.stderr to have a file descriptor;
+    under Jupyter or captured output it has none, so lend it the process's own stderr meanwhile."""
+    try:
+        sys.stderr.fileno()
+        yield
+    except (AttributeError, OSError, ValueError):
+        saved, sys.stderr = sys.stderr, sys.__stderr__
+        try:
+            yield
+        finally:
+            sys.stderr = saved
+
+
 def bleu(hypotheses: Sentences, references: Sentences, orders: Sequence[int] = DEFAULT_ORDERS) -> dict[int, float]:
     """{n: BLEU-n} of `hypotheses` against the reference set, averaged over hypotheses."""
     from fast_bleu import BLEU
@@ -65,7 +82,8 @@ def bleu(hypotheses: Sentences, references: Sentences, orders: Sequence[int] = D
     max_n = _check_orders(orders)
     if not hypotheses or not references:
         raise ValueError(f"BLEU needs hypotheses and references; got {len(hypotheses)} and {len(references)}")
-    per_order = BLEU([list(r) for r in references], _one_hot_weights(max_n)).get_score([list(h) for h in hypotheses])
+    with _real_stderr():
+        per_order = BLEU([list(r) for r in references], _one_hot_weights(max_n)).get_score([list(h) for h in hypotheses])
     return _bleu_from_orders(per_order, orders)
 
 
@@ -76,7 +94,8 @@ def self_bleu(samples: Sentences, orders: Sequence[int] = DEFAULT_ORDERS) -> dic
     max_n = _check_orders(orders)
     if len(samples) < 2:
         raise ValueError(f"Self-BLEU needs at least 2 samples, got {len(samples)}")
-    per_order = SelfBLEU([list(s) for s in samples], _one_hot_weights(max_n)).get_score()
+    with _real_stderr():
+        per_order = SelfBLEU([list(s) for s in samples], _one_hot_weights(max_n)).get_score()
     return _bleu_from_orders(per_order, orders)
 
 

@@ -9,8 +9,12 @@ from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator
 from seqgan.models.generator import Generator
 
 
-def build_generator(cfg: GeneratorConfig, vocab_size: int, start_token: int = 0) -> Generator:
-    return Generator(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.cell, start_token, cfg.init_std)
+def build_generator(
+    cfg: GeneratorConfig, vocab_size: int, start_token: int = 0, eos_token: int | None = None, pad_token: int = 0
+) -> Generator:
+    return Generator(
+        vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.cell, start_token, cfg.init_std, eos_token, pad_token
+    )
 
 
 def build_discriminator(cfg: DiscriminatorConfig, vocab_size: int) -> nn.Module:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seqgan.data.corpus import token_mask
 from seqgan.models.fused_head import linear_token_nll
 from seqgan.models.sampling import greedy, sample_logits
 
@@ -56,10 +57,7 @@ class Generator(nn.Module):
 
     def mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
         """(B, T) bool: True up to and including the first end token; None when there is no end token."""
-        if self.eos_token is None:
-            return None
-        is_eos = (tokens == self.eos_token).long()
-        return (is_eos.cumsum(dim=1) - is_eos) == 0  # no end token strictly before t
+        return None if self.eos_token is None else token_mask(tokens, self.eos_token)
 
     def finish(self, token: torch.Tensor, done: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """After a row has emitted the end token it emits padding: token (R,), done (R,) bool."""

@@ -1,4 +1,9 @@
-"""Assemble what a config describes (device, oracle, data, models) and reopen finished runs."""
+"""Assemble what a config describes (device, data, models) and reopen runs for sampling and evaluation.
+
+`Data` is the one shape the training loop sees, whatever the source:
+- oracle: the oracle LSTM, its 10,000 training samples and a held-out set drawn with another seed;
+- text: a tokenised corpus (see `seqgan.data.text`), with an end token and padding.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ from safetensors.torch import load_file, save_file
 
 from seqgan.config import ExperimentConfig, load_config
 from seqgan.data.oracle import build_oracle, oracle_datasets
+from seqgan.data.text import TextData, decode_rows, make_text_data
+from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
 from seqgan.models.build import build_generator
 from seqgan.models.generator import Generator
 from seqgan.runtime import configure
 from seqgan.training.checkpoint import latest_checkpoint, load_weights
 
 EVAL_SEED_OFFSET = 7919  # evaluation samples use their own fixed stream, apart from training's
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,23 +35,51 @@ def resolve_device(name: str) -> torch.device:
 
 
 @dataclass
-class OracleData:
-    oracle: Generator
-    train: torch.Tensor  # (num_train, T)
-    test: torch.Tensor  # (num_test, T), held out: another seed
+class Data:
+    train: torch.Tensor  # (R, L) token ids
+    test: torch.Tensor  # (R', L) held out: NLL-test, D accuracy
+    vocab_size: int
+    start_token: int
+    eos_token: int | None  # None: fixed-length sequences (the oracle)
+    pad_token: int
+    oracle: Generator | None = None
+    text: TextData | None = None
+
+    @property
+    def length(self) -> int:
+        return self.train.shape[1]
 
 
-def make_oracle_data(cfg: ExperimentConfig, device: torch.device, oracle: Generator | None = None) -> OracleData:
+def make_data(
+    cfg: ExperimentConfig, device: torch.device, oracle: Generator | None = None, tokenizer: Tokenizer | None = None
+) -> Data:
     d = cfg.data
+    if d.source == "text":
+        text = make_text_data(d, tokenizer)
+        return Data(text.train.to(device), text.test.to(device), text.tokenizer.vocab_size, BOS, EOS, PAD, text=text)
     if oracle is None:
         oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed)
     oracle = oracle.to(device)
     train, test = oracle_datasets(oracle, d.seq_len, d.num_train, d.num_test, d.train_seed, d.test_seed, cfg.eval.batch_size)
-    return OracleData(oracle, train, test)
+    return Data(train, test, d.vocab_size, 0, None, 0, oracle=oracle)
+
+
+def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
+    return build_generator(cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token)
 
 
 def save_oracle(oracle: Generator, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in oracle.state_dict().items()}, path)
+
+
+def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) -> Data:
+    """The data of a run as it was trained: its saved oracle or tokenizer, the same splits."""
+    if cfg.data.source == "text":
+        return make_data(cfg, device, tokenizer=load_tokenizer(run_dir / TOKENIZER_FILE))
+    d = cfg.data
+    oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0)
+    oracle.load_state_dict(load_file(run_dir / "oracle.safetensors"))
+    return make_data(cfg, device, oracle=oracle.requires_grad_(False).eval())
 
 
 @dataclass
@@ -52,14 +88,9 @@ class Run:
 
     dir: Path
     config: ExperimentConfig
+    data: Data
     generator: Generator
     device: torch.device
-
-    def oracle_data(self) -> OracleData:
-        d = self.config.data
-        oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0)
-        oracle.load_state_dict(load_file(self.dir / "oracle.safetensors"))
-        return make_oracle_data(self.config, self.device, oracle.requires_grad_(False).eval())
 
 
 def open_run(run_dir: str | Path) -> Run:
@@ -69,9 +100,17 @@ def open_run(run_dir: str | Path) -> Run:
     cfg = load_config(run_dir / "config.yaml")
     configure(cfg.threads)
     device = resolve_device(cfg.device)
-    generator = build_generator(cfg.generator, cfg.data.vocab_size).to(device)
+    data = load_run_data(cfg, run_dir, device)
+    generator = make_generator(cfg, data).to(device)
     load_weights(latest_checkpoint(run_dir / "checkpoints"), "generator", generator)
-    return Run(run_dir, cfg, generator.eval(), device)
+    return Run(run_dir, cfg, data, generator.eval(), device)
+
+
+def format_samples(samples: torch.Tensor, data: Data) -> list[str]:
+    """Samples (R, L) as lines: decoded text for corpora, space-separated ids for the oracle."""
+    if data.text is not None:
+        return decode_rows(data.text.tokenizer, samples)
+    return [" ".join(map(str, row)) for row in samples.tolist()]
 
 
 def eval_generator(cfg: ExperimentConfig, device: torch.device) -> torch.Generator:

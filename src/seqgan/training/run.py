@@ -25,13 +25,24 @@ import torch
 from tqdm import tqdm
 
 from seqgan.config import ExperimentConfig, save_config
+from seqgan.data.text import resolve_paths
+from seqgan.data.tokenizers import load_tokenizer
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_oracle, nll_test
-from seqgan.models.build import build_discriminator, build_generator
+from seqgan.metrics.text_eval import quick_text_metrics
+from seqgan.models.build import build_discriminator
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
 from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state, load_weights, save_checkpoint
-from seqgan.training.experiment import eval_generator, make_oracle_data, resolve_device, save_oracle
+from seqgan.training.experiment import (
+    TOKENIZER_FILE,
+    eval_generator,
+    format_samples,
+    make_data,
+    make_generator,
+    resolve_device,
+    save_oracle,
+)
 from seqgan.training.signals import StopOnSignal, TrainingStopped
 from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
 
@@ -46,9 +57,11 @@ class Trainer:
         configure(cfg.threads)
         set_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.data = make_oracle_data(cfg, self.device)
-        vocab = cfg.data.vocab_size
-        self.generator = build_generator(cfg.generator, vocab).to(self.device)
+        saved = self.dir / TOKENIZER_FILE  # a resumed text run keeps the vocabulary it started with
+        tokenizer = load_tokenizer(saved) if cfg.data.source == "text" and saved.is_file() else None
+        self.data = make_data(cfg, self.device, tokenizer=tokenizer)
+        vocab = self.data.vocab_size
+        self.generator = make_generator(cfg, self.data).to(self.device)
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
         self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
@@ -71,12 +84,17 @@ class Trainer:
     def start(self, argv: list[str]) -> None:
         """Create the run directory with the resolved config and command line."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        resolve_paths(self.cfg.data, Path.cwd())
         save_config(self.cfg, self.dir / "config.yaml")
         (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
-        save_oracle(self.data.oracle, self.dir / "oracle.safetensors")
-        # The floor of NLL-oracle: the oracle's own per-token NLL on its held-out samples.
-        floor = {"oracle_nll_test": nll_test(self.data.oracle, self.data.test), "num_test": len(self.data.test)}
-        (self.dir / "oracle.json").write_text(json.dumps(floor) + "\n", encoding="utf-8")
+        if self.data.oracle is not None:
+            save_oracle(self.data.oracle, self.dir / "oracle.safetensors")
+            # The floor of NLL-oracle: the oracle's own per-token NLL on its held-out samples.
+            floor = {"oracle_nll_test": nll_test(self.data.oracle, self.data.test), "num_test": len(self.data.test)}
+            (self.dir / "oracle.json").write_text(json.dumps(floor) + "\n", encoding="utf-8")
+        if self.data.text is not None:
+            self.data.text.tokenizer.save(self.dir / TOKENIZER_FILE)
+            (self.dir / "data_report.json").write_text(json.dumps(self.data.text.report, indent=1) + "\n", encoding="utf-8")
 
     def resume(self) -> None:
         path = latest_checkpoint(self.dir / "checkpoints")
@@ -131,12 +149,18 @@ class Trainer:
         cfg = self.cfg
         rng = eval_generator(cfg, self.device)
         self.generator.eval()
-        out = {
-            "nll_oracle": nll_oracle(
-                self.data.oracle, self.generator, cfg.eval.num_samples, cfg.data.seq_len, rng, 1.0, cfg.eval.batch_size
-            ),
-            "nll_test": nll_test(self.generator, self.data.test),
-        }
+        out: dict[str, float] = {}
+        if self.data.oracle is not None:
+            out["nll_oracle"] = nll_oracle(
+                self.data.oracle, self.generator, cfg.eval.num_samples, self.data.length, rng, 1.0, cfg.eval.batch_size
+            )
+        out["nll_test"] = nll_test(self.generator, self.data.test)
+        text = self.data.text
+        if text is not None:
+            if text.valid is not None:
+                out["nll_valid"] = nll_test(self.generator, text.valid)
+            if cfg.eval.bleu_samples:
+                out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
         if with_discriminator:
             out["d_acc"] = discriminator_accuracy(self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, rng)
         return out
@@ -211,7 +235,7 @@ class Trainer:
                 bar.update()
                 if self.due(cfg.eval.every, p.epochs):
                     row = self.record({"mle_loss": loss}, with_discriminator=False)
-                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
                 self._checkpoint_or_stop(p.epochs)
 
     def _d_round(self, num_negatives: int, epochs: int) -> float:
@@ -251,7 +275,7 @@ class Trainer:
             while self.epoch < a.epochs:
                 for _ in range(a.g_steps):
                     loss, reward = policy_gradient_step(
-                        self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, cfg.data.seq_len,
+                        self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, self.data.length,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
                     )  # fmt: skip
                     self.steps["g"] += 1
@@ -264,11 +288,11 @@ class Trainer:
                 if self.due(cfg.eval.every, a.epochs):
                     row = self.record({k: sum(v) / len(v) for k, v in acc.items() if v}, with_discriminator=True)
                     acc.clear()
-                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
                 self._checkpoint_or_stop(a.epochs)
 
     def write_samples(self) -> None:
         n = self.cfg.eval.final_samples
-        samples = self.generator.sample(n, self.cfg.data.seq_len, eval_generator(self.cfg, self.device))
-        lines = "".join(" ".join(map(str, row)) + "\n" for row in samples.tolist())
+        samples = self.generator.sample(n, self.data.length, eval_generator(self.cfg, self.device))
+        lines = "".join(line + "\n" for line in format_samples(samples, self.data))
         (self.dir / "samples.txt").write_text(lines, encoding="utf-8")
