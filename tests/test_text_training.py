@@ -13,7 +13,7 @@ POEM = [
 SMALL_TEXT = [
     "data.max_len=12", "data.heldout_size=4", "pretrain.epochs=3", "pretrain.batch_size=8", "d_pretrain.steps=1",
     "d_pretrain.num_negatives=16", "adversarial.epochs=2", "adversarial.batch_size=4", "adversarial.num_negatives=16",
-    "adversarial.rollout_num=2", "discriminator.batch_size=8", "eval.every=1", "eval.num_samples=16", "eval.d_samples=8",
+    "adversarial.rollout_num=2", "discriminator.batch_size=8", "eval.every=1", "eval.d_samples=8",
     "eval.bleu_samples=8", "eval.final_samples=5", "generator.embed_dim=8", "generator.hidden_dim=8",
     "discriminator.embed_dim=8", "discriminator.filter_sizes=[1,2,3]", "discriminator.num_filters=[4,4,4]",
 ]  # fmt: skip

@@ -270,7 +270,7 @@ class EvalConfig:
     every: int = 5
     """Write metrics every this many epochs (and at the end of every phase)."""
     num_samples: int = 10_000
-    """Generator samples for NLL-oracle (the paper: 10,000)."""
+    """Oracle: generator samples for NLL-oracle (the paper: 10,000)."""
     d_samples: int = 1_000
     """Real (held-out) and generated sequences each for D accuracy."""
     batch_size: int = 1_000
@@ -321,6 +321,10 @@ class ExperimentConfig:
         _check(
             self.data.source == "text" or self.eval.bleu_samples == EvalConfig.bleu_samples,
             "eval.bleu_samples applies only to data.source=text; remove it",
+        )
+        _check(
+            self.data.source == "oracle" or self.eval.num_samples == EvalConfig.num_samples,
+            "eval.num_samples (samples for NLL-oracle) applies only to data.source=oracle; for text use eval.bleu_samples",
         )
         if self.discriminator.kind == "cnn":
             too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.length]
