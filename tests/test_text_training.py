@@ -73,3 +73,46 @@ def test_corpus_errors_reach_the_user_as_one_line(tmp_path, capsys):
     code = main(["train", "configs/text.yaml", "--out", str(tmp_path / "r2"), f"data.train={tmp_path / 'missing.txt'}"])
     assert code == 2 and "missing.txt" in capsys.readouterr().err
     assert not (tmp_path / "r" / "metrics.jsonl").exists()  # nothing half-written
+
+
+def test_text_run_resumes_exactly_with_its_saved_tokenizer(tmp_path, monkeypatch):
+    from seqgan.config import load_config
+    from seqgan.training import run as run_module
+    from seqgan.training.run import Trainer
+
+    corpus = tmp_path / "poems.txt"
+    corpus.write_text("\n".join(POEM * 4) + "\n", encoding="utf-8")
+    overrides = [f"data.train={corpus}", "data.tokenizer=char", *SMALL_TEXT, "adversarial.epochs=3", "checkpoint.every=1"]
+
+    def trainer(run: Path) -> Trainer:
+        t = Trainer(load_config("configs/text.yaml", overrides), run, quiet=True)
+        t.start(["test"])
+        return t
+
+    trainer(tmp_path / "full").run()
+    calls = {"n": 0}
+    real_step = run_module.policy_gradient_step
+
+    def crash_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_second)
+    try:
+        trainer(tmp_path / "crash").run()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
+    resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
+    resumed.resume()
+    resumed.run()
+    for name in ("metrics.jsonl", "samples.txt", "tokenizer.json"):
+        assert (tmp_path / "crash" / name).read_text() == (tmp_path / "full" / name).read_text(), name
+
+    # The vocabulary is the run's own: new characters in the corpus do not rebuild it.
+    vocab = resumed.data.vocab_size
+    corpus.write_text("\n".join(POEM * 4 + ["新的字符在这里"]) + "\n", encoding="utf-8")
+    again = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
+    assert again.data.vocab_size == vocab
