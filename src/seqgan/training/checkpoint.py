@@ -34,7 +34,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic_text(path: Path, text: str) -> None:
+def write_atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         f.write(text)
@@ -69,7 +69,7 @@ def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: 
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
-    _write_atomic_text(root / "latest", name + "\n")
+    write_atomic_text(root / "latest", name + "\n")
     for old in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:-keep]:
         shutil.rmtree(old)
     return final

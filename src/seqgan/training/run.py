@@ -33,7 +33,14 @@ from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
-from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state, load_weights, save_checkpoint
+from seqgan.training.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_state,
+    load_weights,
+    save_checkpoint,
+    write_atomic_text,
+)
 from seqgan.training.experiment import (
     TOKENIZER_FILE,
     eval_generator,
@@ -112,7 +119,7 @@ class Trainer:
         self.timings = dict(state.get("timings", {}))
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
-        self.log.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+        write_atomic_text(self.log.path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def models(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
