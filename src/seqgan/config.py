@@ -133,9 +133,12 @@ class GeneratorConfig:
     hidden_dim: int = 32
     init_std: float = 0.1
     """Std of the normal initialisation of every parameter (the paper's code); 0 keeps PyTorch's."""
+    noise_dim: int = 0
+    """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
 
     def __post_init__(self) -> None:
         _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")
+        _check(self.noise_dim >= 0, "generator.noise_dim must be >= 0 (0: no noise input)")
         for name in ("num_layers", "embed_dim", "hidden_dim"):
             _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
         _check(self.init_std >= 0, "generator.init_std must be >= 0")
@@ -158,6 +161,10 @@ class DiscriminatorConfig:
     """RNN only: hidden size per direction."""
     bidirectional: bool = True
     """RNN only."""
+    rnn_pooling: str = "last"
+    """RNN only: 'last' (classify the final states) or 'attention' (multi-head attention pooling over time steps)."""
+    attention_heads: int = 1
+    """RNN with rnn_pooling=attention only: heads of the pooling attention (must divide the RNN output size)."""
     dropout: float = 0.25
     l2_reg: float = 0.2
     """L2 penalty on the output layer, as TF's l2_loss: l2_reg * sum(w^2) / 2."""
@@ -182,7 +189,7 @@ class DiscriminatorConfig:
             )
             _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
             _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
-            for name in ("rnn_cell", "rnn_hidden", "bidirectional"):
+            for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads"):
                 _check(
                     getattr(self, name) == defaults[name].default,
                     f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
@@ -190,6 +197,22 @@ class DiscriminatorConfig:
         else:
             _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
             _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
+            _check(
+                self.rnn_pooling in ("last", "attention"),
+                f"discriminator.rnn_pooling={self.rnn_pooling!r}: use 'last' or 'attention'",
+            )
+            if self.rnn_pooling == "attention":
+                width = self.rnn_hidden * (2 if self.bidirectional else 1)
+                _check(
+                    self.attention_heads >= 1 and width % self.attention_heads == 0,
+                    f"discriminator.attention_heads={self.attention_heads} must divide the RNN output size {width} "
+                    "(rnn_hidden x directions)",
+                )
+            else:
+                _check(
+                    self.attention_heads == defaults["attention_heads"].default,
+                    "discriminator.attention_heads applies only to rnn_pooling='attention'; remove it or set the pooling",
+                )
             _check(
                 self.filter_sizes == PAPER_FILTER_SIZES and self.num_filters == PAPER_NUM_FILTERS,
                 "discriminator.filter_sizes/num_filters apply only to kind='cnn'; remove them",
@@ -228,6 +251,10 @@ class DPretrainConfig:
         _check(self.num_negatives >= 1, "d_pretrain.num_negatives must be >= 1")
 
 
+G_STEP_FIELDS = ("g_steps", "batch_size", "g_lr", "grad_clip", "rollout_num", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")  # fmt: skip
+D_STEP_FIELDS = ("d_steps", "d_epochs", "num_negatives")
+
+
 @dataclass
 class AdversarialConfig:
     """The adversarial loop (the paper's code: 200 epochs of 1 G step, then 5 x (negatives, 3 D epochs))."""
@@ -252,15 +279,39 @@ class AdversarialConfig:
     """Rows per tensor operation when sampling rollouts and scoring them with D (bounds memory)."""
     baseline: str = "none"
     """'none' (the paper) or 'mean': subtract the batch-mean reward at each time step."""
+    discount: float = 1.0
+    """gamma: Q(t) becomes gamma^(L - t) Q(t), L the sequence's last token (1: off, the paper; its code defines 0.95 unused)."""
+    kl_weight: float = 0.0
+    """Weight of a per-token KL(G || G_mle) penalty against G as it was after pre-training (0: off, the paper)."""
+    train_g: bool = True
+    """false: G is frozen in this phase (no policy-gradient steps; D-only adversarial training)."""
+    train_d: bool = True
+    """false: D is frozen in this phase (no D rounds; G-only adversarial training against the pre-trained D)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "g_steps", "d_steps"):
-            _check(getattr(self, name) >= 0, f"adversarial.{name} must be >= 0")
+        _check(self.epochs >= 0, "adversarial.epochs must be >= 0")
+        for name, side in (("g_steps", "train_g"), ("d_steps", "train_d")):
+            _check(
+                getattr(self, name) >= 1,
+                f"adversarial.{name} must be >= 1; to freeze that model use adversarial.{side}=false",
+            )
         for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_chunk"):
             _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
         _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
         _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
         _check(self.baseline in ("none", "mean"), "adversarial.baseline must be 'none' or 'mean'")
+        _check(0.0 < self.discount <= 1.0, "adversarial.discount must be in (0, 1] (1: no discount)")
+        _check(self.kl_weight >= 0, "adversarial.kl_weight must be >= 0 (0: no KL penalty)")
+        _check(self.train_g or self.train_d, "adversarial.train_g and train_d are both false: set adversarial.epochs=0 instead")
+        defaults = AdversarialConfig.__dataclass_fields__
+        frozen = {"train_g": G_STEP_FIELDS, "train_d": D_STEP_FIELDS}
+        for side, names in frozen.items():
+            if not getattr(self, side):
+                for name in names:
+                    _check(
+                        getattr(self, name) == defaults[name].default,
+                        f"adversarial.{name} does not apply with adversarial.{side}=false (that model is frozen); remove it",
+                    )
 
 
 @dataclass

@@ -10,6 +10,19 @@ for a GRU, so rollouts can index rows of any cell the same way.
 Sequences of varying length (text) end with `eos_token`; every later position holds `pad_token`.
 `mask` marks the positions that count (up to and including the first end token); with
 `eos_token=None` (the oracle: exactly T tokens) every position counts.
+
+Noise input (`noise_dim` > 0): a latent z ~ N(0, I) per sequence, drawn from the sampler's
+`torch.Generator`, sets the initial recurrent state of every layer (h and, for an LSTM, c) as
+tanh(W z + b). A sequence's probability then depends on its z, so every method that reads tokens
+takes an optional `noise` (rows, noise_dim):
+- `sample(..., return_noise=True)` returns the z of each sampled row, and the policy gradient
+  (log-probs of the samples) and the rollouts (`prefix_states`) continue each row with ITS z;
+- MLE pre-training draws a fresh z per real sequence (the data has none), so G learns the
+  distribution it will be sampled from;
+- without `noise` (NLL-test, NLL of real data) z = 0, the prior's mean and mode: deterministic,
+  free of sampling noise, and the z at which G is most typical. It is a point estimate, not the
+  marginal likelihood log E_z p(Y | z), which would need many z per sequence.
+With `noise_dim` = 0 no z is drawn and the initial state is zero, exactly as without the option.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ class Generator(nn.Module):
         init_std: float = 0.1,
         eos_token: int | None = None,
         pad_token: int = 0,
+        noise_dim: int = 0,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -45,10 +59,16 @@ class Generator(nn.Module):
         self.start_token = start_token
         self.eos_token = eos_token
         self.pad_token = pad_token
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.noise_dim = noise_dim
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden_dim, vocab_size)
+        if noise_dim > 0:  # z -> the initial state of every layer: h (and c for an LSTM)
+            parts = 2 if cell == "lstm" else 1
+            self.noise_map = nn.Linear(noise_dim, parts * num_layers * hidden_dim)
         if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
             for p in self.parameters():
                 nn.init.normal_(p, 0.0, init_std)
@@ -70,6 +90,33 @@ class Generator(nn.Module):
             done = token == self.eos_token
         return token, done
 
+    # ------------------------------------------------------------------ noise input
+
+    def draw_noise(self, rows: int, generator: torch.Generator) -> torch.Tensor | None:
+        """z ~ N(0, I): (rows, noise_dim), or None (nothing drawn) without a noise input."""
+        if self.noise_dim == 0:
+            return None
+        return torch.randn(rows, self.noise_dim, generator=generator, device=self.head.weight.device)
+
+    def initial_state(self, noise: torch.Tensor | None, rows: int) -> State | None:
+        """The recurrent state before the start token: None (zeros) without a noise input, else
+        tanh(W z + b) split into layers; noise (rows, noise_dim) or None for z = 0."""
+        if self.noise_dim == 0:
+            if noise is not None:
+                raise ValueError("this generator has no noise input (noise_dim=0); pass noise=None")
+            return None
+        if noise is None:
+            noise = self.head.weight.new_zeros(rows, self.noise_dim)
+        parts = 2 if self.cell == "lstm" else 1
+        init = torch.tanh(self.noise_map(noise)).view(rows, parts, self.num_layers, self.hidden_dim)
+        return tuple(init[:, i].transpose(0, 1).contiguous() for i in range(parts))  # each (L, rows, H)
+
+    @staticmethod
+    def _rnn_state(state: State | None, cell: str):
+        if state is None:
+            return None
+        return (state[0], state[1]) if cell == "lstm" else state[0]
+
     # ------------------------------------------------------------------ teacher forcing
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -77,16 +124,22 @@ class Generator(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced top-layer outputs: tokens (B, T) -> (B, T, H), row t reading y_<t."""
-        out, _ = self.rnn(self.embedding(self._inputs(tokens)))
+    def hidden(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced top-layer outputs: tokens (B, T) -> (B, T, H), row t reading y_<t.
+
+        noise (B, noise_dim): each row's z (None: z = 0; see the module docstring)."""
+        init = self._rnn_state(self.initial_state(noise, tokens.shape[0]), self.cell)
+        if init is None:
+            out, _ = self.rnn(self.embedding(self._inputs(tokens)))
+        else:
+            out, _ = self.rnn(self.embedding(self._inputs(tokens)), init)
         return out
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
-        return self.head(self.hidden(tokens))
+        return self.head(self.hidden(tokens, noise))
 
-    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """log G(y_t | y_1..y_{t-1}) for every position: tokens (B, T) -> (B, T).
 
         Under a temperature the logits are divided by it, which is the same as dividing the output
@@ -97,7 +150,7 @@ class Generator(nn.Module):
         weight, bias = self.head.weight, self.head.bias
         if temperature != 1.0:
             weight, bias = weight / temperature, bias / temperature
-        return -linear_token_nll(self.hidden(tokens), weight, bias, tokens)
+        return -linear_token_nll(self.hidden(tokens, noise), weight, bias, tokens)
 
     # ------------------------------------------------------------------ step by step
 
@@ -105,22 +158,22 @@ class Generator(nn.Module):
         """Feed one token per row: token (R,), state -> (logits (R, V) for the next token, state)."""
         x = self.embedding(token).unsqueeze(1)  # (R, 1, E)
         if self.cell == "lstm":
-            out, (h, c) = self.rnn(x, None if state is None else (state[0], state[1]))
+            out, (h, c) = self.rnn(x, self._rnn_state(state, "lstm"))
             new_state: State = (h, c)
         else:
-            out, h = self.rnn(x, None if state is None else state[0])
+            out, h = self.rnn(x, self._rnn_state(state, "gru"))
             new_state = (h,)
         return self.head(out.squeeze(1)), new_state
 
-    def prefix_states(self, tokens: torch.Tensor) -> tuple[list[State], list[torch.Tensor]]:
+    def prefix_states(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[list[State], list[torch.Tensor]]:
         """Recurrent states after each prefix, for rollouts.
 
-        tokens (B, T). Returns, for t = 1..T-1, the state after reading start, y_1..y_t and the
+        tokens (B, T), noise (B, noise_dim): each sequence's z, as `sample` returned it. Returns, for t = 1..T-1, the state after reading start, y_1..y_t and the
         logits (B, V) it gives for y_{t+1}: the point from which a rollout of prefix length t
         continues.
         """
         start = torch.full_like(tokens[:, 0], self.start_token)
-        _, state = self.step(start, None)
+        _, state = self.step(start, self.initial_state(noise, tokens.shape[0]))
         states, logits = [], []
         for t in range(tokens.shape[1] - 1):
             step_logits, state = self.step(tokens[:, t], state)
@@ -136,18 +189,22 @@ class Generator(nn.Module):
         generator: torch.Generator,
         temperature: float = 1.0,
         batch_size: int = 1000,
-    ) -> torch.Tensor:
+        return_noise: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
 
         temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
-        a row pads after emitting it.
+        a row pads after emitting it. With a noise input each row draws its z first (per chunk,
+        from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
         """
         device = self.head.weight.device
-        chunks = []
+        chunks, noises = [], []
         for begin in range(0, num, batch_size):
             rows = min(batch_size, num - begin)
             token = torch.full((rows,), self.start_token, dtype=torch.long, device=device)
-            state: State | None = None
+            noise = self.draw_noise(rows, generator)
+            noises.append(noise)
+            state = self.initial_state(noise, rows)
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             for t in range(seq_len):
@@ -156,4 +213,9 @@ class Generator(nn.Module):
                 token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)
-        return torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
+        tokens = torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
+        if not return_noise:
+            return tokens
+        if self.noise_dim == 0:
+            return tokens, None
+        return tokens, torch.cat(noises) if noises else torch.empty(0, self.noise_dim, device=device)

@@ -3,7 +3,9 @@
 1. `mle`: pre-train G by maximum likelihood on the real data.
 2. `d_pretrain`: pre-train D on real data against fresh samples of G.
 3. `adversarial`: per epoch, g-steps policy-gradient steps of G rewarded by Monte Carlo rollouts
-   scored by D, then d-steps rounds of D training on fresh negatives.
+   scored by D, then d-steps rounds of D training on fresh negatives (either side can be frozen:
+   `adversarial.train_g` / `train_d`). With `adversarial.kl_weight` > 0 a frozen copy of G taken
+   when this phase starts (`reference`, saved in checkpoints) anchors G by a KL penalty.
 
 An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones.
 Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
@@ -63,6 +65,8 @@ class Trainer:
         vocab = self.data.vocab_size
         self.generator = make_generator(cfg, self.data).to(self.device)
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
+        # Only a run with a KL penalty has (and checkpoints) a reference model.
+        self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
         self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
@@ -115,7 +119,10 @@ class Trainer:
         self.log.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
 
     def models(self) -> dict[str, torch.nn.Module]:
-        return {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+        models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+        if self.reference is not None:
+            models["reference"] = self.reference
+        return models
 
     def checkpoint(self) -> None:
         state = {
@@ -268,20 +275,25 @@ class Trainer:
         cfg, a = self.cfg, self.cfg.adversarial
         if a.epochs == 0:
             return
-        if self.epoch == 0:  # the rollout policy starts as a copy of the pre-trained G
+        if self.epoch == 0:  # the rollout policy (and the KL reference) start as copies of the pre-trained G
             self.rollout.load_state_dict(self.generator.state_dict())
+            if self.reference is not None:
+                self.reference.load_state_dict(self.generator.state_dict())
         acc = self.pending  # losses and rewards since the last evaluation (kept in checkpoints)
         with self._bar(a.epochs, "Adversarial") as bar:
             while self.epoch < a.epochs:
-                for _ in range(a.g_steps):
-                    loss, reward = policy_gradient_step(
+                for _ in range(a.g_steps if a.train_g else 0):
+                    loss, reward, kl = policy_gradient_step(
                         self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, self.data.length,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
+                        a.discount, a.kl_weight, self.reference,
                     )  # fmt: skip
                     self.steps["g"] += 1
                     acc.setdefault("g_loss", []).append(loss)
                     acc.setdefault("mean_reward", []).append(reward)
-                for _ in range(a.d_steps):
+                    if kl is not None:
+                        acc.setdefault("kl_mle", []).append(kl)
+                for _ in range(a.d_steps if a.train_d else 0):
                     acc.setdefault("d_loss", []).append(self._d_round(a.num_negatives, a.d_epochs))
                 self.epoch += 1
                 bar.update()
