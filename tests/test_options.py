@@ -271,3 +271,46 @@ def test_freezing_is_validated():
     assert "kl_weight does not apply" in config_error("adversarial.train_g=false", "adversarial.kl_weight=0.1", *G_DEFAULTS)
     assert "d_epochs does not apply" in config_error("adversarial.train_d=false", *D_DEFAULTS, "adversarial.d_epochs=2")
     assert "adversarial.train_g=false" in config_error("adversarial.g_steps=0")
+
+
+# ----------------------------------------------------------------------------- generator.attention
+
+
+def attentive_generator(cell: str = "lstm", noise_dim: int = 0) -> Generator:
+    torch.manual_seed(0)
+    return Generator(11, 6, 8, num_layers=2, cell=cell, init_std=1.0, noise_dim=noise_dim, attention=True)
+
+
+@pytest.mark.parametrize(("cell", "noise_dim"), [("lstm", 0), ("gru", 3)])
+def test_attention_step_by_step_equals_teacher_forcing_and_rollouts_continue_its_cache(cell, noise_dim):
+    g = attentive_generator(cell, noise_dim)
+    y, z = g.sample(6, 7, torch.Generator().manual_seed(2), temperature=0, return_noise=True)  # greedy
+    assert torch.equal(g(y, z).argmax(-1), y)  # teacher forcing picks what step-by-step decoding picked
+    states, logits = g.prefix_states(y, z)
+    torch.testing.assert_close(torch.stack(logits, dim=1), g(y, z)[:, 1:])
+    # Near-greedy rollouts from every prefix reproduce the greedy sequence only if the cache came along.
+    out = rollout_sequences(g, y, 2, torch.Generator().manual_seed(0), chunk_rows=7, temperature=1e-4, noise=z)
+    assert torch.equal(out, y.expand(6, 2, 6, 7))
+
+
+def test_attention_read_out_changes_the_logits_and_is_causal():
+    g = attentive_generator()
+    y = torch.randint(0, 11, (4, 7), generator=torch.Generator().manual_seed(0))
+    with_read_out = g(y)
+    with torch.no_grad():
+        g.head.weight[:, 8:] = 0.0  # the head's columns that read the attention
+    assert not torch.allclose(with_read_out, g(y))
+    g = attentive_generator()
+    changed = y.clone()
+    changed[:, 4] = (y[:, 4] + 1) % 11  # y_5 is read from position 5 on (0-based index 5)
+    a, b = g(y), g(changed)
+    torch.testing.assert_close(a[:, :5], b[:, :5])
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_attention_trains_through_the_adversarial_step(tmp_path):
+    t = smoke_trainer(tmp_path, "generator.attention=true")
+    assert t.generator.head.in_features == 2 * t.cfg.generator.hidden_dim
+    before = copy.deepcopy(t.generator.state_dict())
+    after = pg_step(t)
+    assert not torch.equal(before["attn.weight"], after["attn.weight"])

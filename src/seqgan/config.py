@@ -135,6 +135,8 @@ class GeneratorConfig:
     """Std of the normal initialisation of every parameter (the paper's code); 0 keeps PyTorch's."""
     noise_dim: int = 0
     """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
+    attention: bool = False
+    """Causal self-attention over G's earlier top-layer outputs, its read-out joined to each step's output."""
 
     def __post_init__(self) -> None:
         _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")

@@ -14,7 +14,7 @@ def build_generator(
 ) -> Generator:
     return Generator(
         vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.cell, start_token, cfg.init_std, eos_token, pad_token,
-        cfg.noise_dim,
+        cfg.noise_dim, cfg.attention,
     )  # fmt: skip
 
 
