@@ -7,6 +7,7 @@ option and one without, from the same state and seed, must differ.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -314,3 +315,46 @@ def test_attention_trains_through_the_adversarial_step(tmp_path):
     before = copy.deepcopy(t.generator.state_dict())
     after = pg_step(t)
     assert not torch.equal(before["attn.weight"], after["attn.weight"])
+
+
+# ----------------------------------------------------------------------------- pretrain.patience
+
+EARLY = ("pretrain.epochs=10", "pretrain.patience=2", "data.num_valid=64", "d_pretrain.steps=0", "adversarial.epochs=0")
+
+
+def test_early_stopping_keeps_the_best_epoch_and_resumes_stopped(tmp_path, monkeypatch):
+    t = smoke_trainer(tmp_path / "early", *EARLY)
+    script = {0: 9.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.6}  # validation NLL by epoch: best at 2, then two worse
+    real = run_module.nll_test
+    monkeypatch.setattr(run_module, "nll_test", lambda m, d: script[t.epoch] if d is t.data.valid else real(m, d))
+    t.run()
+    monkeypatch.setattr(run_module, "nll_test", real)
+    assert t.early == {"best": 2.0, "best_epoch": 2, "stopped_at": 4}
+    rows = [json.loads(line) for line in (tmp_path / "early" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["epoch"] == 4 and rows[-1]["best_epoch"] == 2
+    # G is the epoch-2 model: the same as a run of exactly 2 MLE epochs
+    two = smoke_trainer(tmp_path / "two", "pretrain.epochs=2", "d_pretrain.steps=0", "adversarial.epochs=0")
+    two.run()
+    assert not differs(t.generator.state_dict(), two.generator.state_dict())
+    # a resumed run knows it stopped and trains no further MLE epoch
+    resumed = Trainer(load_config(tmp_path / "early" / "config.yaml"), tmp_path / "early", quiet=True)
+    resumed.resume()
+    assert resumed.early["stopped_at"] == 4 and resumed.g_epoch() == 4
+    resumed.run()
+    assert not differs(resumed.generator.state_dict(), two.generator.state_dict())
+
+
+def test_without_patience_early_stopping_changes_nothing(tmp_path):
+    t = smoke_trainer(tmp_path, "data.num_valid=64", "pretrain.epochs=2", "d_pretrain.steps=0", "adversarial.epochs=0")
+    assert "mle_best" not in t.models()
+    t.run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["nll_valid"] != r["nll_test"] for r in rows)  # its own held-out set, not the test set
+    assert not torch.equal(t.data.valid, t.data.test[:64]) and not torch.equal(t.data.valid, t.data.train[:64])
+
+
+def test_early_stopping_is_validated():
+    assert "needs a validation set" in config_error("pretrain.patience=2")
+    assert "valid_seed applies only" in config_error("data.valid_seed=7")
+    assert "valid_seed must differ" in config_error("data.num_valid=8", "data.valid_seed=1")
+    assert "pretrain.epochs is 0" in config_error("pretrain.patience=2", "data.num_valid=8", "pretrain.epochs=0")

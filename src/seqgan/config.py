@@ -34,7 +34,7 @@ PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
 
-ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed")  # fmt: skip
+ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed", "num_valid", "valid_seed")  # fmt: skip
 TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
 
 
@@ -60,6 +60,9 @@ class DataConfig:
     """Held-out oracle samples, drawn with another seed, for NLL-test."""
     train_seed: int = 1
     test_seed: int = 2
+    num_valid: int = 0
+    """Oracle: validation samples (another seed) for nll_valid and early stopping (pretrain.patience); 0: none."""
+    valid_seed: int = 3
     train: str = ""
     """Text: the training corpus, .txt (one sequence a line, UTF-8) or .jsonl."""
     valid: str = ""
@@ -115,6 +118,14 @@ class DataConfig:
         _check(self.vocab_size >= 2, "data.vocab_size must be >= 2")
         _check(self.seq_len >= 2, "data.seq_len must be >= 2 (rollouts need at least one prefix)")
         _check(self.train_seed != self.test_seed, "data.train_seed and data.test_seed must differ")
+        _check(self.num_valid >= 0, "data.num_valid must be >= 0 (0: no validation set)")
+        if self.num_valid > 0:
+            _check(
+                self.valid_seed not in (self.train_seed, self.test_seed),
+                "data.valid_seed must differ from data.train_seed and data.test_seed",
+            )
+        else:
+            _check(self.valid_seed == DataConfig.valid_seed, "data.valid_seed applies only with data.num_valid > 0; remove it")
         if self.oracle == "paper":
             _check(
                 (self.vocab_size, self.embed_dim, self.hidden_dim) == (5000, 32, 32),
@@ -229,9 +240,13 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 0.01
     grad_clip: float = 5.0
+    patience: int = 0
+    """Early stopping: end MLE when the validation NLL has not improved for this many epochs and keep
+    the best epoch's G (0: off, the paper). Needs a validation set: data.num_valid or data.valid."""
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 0, "pretrain.epochs must be >= 0")
+        _check(self.patience >= 0, "pretrain.patience must be >= 0 (0: no early stopping)")
         _check(self.batch_size >= 1, "pretrain.batch_size must be >= 1")
         _check(self.lr > 0, "pretrain.lr must be > 0")
         _check(self.grad_clip > 0, "pretrain.grad_clip must be > 0")
@@ -379,6 +394,13 @@ class ExperimentConfig:
             self.data.source == "oracle" or self.eval.num_samples == EvalConfig.num_samples,
             "eval.num_samples (samples for NLL-oracle) applies only to data.source=oracle; for text use eval.bleu_samples",
         )
+        if self.pretrain.patience > 0:
+            has_valid = self.data.num_valid > 0 if self.data.source == "oracle" else bool(self.data.valid)
+            _check(
+                has_valid,
+                "pretrain.patience needs a validation set (never the test set): set data.num_valid (oracle) or data.valid (text)",
+            )
+            _check(self.pretrain.epochs > 0, "pretrain.patience applies to MLE epochs, but pretrain.epochs is 0; remove it")
         if self.discriminator.kind == "cnn":
             too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.length]
             _check(

@@ -1,6 +1,7 @@
 """A SeqGAN run, top to bottom (Yu et al., 2017, Algorithm 1, with the paper code's schedule):
 
-1. `mle`: pre-train G by maximum likelihood on the real data.
+1. `mle`: pre-train G by maximum likelihood on the real data (with `pretrain.patience`, until the
+   validation NLL stops improving; G then goes back to its best epoch, kept as `mle_best`).
 2. `d_pretrain`: pre-train D on real data against fresh samples of G.
 3. `adversarial`: per epoch, g-steps policy-gradient steps of G rewarded by Monte Carlo rollouts
    scored by D, then d-steps rounds of D training on fresh negatives (either side can be frozen:
@@ -67,6 +68,9 @@ class Trainer:
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
         # Only a run with a KL penalty has (and checkpoints) a reference model.
         self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
+        # Early stopping keeps the best MLE epoch's G and its validation NLL (both in checkpoints).
+        self.mle_best = copy.deepcopy(self.generator).requires_grad_(False) if cfg.pretrain.patience > 0 else None
+        self.early = {"best": float("inf"), "best_epoch": 0, "stopped_at": 0}
         self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
@@ -114,6 +118,8 @@ class Trainer:
         self.steps = dict(state.get("steps", {"g": 0, "d": 0}))
         self.pending = {k: list(v) for k, v in state.get("pending", {}).items()}
         self.timings = dict(state.get("timings", {}))
+        if self.mle_best is not None:
+            self.early = dict(state["early_stop"])
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
         self.log.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
@@ -122,6 +128,8 @@ class Trainer:
         models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
         if self.reference is not None:
             models["reference"] = self.reference
+        if self.mle_best is not None:
+            models["mle_best"] = self.mle_best
         return models
 
     def checkpoint(self) -> None:
@@ -138,6 +146,8 @@ class Trainer:
             "pending": {k: list(v) for k, v in self.pending.items()},
             "timings": self.timings,
         }
+        if self.mle_best is not None:
+            state["early_stop"] = dict(self.early)
         name = f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}"
         if name == self._saved:
             return
@@ -147,10 +157,12 @@ class Trainer:
     # ------------------------------------------------------------------ measuring
 
     def g_epoch(self) -> int:
-        """Epochs of G training so far: MLE epochs then adversarial ones (the x-axis of the paper's Fig. 2)."""
+        """Epochs of G training so far: MLE epochs (those run, when stopped early) then adversarial
+        ones (the x-axis of the paper's Fig. 2)."""
+        mle_epochs = self.early["stopped_at"] or self.cfg.pretrain.epochs
         if self.phase == "adversarial":
-            return self.cfg.pretrain.epochs + self.epoch
-        return self.epoch if self.phase == "mle" else self.cfg.pretrain.epochs
+            return mle_epochs + self.epoch
+        return self.epoch if self.phase == "mle" else mle_epochs
 
     def evaluate(self, with_discriminator: bool) -> dict[str, float]:
         cfg = self.cfg
@@ -162,10 +174,10 @@ class Trainer:
                 self.data.oracle, self.generator, cfg.eval.num_samples, self.data.length, rng, 1.0, cfg.eval.batch_size
             )
         out["nll_test"] = nll_test(self.generator, self.data.test)
+        if self.data.valid is not None:
+            out["nll_valid"] = nll_test(self.generator, self.data.valid)
         text = self.data.text
         if text is not None:
-            if text.valid is not None:
-                out["nll_valid"] = nll_test(self.generator, text.valid)
             if cfg.eval.bleu_samples:
                 out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
         if with_discriminator:
@@ -214,9 +226,9 @@ class Trainer:
         except CheckpointError:
             return "none (no checkpoint was written yet)"
 
-    def _checkpoint_or_stop(self, total: int) -> None:
-        """After an epoch: checkpoint when due or when a stop signal came, then stop if asked."""
-        if self.due(self.cfg.checkpoint.every, total) or self._stop.signum:
+    def _checkpoint_or_stop(self, total: int, phase_over: bool = False) -> None:
+        """After an epoch: checkpoint when due, at the phase's end or when a stop signal came, then stop if asked."""
+        if self.due(self.cfg.checkpoint.every, total) or phase_over or self._stop.signum:
             self.checkpoint()
         if self._stop.signum:
             raise TrainingStopped(
@@ -235,15 +247,30 @@ class Trainer:
         if self.epoch == 0:
             self.record({}, with_discriminator=False)
         with self._bar(p.epochs, "MLE pre-training") as bar:
-            while self.epoch < p.epochs:
+            while self.epoch < p.epochs and not self.early["stopped_at"]:
                 loss = mle_epoch(self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"])
                 self.steps["g"] += len(self.data.train) // p.batch_size
                 self.epoch += 1
                 bar.update()
-                if self.due(cfg.eval.every, p.epochs):
-                    row = self.record({"mle_loss": loss}, with_discriminator=False)
+                stopped = p.patience > 0 and self._early_stop(p.patience)
+                if self.due(cfg.eval.every, p.epochs) or stopped:
+                    extra = {"mle_loss": loss} | ({"best_epoch": self.early["best_epoch"]} if stopped else {})
+                    row = self.record(extra, with_discriminator=False)
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
-                self._checkpoint_or_stop(p.epochs)
+                self._checkpoint_or_stop(p.epochs, phase_over=stopped)
+
+    def _early_stop(self, patience: int) -> bool:
+        """After an MLE epoch: keep G if its validation NLL is the best so far; after `patience`
+        epochs without improvement put the best G back and return True (the phase ends)."""
+        nll = nll_test(self.generator, self.data.valid)
+        if nll < self.early["best"]:
+            self.early.update(best=nll, best_epoch=self.epoch)
+            self.mle_best.load_state_dict(self.generator.state_dict())
+        elif self.epoch - self.early["best_epoch"] >= patience:
+            self.generator.load_state_dict(self.mle_best.state_dict())
+            self.early["stopped_at"] = self.epoch
+            return True
+        return False
 
     def _d_round(self, num_negatives: int, epochs: int) -> float:
         d = self.cfg.discriminator
