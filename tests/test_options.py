@@ -127,21 +127,10 @@ def test_kl_reference_is_a_checkpointed_copy_of_g_at_the_adversarial_start(tmp_p
 
 
 @pytest.mark.parametrize("option", ["adversarial.kl_weight=0.5", "generator.noise_dim=3"])
-def test_resume_with_an_option_equals_an_uninterrupted_run(tmp_path, monkeypatch, option):
+def test_resume_with_an_option_equals_an_uninterrupted_run(tmp_path, crash_on_third_pg_step, option):
     smoke_trainer(tmp_path / "full", option).run()
-    calls = {"n": 0}
-    real_step = run_module.policy_gradient_step
-
-    def crash_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_on_third_pg_step():  # dies in adversarial epoch 3, after the epoch-2 checkpoint
         smoke_trainer(tmp_path / "crash", option).run()
-    monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()
     resumed.run()
