@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 import torch
+
+from seqgan.training import run as run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PAPER_ORACLE = SHARED / "data" / "seqgan_oracle" / "target_params.npz"
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def crash_on_third_pg_step(monkeypatch):
+    """A context inside which a run's third policy-gradient step raises KeyboardInterrupt: on the
+    smoke config the checkpoint after adversarial epoch 2 exists and epoch 3 dies."""
+    real_step = run_module.policy_gradient_step
+    calls = {"n": 0}
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def crashing():
+        monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_third)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
+
+    return crashing
 
 
 @pytest.fixture

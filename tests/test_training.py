@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from seqgan.config import load_config
-from seqgan.training import run as run_module
 from seqgan.training.run import Trainer
 from seqgan.training.steps import policy_gradient_step
 
@@ -70,22 +68,10 @@ def test_metrics_hold_what_the_issue_asks_for(tmp_path):
     assert all(0.0 <= r["mean_reward"] <= 1.0 and 0.0 <= r["d_acc"] <= 1.0 for r in adv)
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_third_pg_step):
     smoke_trainer(tmp_path / "full").run()
-
-    calls = {"n": 0}
-    real_step = run_module.policy_gradient_step
-
-    def crash_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_on_third_pg_step():  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies
         smoke_trainer(tmp_path / "crash").run()
-    monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
 
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()

@@ -34,7 +34,7 @@ PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
 
-ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed")  # fmt: skip
+ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed", "num_valid", "valid_seed")  # fmt: skip
 TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
 
 
@@ -60,6 +60,9 @@ class DataConfig:
     """Held-out oracle samples, drawn with another seed, for NLL-test."""
     train_seed: int = 1
     test_seed: int = 2
+    num_valid: int = 0
+    """Oracle: validation samples (another seed) for nll_valid and early stopping (pretrain.patience); 0: none."""
+    valid_seed: int = 3
     train: str = ""
     """Text: the training corpus, .txt (one sequence a line, UTF-8) or .jsonl."""
     valid: str = ""
@@ -115,6 +118,14 @@ class DataConfig:
         _check(self.vocab_size >= 2, "data.vocab_size must be >= 2")
         _check(self.seq_len >= 2, "data.seq_len must be >= 2 (rollouts need at least one prefix)")
         _check(self.train_seed != self.test_seed, "data.train_seed and data.test_seed must differ")
+        _check(self.num_valid >= 0, "data.num_valid must be >= 0 (0: no validation set)")
+        if self.num_valid > 0:
+            _check(
+                self.valid_seed not in (self.train_seed, self.test_seed),
+                "data.valid_seed must differ from data.train_seed and data.test_seed",
+            )
+        else:
+            _check(self.valid_seed == DataConfig.valid_seed, "data.valid_seed applies only with data.num_valid > 0; remove it")
         if self.oracle == "paper":
             _check(
                 (self.vocab_size, self.embed_dim, self.hidden_dim) == (5000, 32, 32),
@@ -133,9 +144,14 @@ class GeneratorConfig:
     hidden_dim: int = 32
     init_std: float = 0.1
     """Std of the normal initialisation of every parameter (the paper's code); 0 keeps PyTorch's."""
+    noise_dim: int = 0
+    """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
+    attention: bool = False
+    """Causal self-attention over G's earlier top-layer outputs, its read-out joined to each step's output."""
 
     def __post_init__(self) -> None:
         _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")
+        _check(self.noise_dim >= 0, "generator.noise_dim must be >= 0 (0: no noise input)")
         for name in ("num_layers", "embed_dim", "hidden_dim"):
             _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
         _check(self.init_std >= 0, "generator.init_std must be >= 0")
@@ -158,6 +174,10 @@ class DiscriminatorConfig:
     """RNN only: hidden size per direction."""
     bidirectional: bool = True
     """RNN only."""
+    rnn_pooling: str = "last"
+    """RNN only: 'last' (classify the final states) or 'attention' (multi-head attention pooling over time steps)."""
+    attention_heads: int = 1
+    """RNN with rnn_pooling=attention only: heads of the pooling attention (must divide the RNN output size)."""
     dropout: float = 0.25
     l2_reg: float = 0.2
     """L2 penalty on the output layer, as TF's l2_loss: l2_reg * sum(w^2) / 2."""
@@ -182,7 +202,7 @@ class DiscriminatorConfig:
             )
             _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
             _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
-            for name in ("rnn_cell", "rnn_hidden", "bidirectional"):
+            for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads"):
                 _check(
                     getattr(self, name) == defaults[name].default,
                     f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
@@ -190,6 +210,22 @@ class DiscriminatorConfig:
         else:
             _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
             _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
+            _check(
+                self.rnn_pooling in ("last", "attention"),
+                f"discriminator.rnn_pooling={self.rnn_pooling!r}: use 'last' or 'attention'",
+            )
+            if self.rnn_pooling == "attention":
+                width = self.rnn_hidden * (2 if self.bidirectional else 1)
+                _check(
+                    self.attention_heads >= 1 and width % self.attention_heads == 0,
+                    f"discriminator.attention_heads={self.attention_heads} must divide the RNN output size {width} "
+                    "(rnn_hidden x directions)",
+                )
+            else:
+                _check(
+                    self.attention_heads == defaults["attention_heads"].default,
+                    "discriminator.attention_heads applies only to rnn_pooling='attention'; remove it or set the pooling",
+                )
             _check(
                 self.filter_sizes == PAPER_FILTER_SIZES and self.num_filters == PAPER_NUM_FILTERS,
                 "discriminator.filter_sizes/num_filters apply only to kind='cnn'; remove them",
@@ -204,9 +240,13 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 0.01
     grad_clip: float = 5.0
+    patience: int = 0
+    """Early stopping: end MLE when the validation NLL has not improved for this many epochs and keep
+    the best epoch's G (0: off, the paper). Needs a validation set: data.num_valid or data.valid."""
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 0, "pretrain.epochs must be >= 0")
+        _check(self.patience >= 0, "pretrain.patience must be >= 0 (0: no early stopping)")
         _check(self.batch_size >= 1, "pretrain.batch_size must be >= 1")
         _check(self.lr > 0, "pretrain.lr must be > 0")
         _check(self.grad_clip > 0, "pretrain.grad_clip must be > 0")
@@ -226,6 +266,10 @@ class DPretrainConfig:
         _check(self.steps >= 0, "d_pretrain.steps must be >= 0")
         _check(self.epochs >= 1, "d_pretrain.epochs must be >= 1")
         _check(self.num_negatives >= 1, "d_pretrain.num_negatives must be >= 1")
+
+
+G_STEP_FIELDS = ("g_steps", "batch_size", "g_lr", "grad_clip", "rollout_num", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")  # fmt: skip
+D_STEP_FIELDS = ("d_steps", "d_epochs", "num_negatives")
 
 
 @dataclass
@@ -252,15 +296,39 @@ class AdversarialConfig:
     """Rows per tensor operation when sampling rollouts and scoring them with D (bounds memory)."""
     baseline: str = "none"
     """'none' (the paper) or 'mean': subtract the batch-mean reward at each time step."""
+    discount: float = 1.0
+    """gamma: Q(t) becomes gamma^(L - t) Q(t), L the sequence's last token (1: off, the paper; its code defines 0.95 unused)."""
+    kl_weight: float = 0.0
+    """Weight of a per-token KL(G || G_mle) penalty against G as it was after pre-training (0: off, the paper)."""
+    train_g: bool = True
+    """false: G is frozen in this phase (no policy-gradient steps; D-only adversarial training)."""
+    train_d: bool = True
+    """false: D is frozen in this phase (no D rounds; G-only adversarial training against the pre-trained D)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "g_steps", "d_steps"):
-            _check(getattr(self, name) >= 0, f"adversarial.{name} must be >= 0")
+        _check(self.epochs >= 0, "adversarial.epochs must be >= 0")
+        for name, side in (("g_steps", "train_g"), ("d_steps", "train_d")):
+            _check(
+                getattr(self, name) >= 1,
+                f"adversarial.{name} must be >= 1; to freeze that model use adversarial.{side}=false",
+            )
         for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_chunk"):
             _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
         _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
         _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
         _check(self.baseline in ("none", "mean"), "adversarial.baseline must be 'none' or 'mean'")
+        _check(0.0 < self.discount <= 1.0, "adversarial.discount must be in (0, 1] (1: no discount)")
+        _check(self.kl_weight >= 0, "adversarial.kl_weight must be >= 0 (0: no KL penalty)")
+        _check(self.train_g or self.train_d, "adversarial.train_g and train_d are both false: set adversarial.epochs=0 instead")
+        defaults = AdversarialConfig.__dataclass_fields__
+        frozen = {"train_g": G_STEP_FIELDS, "train_d": D_STEP_FIELDS}
+        for side, names in frozen.items():
+            if not getattr(self, side):
+                for name in names:
+                    _check(
+                        getattr(self, name) == defaults[name].default,
+                        f"adversarial.{name} does not apply with adversarial.{side}=false (that model is frozen); remove it",
+                    )
 
 
 @dataclass
@@ -326,6 +394,13 @@ class ExperimentConfig:
             self.data.source == "oracle" or self.eval.num_samples == EvalConfig.num_samples,
             "eval.num_samples (samples for NLL-oracle) applies only to data.source=oracle; for text use eval.bleu_samples",
         )
+        if self.pretrain.patience > 0:
+            has_valid = self.data.num_valid > 0 if self.data.source == "oracle" else bool(self.data.valid)
+            _check(
+                has_valid,
+                "pretrain.patience needs a validation set (never the test set): set data.num_valid (oracle) or data.valid (text)",
+            )
+            _check(self.pretrain.epochs > 0, "pretrain.patience applies to MLE epochs, but pretrain.epochs is 0; remove it")
         if self.discriminator.kind == "cnn":
             too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.length]
             _check(

@@ -3,7 +3,8 @@
 `CNNDiscriminator` is the paper's (Yu et al., 2017, Sec. 4; Kim, 2014): token embedding, one
 1-d convolution per window width with ReLU and max-over-time pooling, one highway layer, dropout,
 and a 2-way output layer (class 1 = real). `RNNDiscriminator` reads the sequence with a
-(bidirectional) GRU or LSTM and classifies its final states.
+(bidirectional) GRU or LSTM and classifies either its final states or, with attention pooling,
+a multi-head attention read-out of all its time steps by a learned query.
 
 Both return logits (B, 2); `prob_real` is the reward signal D(Y) = P(real | Y).
 """
@@ -107,6 +108,21 @@ class CNNDiscriminator(nn.Module):
         return self.out(self.dropout(self.features(tokens)))
 
 
+class AttentionPooling(nn.Module):
+    """Multi-head attention pooling over time: one learned query attends to every step.
+
+    x (B, T, D) -> (B, D): softmax(q K^T / sqrt(d)) V per head, heads concatenated and projected."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) / dim**0.5)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled, _ = self.attention(self.query.expand(x.shape[0], -1, -1), x, x, need_weights=False)  # (B, 1, D)
+        return pooled.squeeze(1)
+
+
 class RNNDiscriminator(nn.Module):
     def __init__(
         self,
@@ -116,17 +132,26 @@ class RNNDiscriminator(nn.Module):
         cell: str = "gru",
         bidirectional: bool = True,
         dropout: float = 0.25,
+        pooling: str = "last",
+        attention_heads: int = 1,
     ) -> None:
         super().__init__()
+        if pooling not in ("last", "attention"):
+            raise ValueError(f"pooling must be 'last' or 'attention', got {pooling!r}")
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.GRU if cell == "gru" else nn.LSTM
         self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
+        width = hidden_dim * (2 if bidirectional else 1)
+        self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_dim * (2 if bidirectional else 1), 2)
+        self.out = nn.Linear(width, 2)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> logits (B, 2): the last layer's final state of each direction."""
-        _, state = self.rnn(self.embedding(tokens))
+        """tokens (B, T) -> logits (B, 2): from the last layer's final state of each direction, or
+        from attention pooling over the outputs of every step."""
+        out, state = self.rnn(self.embedding(tokens))  # out (B, T, directions * H)
+        if self.pool is not None:
+            return self.out(self.dropout(self.pool(out)))
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
         return self.out(self.dropout(torch.cat(list(h), dim=1)))
 

@@ -10,11 +10,32 @@ for a GRU, so rollouts can index rows of any cell the same way.
 Sequences of varying length (text) end with `eos_token`; every later position holds `pad_token`.
 `mask` marks the positions that count (up to and including the first end token); with
 `eos_token=None` (the oracle: exactly T tokens) every position counts.
+
+Noise input (`noise_dim` > 0): a latent z ~ N(0, I) per sequence, drawn from the sampler's
+`torch.Generator`, sets the initial recurrent state of every layer (h and, for an LSTM, c) as
+tanh(W z + b). A sequence's probability then depends on its z, so every method that reads tokens
+takes an optional `noise` (rows, noise_dim):
+- `sample(..., return_noise=True)` returns the z of each sampled row, and the policy gradient
+  (log-probs of the samples) and the rollouts (`prefix_states`) continue each row with ITS z;
+- MLE pre-training draws a fresh z per real sequence (the data has none), so G learns the
+  distribution it will be sampled from;
+- without `noise` (NLL-test, NLL of real data) z = 0, the prior's mean and mode: deterministic,
+  free of sampling noise, and the z at which G is most typical. It is a point estimate, not the
+  marginal likelihood log E_z p(Y | z), which would need many z per sequence.
+With `noise_dim` = 0 no z is drawn and the initial state is zero, exactly as without the option.
+
+Self-attention read-out (`attention=True`): at step t the top-layer output o_t attends (one head,
+scaled dot product) to o_0..o_t, the outputs of every step so far, and the read-out a_t is joined
+to it: the output layer reads [o_t; a_t] (2H). In step-by-step use the past outputs travel in the
+state as two more entries, a cache (S, R, H) and its validity (S, R, 1) (1 where filled), so
+`prefix_states` hands rollouts everything a continuation needs, and rows with prefixes of
+different lengths share one tensor.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqgan.data.corpus import token_mask
@@ -36,6 +57,8 @@ class Generator(nn.Module):
         init_std: float = 0.1,
         eos_token: int | None = None,
         pad_token: int = 0,
+        noise_dim: int = 0,
+        attention: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -45,10 +68,19 @@ class Generator(nn.Module):
         self.start_token = start_token
         self.eos_token = eos_token
         self.pad_token = pad_token
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.noise_dim = noise_dim
+        self.attention = attention
+        self.parts = 2 if cell == "lstm" else 1  # recurrent entries of the state: (h, c) or (h,)
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_dim, vocab_size)
+        if attention:  # query, key and value maps of the self-attention over past outputs
+            self.attn = nn.Linear(hidden_dim, 3 * hidden_dim)
+        self.head = nn.Linear(hidden_dim * (2 if attention else 1), vocab_size)
+        if noise_dim > 0:  # z -> the initial state of every layer: h (and c for an LSTM)
+            self.noise_map = nn.Linear(noise_dim, self.parts * num_layers * hidden_dim)
         if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
             for p in self.parameters():
                 nn.init.normal_(p, 0.0, init_std)
@@ -70,6 +102,64 @@ class Generator(nn.Module):
             done = token == self.eos_token
         return token, done
 
+    # ------------------------------------------------------------------ noise input
+
+    def draw_noise(self, rows: int, generator: torch.Generator) -> torch.Tensor | None:
+        """z ~ N(0, I): (rows, noise_dim), or None (nothing drawn) without a noise input."""
+        if self.noise_dim == 0:
+            return None
+        return torch.randn(rows, self.noise_dim, generator=generator, device=self.head.weight.device)
+
+    def initial_state(self, noise: torch.Tensor | None, rows: int) -> State | None:
+        """The recurrent state before the start token: None (zeros) without a noise input, else
+        tanh(W z + b) split into layers; noise (rows, noise_dim) or None for z = 0."""
+        if self.noise_dim == 0:
+            if noise is not None:
+                raise ValueError("this generator has no noise input (noise_dim=0); pass noise=None")
+            return None
+        if noise is None:
+            noise = self.head.weight.new_zeros(rows, self.noise_dim)
+        init = torch.tanh(self.noise_map(noise)).view(rows, self.parts, self.num_layers, self.hidden_dim)
+        return tuple(init[:, i].transpose(0, 1).contiguous() for i in range(self.parts))  # each (L, rows, H)
+
+    @staticmethod
+    def _rnn_state(state: State | None, cell: str):
+        if state is None:
+            return None
+        return (state[0], state[1]) if cell == "lstm" else state[0]
+
+    # ------------------------------------------------------------------ self-attention read-out
+
+    def _attend(self, out: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: out (B, T, H) -> [out; causal self-attention read-out] (B, T, 2H)."""
+        q, k, v = self.attn(out).chunk(3, dim=-1)  # each (B, T, H)
+        scores = q @ k.transpose(1, 2) / self.hidden_dim**0.5  # (B, T, T): row t scores o_0..o_{T-1}
+        future = torch.ones(out.shape[1], out.shape[1], dtype=torch.bool, device=out.device).triu(1)
+        weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        return torch.cat([out, weights @ v], dim=-1)
+
+    def _attend_step(self, o: torch.Tensor, state: State | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step: o (R, H), the state before it -> (features (R, 2H), cache, valid) with o added.
+
+        Each row writes o into the first free slot of its cache; the cache grows by one slot every
+        step (a new tensor: earlier states, e.g. those kept for rollouts, are never modified)."""
+        R, H = o.shape
+        if state is None or len(state) == self.parts:  # the first step (a noise state has no cache yet)
+            cache, valid = o.new_zeros(0, R, H), o.new_zeros(0, R, 1)
+        else:
+            cache, valid = state[self.parts], state[self.parts + 1]
+        cache = torch.cat([cache, o.new_zeros(1, R, H)])  # (S, R, H)
+        valid = torch.cat([valid, o.new_zeros(1, R, 1)])  # (S, R, 1)
+        slot = valid.sum(dim=0).squeeze(1).long()  # (R,): filled slots so far = the first free one
+        rows = torch.arange(R, device=o.device)
+        cache[slot, rows] = o
+        valid[slot, rows] = 1.0
+        q = o @ self.attn.weight[:H].T + self.attn.bias[:H]  # (R, H)
+        k, v = (cache @ self.attn.weight[H:].T + self.attn.bias[H:]).chunk(2, dim=-1)  # each (S, R, H)
+        scores = (k * q).sum(dim=-1) / H**0.5  # (S, R)
+        weights = torch.softmax(scores.masked_fill(valid.squeeze(2) == 0, float("-inf")), dim=0)
+        return torch.cat([o, (weights.unsqueeze(2) * v).sum(dim=0)], dim=-1), cache, valid
+
     # ------------------------------------------------------------------ teacher forcing
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -77,16 +167,23 @@ class Generator(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced top-layer outputs: tokens (B, T) -> (B, T, H), row t reading y_<t."""
-        out, _ = self.rnn(self.embedding(self._inputs(tokens)))
-        return out
+    def hidden(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced input of the output layer: tokens (B, T) -> (B, T, H), row t reading y_<t
+        (B, T, 2H with the attention read-out).
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        noise (B, noise_dim): each row's z (None: z = 0; see the module docstring)."""
+        init = self._rnn_state(self.initial_state(noise, tokens.shape[0]), self.cell)
+        if init is None:
+            out, _ = self.rnn(self.embedding(self._inputs(tokens)))
+        else:
+            out, _ = self.rnn(self.embedding(self._inputs(tokens)), init)
+        return self._attend(out) if self.attention else out
+
+    def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
-        return self.head(self.hidden(tokens))
+        return self.head(self.hidden(tokens, noise))
 
-    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
         """log G(y_t | y_1..y_{t-1}) for every position: tokens (B, T) -> (B, T).
 
         Under a temperature the logits are divided by it, which is the same as dividing the output
@@ -97,7 +194,7 @@ class Generator(nn.Module):
         weight, bias = self.head.weight, self.head.bias
         if temperature != 1.0:
             weight, bias = weight / temperature, bias / temperature
-        return -linear_token_nll(self.hidden(tokens), weight, bias, tokens)
+        return -linear_token_nll(self.hidden(tokens, noise), weight, bias, tokens)
 
     # ------------------------------------------------------------------ step by step
 
@@ -105,27 +202,36 @@ class Generator(nn.Module):
         """Feed one token per row: token (R,), state -> (logits (R, V) for the next token, state)."""
         x = self.embedding(token).unsqueeze(1)  # (R, 1, E)
         if self.cell == "lstm":
-            out, (h, c) = self.rnn(x, None if state is None else (state[0], state[1]))
+            out, (h, c) = self.rnn(x, self._rnn_state(state, "lstm"))
             new_state: State = (h, c)
         else:
-            out, h = self.rnn(x, None if state is None else state[0])
+            out, h = self.rnn(x, self._rnn_state(state, "gru"))
             new_state = (h,)
+        if self.attention:
+            features, cache, valid = self._attend_step(out.squeeze(1), state)
+            return self.head(features), (*new_state, cache, valid)
         return self.head(out.squeeze(1)), new_state
 
-    def prefix_states(self, tokens: torch.Tensor) -> tuple[list[State], list[torch.Tensor]]:
+    def prefix_states(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[list[State], list[torch.Tensor]]:
         """Recurrent states after each prefix, for rollouts.
 
-        tokens (B, T). Returns, for t = 1..T-1, the state after reading start, y_1..y_t and the
-        logits (B, V) it gives for y_{t+1}: the point from which a rollout of prefix length t
-        continues.
+        tokens (B, T), noise (B, noise_dim): each sequence's z, as `sample` returned it. Returns,
+        for t = 1..T-1, the state after reading start, y_1..y_t and the logits (B, V) it gives for
+        y_{t+1}: the point from which a rollout of prefix length t continues. Attention caches are
+        padded (unfilled slots) to one length, so the states of all prefixes stack.
         """
         start = torch.full_like(tokens[:, 0], self.start_token)
-        _, state = self.step(start, None)
+        _, state = self.step(start, self.initial_state(noise, tokens.shape[0]))
         states, logits = [], []
         for t in range(tokens.shape[1] - 1):
             step_logits, state = self.step(tokens[:, t], state)
             states.append(state)
             logits.append(step_logits)
+        if self.attention:
+            size = states[-1][self.parts].shape[0] if states else 0
+            states = [
+                (*s[: self.parts], *(F.pad(x, (0, 0, 0, 0, 0, size - x.shape[0])) for x in s[self.parts :])) for s in states
+            ]
         return states, logits
 
     @torch.no_grad()
@@ -136,18 +242,22 @@ class Generator(nn.Module):
         generator: torch.Generator,
         temperature: float = 1.0,
         batch_size: int = 1000,
-    ) -> torch.Tensor:
+        return_noise: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
 
         temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
-        a row pads after emitting it.
+        a row pads after emitting it. With a noise input each row draws its z first (per chunk,
+        from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
         """
         device = self.head.weight.device
-        chunks = []
+        chunks, noises = [], []
         for begin in range(0, num, batch_size):
             rows = min(batch_size, num - begin)
             token = torch.full((rows,), self.start_token, dtype=torch.long, device=device)
-            state: State | None = None
+            noise = self.draw_noise(rows, generator)
+            noises.append(noise)
+            state = self.initial_state(noise, rows)
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             for t in range(seq_len):
@@ -156,4 +266,9 @@ class Generator(nn.Module):
                 token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)
-        return torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
+        tokens = torch.cat(chunks) if chunks else torch.empty(0, seq_len, dtype=torch.long, device=device)
+        if not return_noise:
+            return tokens
+        if self.noise_dim == 0:
+            return tokens, None
+        return tokens, torch.cat(noises) if noises else torch.empty(0, self.noise_dim, device=device)

@@ -4,6 +4,8 @@
 - `mle_loss`: per-token negative log-likelihood (teacher forcing), for pre-training.
 - `discriminator_loss`: cross-entropy of the real/fake classifier (Eq. 5), with optional
   one-sided label smoothing and the paper code's L2 penalty on the output layer.
+- `discount_rewards`: the reward discount the paper's code defines (gamma = 0.95) but never uses.
+- `token_kl`: KL(G || G_ref) per position, a regulariser keeping G near its MLE-pre-trained copy.
 """
 
 from __future__ import annotations
@@ -38,6 +40,38 @@ def pg_loss(
     elif baseline != "none":
         raise ValueError(f"unknown baseline {baseline!r}")
     return -masked_mean(log_probs * rewards, mask)
+
+
+def discount_rewards(rewards: torch.Tensor, gamma: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Discounted action values: rewards (B, T) -> (B, T) with Q'(t) = gamma^(L - t) * Q(t).
+
+    SeqGAN's only reward is D's score of the finished sequence, given at its last token L (T, or the
+    end token's position when `mask` (B, T) marks the valid positions). Q(t) estimates that terminal
+    reward, so the discounted return from step t is gamma^(L - t) times it: early tokens, whose
+    effect on the outcome is the most uncertain, weigh less. gamma = 1 returns `rewards` unchanged
+    (the paper). Positions after L (padding) keep exponent 0; the losses mask them anyway.
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    if gamma == 1.0:
+        return rewards
+    T = rewards.shape[1]
+    t = torch.arange(1, T + 1, device=rewards.device)  # (T,): 1-based positions
+    last = torch.full_like(rewards[:, :1], T) if mask is None else mask.sum(dim=1, keepdim=True).to(rewards.dtype)  # (B, 1)
+    steps_to_go = (last - t).clamp(min=0)  # (B, T)
+    return rewards * gamma**steps_to_go
+
+
+def token_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) = sum_v p(v) (log p(v) - log q(v)) at every position.
+
+    logits (B, T, V) of the policy p (with gradient), ref_logits (B, T, V) of the reference q
+    (treated as constants) -> (B, T). The full-vocabulary KL, not its one-sample estimate
+    log p(y_t) - log q(y_t), so the penalty has no sampling noise of its own.
+    """
+    log_p = F.log_softmax(logits, dim=-1)
+    log_q = F.log_softmax(ref_logits.detach(), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
 class _TokenNLL(torch.autograd.Function):

@@ -38,15 +38,17 @@ def rollout_sequences(
     generator: torch.Generator,
     chunk_rows: int = 1024,
     temperature: float = 1.0,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Complete every prefix of every sequence N times.
 
-    sequences: (B, T). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first t tokens followed
+    sequences: (B, T); noise: (B, noise_dim), each sequence's z when the policy has a noise input
+    (every continuation of sequence b goes on from z_b). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first t tokens followed
     by the n-th continuation sampled by `policy`.
     """
     B, T = sequences.shape
     N = num_rollouts
-    states, logits = policy.prefix_states(sequences)  # T-1 entries: state tensors (L, B, H), logits (B, V)
+    states, logits = policy.prefix_states(sequences, noise)  # T-1 entries: state tensors (L, B, H), logits (B, V)
     prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, T-1, B, H)
     prefix_logits = torch.stack(logits)  # (T-1, B, V)
     R = (T - 1) * N * B
@@ -84,14 +86,16 @@ def rollout_rewards(
     num_rollouts: int,
     generator: torch.Generator,
     chunk_rows: int = 1024,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Q(t) for every token of a generated batch: sequences (B, T) -> rewards (B, T).
 
+    noise: (B, noise_dim), the z each sequence was sampled with (see `rollout_sequences`).
     score maps tokens (R, T) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
     """
     B, T = sequences.shape
     N = num_rollouts
-    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows)  # (T-1, N, B, T)
+    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise)  # (T-1, N, B, T)
     partial = score(completed.reshape(-1, T)).view(T - 1, N, B).permute(1, 0, 2)  # (N, T-1, B)
     full = score(sequences).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
     rewards = torch.cat([partial, full], dim=1)  # (N, T, B)

@@ -44,6 +44,7 @@ class Data:
     pad_token: int
     oracle: Generator | None = None
     text: TextData | None = None
+    valid: torch.Tensor | None = None  # (R'', L) validation: nll_valid, early stopping; never the test set
 
     @property
     def length(self) -> int:
@@ -56,12 +57,16 @@ def make_data(
     d = cfg.data
     if d.source == "text":
         text = make_text_data(d, tokenizer)
-        return Data(text.train.to(device), text.test.to(device), text.tokenizer.vocab_size, BOS, EOS, PAD, text=text)
+        valid = None if text.valid is None else text.valid.to(device)
+        return Data(text.train.to(device), text.test.to(device), text.tokenizer.vocab_size, BOS, EOS, PAD, text=text, valid=valid)
     if oracle is None:
         oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed)
     oracle = oracle.to(device)
     train, test = oracle_datasets(oracle, d.seq_len, d.num_train, d.num_test, d.train_seed, d.test_seed, cfg.eval.batch_size)
-    return Data(train, test, d.vocab_size, 0, None, 0, oracle=oracle)
+    valid = None
+    if d.num_valid > 0:
+        valid = oracle.sample(d.num_valid, d.seq_len, torch.Generator().manual_seed(d.valid_seed), batch_size=cfg.eval.batch_size)
+    return Data(train, test, d.vocab_size, 0, None, 0, oracle=oracle, valid=valid)
 
 
 def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:

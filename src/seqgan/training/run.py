@@ -1,9 +1,12 @@
 """A SeqGAN run, top to bottom (Yu et al., 2017, Algorithm 1, with the paper code's schedule):
 
-1. `mle`: pre-train G by maximum likelihood on the real data.
+1. `mle`: pre-train G by maximum likelihood on the real data (with `pretrain.patience`, until the
+   validation NLL stops improving; G then goes back to its best epoch, kept as `mle_best`).
 2. `d_pretrain`: pre-train D on real data against fresh samples of G.
 3. `adversarial`: per epoch, g-steps policy-gradient steps of G rewarded by Monte Carlo rollouts
-   scored by D, then d-steps rounds of D training on fresh negatives.
+   scored by D, then d-steps rounds of D training on fresh negatives (either side can be frozen:
+   `adversarial.train_g` / `train_d`). With `adversarial.kl_weight` > 0 a frozen copy of G taken
+   when this phase starts (`reference`, saved in checkpoints) anchors G by a KL penalty.
 
 An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones.
 Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
@@ -70,6 +73,11 @@ class Trainer:
         vocab = self.data.vocab_size
         self.generator = make_generator(cfg, self.data).to(self.device)
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
+        # Only a run with a KL penalty has (and checkpoints) a reference model.
+        self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
+        # Early stopping keeps the best MLE epoch's G and its validation NLL (both in checkpoints).
+        self.mle_best = copy.deepcopy(self.generator).requires_grad_(False) if cfg.pretrain.patience > 0 else None
+        self.early = {"best": float("inf"), "best_epoch": 0, "stopped_at": 0}
         self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
@@ -117,12 +125,19 @@ class Trainer:
         self.steps = dict(state.get("steps", {"g": 0, "d": 0}))
         self.pending = {k: list(v) for k, v in state.get("pending", {}).items()}
         self.timings = dict(state.get("timings", {}))
+        if self.mle_best is not None:
+            self.early = dict(state["early_stop"])
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
         write_atomic_text(self.log.path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def models(self) -> dict[str, torch.nn.Module]:
-        return {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+        models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+        if self.reference is not None:
+            models["reference"] = self.reference
+        if self.mle_best is not None:
+            models["mle_best"] = self.mle_best
+        return models
 
     def checkpoint(self) -> None:
         state = {
@@ -138,6 +153,8 @@ class Trainer:
             "pending": {k: list(v) for k, v in self.pending.items()},
             "timings": self.timings,
         }
+        if self.mle_best is not None:
+            state["early_stop"] = dict(self.early)
         name = f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}"
         if name == self._saved:
             return
@@ -147,10 +164,12 @@ class Trainer:
     # ------------------------------------------------------------------ measuring
 
     def g_epoch(self) -> int:
-        """Epochs of G training so far: MLE epochs then adversarial ones (the x-axis of the paper's Fig. 2)."""
+        """Epochs of G training so far: MLE epochs (those run, when stopped early) then adversarial
+        ones (the x-axis of the paper's Fig. 2)."""
+        mle_epochs = self.early["stopped_at"] or self.cfg.pretrain.epochs
         if self.phase == "adversarial":
-            return self.cfg.pretrain.epochs + self.epoch
-        return self.epoch if self.phase == "mle" else self.cfg.pretrain.epochs
+            return mle_epochs + self.epoch
+        return self.epoch if self.phase == "mle" else mle_epochs
 
     def evaluate(self, with_discriminator: bool) -> dict[str, float]:
         cfg = self.cfg
@@ -162,10 +181,10 @@ class Trainer:
                 self.data.oracle, self.generator, cfg.eval.num_samples, self.data.length, rng, 1.0, cfg.eval.batch_size
             )
         out["nll_test"] = nll_test(self.generator, self.data.test)
+        if self.data.valid is not None:
+            out["nll_valid"] = nll_test(self.generator, self.data.valid)
         text = self.data.text
         if text is not None:
-            if text.valid is not None:
-                out["nll_valid"] = nll_test(self.generator, text.valid)
             if cfg.eval.bleu_samples:
                 out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
         if with_discriminator:
@@ -214,9 +233,9 @@ class Trainer:
         except CheckpointError:
             return "none (no checkpoint was written yet)"
 
-    def _checkpoint_or_stop(self, total: int) -> None:
-        """After an epoch: checkpoint when due or when a stop signal came, then stop if asked."""
-        if self.due(self.cfg.checkpoint.every, total) or self._stop.signum:
+    def _checkpoint_or_stop(self, total: int, phase_over: bool = False) -> None:
+        """After an epoch: checkpoint when due, at the phase's end or when a stop signal came, then stop if asked."""
+        if self.due(self.cfg.checkpoint.every, total) or phase_over or self._stop.signum:
             self.checkpoint()
         if self._stop.signum:
             raise TrainingStopped(
@@ -235,15 +254,30 @@ class Trainer:
         if self.epoch == 0:
             self.record({}, with_discriminator=False)
         with self._bar(p.epochs, "MLE pre-training") as bar:
-            while self.epoch < p.epochs:
+            while self.epoch < p.epochs and not self.early["stopped_at"]:
                 loss = mle_epoch(self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"])
                 self.steps["g"] += len(self.data.train) // p.batch_size
                 self.epoch += 1
                 bar.update()
-                if self.due(cfg.eval.every, p.epochs):
-                    row = self.record({"mle_loss": loss}, with_discriminator=False)
+                stopped = p.patience > 0 and self._early_stop(p.patience)
+                if self.due(cfg.eval.every, p.epochs) or stopped:
+                    extra = {"mle_loss": loss} | ({"best_epoch": self.early["best_epoch"]} if stopped else {})
+                    row = self.record(extra, with_discriminator=False)
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
-                self._checkpoint_or_stop(p.epochs)
+                self._checkpoint_or_stop(p.epochs, phase_over=stopped)
+
+    def _early_stop(self, patience: int) -> bool:
+        """After an MLE epoch: keep G if its validation NLL is the best so far; after `patience`
+        epochs without improvement put the best G back and return True (the phase ends)."""
+        nll = nll_test(self.generator, self.data.valid)
+        if nll < self.early["best"]:
+            self.early.update(best=nll, best_epoch=self.epoch)
+            self.mle_best.load_state_dict(self.generator.state_dict())
+        elif self.epoch - self.early["best_epoch"] >= patience:
+            self.generator.load_state_dict(self.mle_best.state_dict())
+            self.early["stopped_at"] = self.epoch
+            return True
+        return False
 
     def _d_round(self, num_negatives: int, epochs: int) -> float:
         d = self.cfg.discriminator
@@ -275,20 +309,25 @@ class Trainer:
         cfg, a = self.cfg, self.cfg.adversarial
         if a.epochs == 0:
             return
-        if self.epoch == 0:  # the rollout policy starts as a copy of the pre-trained G
+        if self.epoch == 0:  # the rollout policy (and the KL reference) start as copies of the pre-trained G
             self.rollout.load_state_dict(self.generator.state_dict())
+            if self.reference is not None:
+                self.reference.load_state_dict(self.generator.state_dict())
         acc = self.pending  # losses and rewards since the last evaluation (kept in checkpoints)
         with self._bar(a.epochs, "Adversarial") as bar:
             while self.epoch < a.epochs:
-                for _ in range(a.g_steps):
-                    loss, reward = policy_gradient_step(
+                for _ in range(a.g_steps if a.train_g else 0):
+                    loss, reward, kl = policy_gradient_step(
                         self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, self.data.length,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
+                        a.discount, a.kl_weight, self.reference,
                     )  # fmt: skip
                     self.steps["g"] += 1
                     acc.setdefault("g_loss", []).append(loss)
                     acc.setdefault("mean_reward", []).append(reward)
-                for _ in range(a.d_steps):
+                    if kl is not None:
+                        acc.setdefault("kl_mle", []).append(kl)
+                for _ in range(a.d_steps if a.train_d else 0):
                     acc.setdefault("d_loss", []).append(self._d_round(a.num_negatives, a.d_epochs))
                 self.epoch += 1
                 bar.update()

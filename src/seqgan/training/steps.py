@@ -10,7 +10,7 @@ from torch import nn
 
 from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import discriminator_loss, masked_mean, pg_loss
+from seqgan.rl.losses import discount_rewards, discriminator_loss, masked_mean, pg_loss, token_kl, token_nll
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
 
 
@@ -39,14 +39,18 @@ def mle_epoch(
     shuffle: torch.Generator,
 ) -> float:
     """One pass of teacher-forced MLE over `data` (R, T) in shuffled batches (the last partial
-    batch is dropped, as in the paper's code). Returns the mean batch loss."""
+    batch is dropped, as in the paper's code). Returns the mean batch loss.
+
+    A generator with a noise input reads each real sequence with a fresh z ~ N(0, I), drawn from
+    `shuffle` after the batch order (nothing is drawn without one)."""
     generator.train()
     perm = torch.randperm(len(data), generator=shuffle).to(data.device)
     losses = []
     for i in range(0, len(data) - batch_size + 1, batch_size):
         batch = data[perm[i : i + batch_size]]
+        noise = generator.draw_noise(len(batch), shuffle)
         # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
-        loss = -masked_mean(generator.log_probs(batch), generator.mask(batch))
+        loss = -masked_mean(generator.log_probs(batch, noise=noise), generator.mask(batch))
         check_finite(loss, "MLE")
         _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         losses.append(loss.item())
@@ -104,23 +108,42 @@ def policy_gradient_step(
     rollout_update_rate: float,
     chunk_rows: int,
     sample_rng: torch.Generator,
-) -> tuple[float, float]:
+    discount: float = 1.0,
+    kl_weight: float = 0.0,
+    reference: Generator | None = None,
+) -> tuple[float, float, float | None]:
     """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D,
     take a policy-gradient step, then move the rollout policy towards G.
 
-    Returns (loss, mean reward)."""
+    discount < 1 discounts the rewards (`discount_rewards`) before the baseline. kl_weight > 0 adds
+    kl_weight * KL(G || reference) per valid token of the sampled batch (`token_kl`), `reference`
+    being a frozen copy of the pre-trained G read with the same z. Returns (loss, mean reward,
+    mean KL or None when kl_weight = 0); the mean reward is before discount and baseline."""
     generator.eval()
-    samples = generator.sample(batch_size, seq_len, sample_rng)  # (B, T)
+    samples, noise = generator.sample(batch_size, seq_len, sample_rng, return_noise=True)  # (B, T), (B, Z) or None
     discriminator.eval()  # no dropout while scoring rewards, as in the paper's code
     rewards = rollout_rewards(
-        rollout_policy, lambda x: prob_real(discriminator, x, chunk_rows), samples, num_rollouts, sample_rng, chunk_rows
+        rollout_policy, lambda x: prob_real(discriminator, x, chunk_rows), samples, num_rollouts, sample_rng, chunk_rows, noise
     )  # (B, T)
     generator.train()
-    loss = pg_loss(generator.log_probs(samples), rewards, baseline, generator.mask(samples))
+    mask = generator.mask(samples)
+    q = discount_rewards(rewards, discount, mask)
+    kl = None
+    if kl_weight == 0:
+        loss = pg_loss(generator.log_probs(samples, noise=noise), q, baseline, mask)
+    else:
+        if reference is None:
+            raise ValueError("kl_weight > 0 needs the reference generator")
+        logits = generator(samples, noise)  # (B, T, V): the KL needs the whole distribution
+        with torch.no_grad():
+            ref_logits = reference(samples, noise)
+        log_probs = -token_nll(logits, samples)  # (B, T)
+        kl = masked_mean(token_kl(logits, ref_logits), mask)
+        loss = pg_loss(log_probs, q, baseline, mask) + kl_weight * kl
     check_finite(loss, "policy-gradient")
     _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
     update_rollout_policy(rollout_policy, generator, rollout_update_rate)
-    return loss.item(), rewards.mean().item()
+    return loss.item(), rewards.mean().item(), None if kl is None else kl.item()
 
 
 @torch.no_grad()
