@@ -29,8 +29,9 @@ from seqgan.metrics.nll import nll_oracle, nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
 from seqgan.metrics.text_eval import full_text_metrics
+from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import format_samples, open_run
+from seqgan.training.experiment import format_samples, open_run, resolve_device
 from seqgan.training.run import Trainer
 from seqgan.training.signals import TrainingStopped
 from seqgan.training.steps import NonFiniteLossError
@@ -87,25 +88,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
+    """Train in this process, or as one rank of a torchrun job (see `seqgan.training.distributed`)."""
     if args.resume:
         if args.config or args.overrides or args.out:
             raise ConfigError("--resume DIR continues a run with the config saved in DIR: give no CONFIG, overrides or --out")
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
-        trainer = Trainer(load_config(run_dir / "config.yaml"), run_dir, quiet=args.quiet)
-        trainer.resume()
+        cfg = load_config(run_dir / "config.yaml")
     elif not args.config:
         raise ConfigError("give a CONFIG.yaml to start a run (e.g. configs/smoke.yaml), or --resume DIR to continue one")
     else:
         cfg = load_config(args.config, args.overrides)
-        out = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (out / "metrics.jsonl").exists():
-            raise FileExistsError(f"{out}: already holds a run; continue it with --resume {out}, or choose another --out")
-        trainer = Trainer(cfg, out, quiet=args.quiet)
-        trainer.start(argv)
-    trainer.run()
-    print(f"run written to {trainer.dir}", file=sys.stderr)
+        run_dir = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if (run_dir / "metrics.jsonl").exists():
+            raise FileExistsError(f"{run_dir}: already holds a run; continue it with --resume {run_dir}, or choose another --out")
+    dist = distributed.init_from_env(resolve_device(cfg.device))
+    try:
+        run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
+        trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
+        if args.resume:
+            trainer.resume()
+        else:
+            trainer.start(argv)
+        trainer.run()
+    finally:
+        distributed.cleanup()
+    if dist.is_main():
+        print(f"run written to {trainer.dir}", file=sys.stderr)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

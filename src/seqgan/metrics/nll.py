@@ -19,6 +19,13 @@ def mean_token_nll(model: nn.Module, tokens: torch.Tensor, batch_size: int = 100
     """Mean per-token NLL of `tokens` (R, T) under `model` (a Generator or the oracle) at `temperature`.
 
     With an end token, positions after it (padding) are left out; the end token itself counts."""
+    total, count = token_nll_sum(model, tokens, batch_size, temperature)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def token_nll_sum(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1000, temperature: float = 1.0) -> tuple[float, int]:
+    """(summed NLL, counted tokens) of `tokens` (R, T): what ranks add up to evaluate on shards."""
     total, count = 0.0, 0
     for i in range(0, len(tokens), batch_size):
         chunk = tokens[i : i + batch_size]
@@ -26,7 +33,7 @@ def mean_token_nll(model: nn.Module, tokens: torch.Tensor, batch_size: int = 100
         mask = model.mask(chunk)
         total -= float(logp.sum() if mask is None else (logp * mask).sum())
         count += chunk.numel() if mask is None else int(mask.sum())
-    return total / max(count, 1)
+    return total, count
 
 
 @torch.no_grad()

@@ -11,6 +11,10 @@
 An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones.
 Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
 `checkpoint.every` epochs and at every phase end.
+
+Under torchrun (`seqgan.training.distributed`) every rank runs this same loop on its shard of each
+global batch; metrics are computed on shards and summed; only rank 0 writes files; checkpoints
+hold every rank's RNG states, so a resume must use the same number of processes.
 """
 
 from __future__ import annotations
@@ -27,15 +31,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from seqgan.config import ExperimentConfig, save_config
+from seqgan.config import ConfigError, ExperimentConfig, save_config
 from seqgan.data.text import resolve_paths
 from seqgan.data.tokenizers import load_tokenizer
 from seqgan.metrics.logger import MetricsLog
-from seqgan.metrics.nll import nll_oracle, nll_test
+from seqgan.metrics.nll import nll_test, token_nll_sum
 from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
+from seqgan.training import distributed
 from seqgan.training.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -60,13 +65,19 @@ PHASES = ("mle", "d_pretrain", "adversarial")
 
 
 class Trainer:
-    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False) -> None:
+    def __init__(
+        self, cfg: ExperimentConfig, run_dir: str | Path, quiet: bool = False, dist: distributed.Dist = distributed.SINGLE
+    ) -> None:
+        check_divisible(cfg, dist.world)
         self.cfg = cfg
         self.dir = Path(run_dir)
-        self.quiet = quiet
+        self.dist = dist
+        self.quiet = quiet or not dist.is_main()
         configure(cfg.threads)
-        set_seed(cfg.seed)
+        set_seed(dist.seed(cfg.seed))  # dropout differs per rank; rank 0 is the single-process run
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and dist.parallel:
+            self.device = torch.device("cuda", dist.local_rank)
         saved = self.dir / TOKENIZER_FILE  # a resumed text run keeps the vocabulary it started with
         tokenizer = load_tokenizer(saved) if cfg.data.source == "text" and saved.is_file() else None
         self.data = make_data(cfg, self.device, tokenizer=tokenizer)
@@ -82,9 +93,12 @@ class Trainer:
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
+        # DDP wrappers of the two trained models (plain method routers on one process).
+        self.g_model = distributed.data_parallel(self.generator, dist)
+        self.d_model = distributed.data_parallel(self.discriminator, dist)
         self.rngs = {
-            "sample": torch.Generator(self.device).manual_seed(cfg.seed),
-            "shuffle": torch.Generator().manual_seed(cfg.seed + 1),
+            "sample": torch.Generator(self.device).manual_seed(dist.seed(cfg.seed)),  # each rank its own samples
+            "shuffle": torch.Generator().manual_seed(cfg.seed + 1),  # the same batch order on every rank
         }
         self.phase, self.epoch = PHASES[0], 0  # the next epoch to run is `epoch` of `phase`
         self.log = MetricsLog(self.dir / "metrics.jsonl")
@@ -97,7 +111,12 @@ class Trainer:
     # ------------------------------------------------------------------ run directory
 
     def start(self, argv: list[str]) -> None:
-        """Create the run directory with the resolved config and command line."""
+        """Create the run directory with the resolved config and command line (rank 0)."""
+        if self.dist.is_main():
+            self._write_start(argv)
+        distributed.barrier(self.dist)
+
+    def _write_start(self, argv: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         resolve_paths(self.cfg.data, Path.cwd())
         save_config(self.cfg, self.dir / "config.yaml")
@@ -119,7 +138,13 @@ class Trainer:
         self.mle_opt.load_state_dict(state["optimizers"]["mle"])
         self.adv_opt.load_state_dict(state["optimizers"]["adversarial"])
         self.d_opt.load_state_dict(state["optimizers"]["discriminator"])
-        set_rng_state(state["rng"], self.rngs)
+        ranks = state.get("rng_ranks", [state["rng"]])
+        if len(ranks) != self.dist.world:
+            raise CheckpointError(
+                f"{path}: written by {len(ranks)} process(es), resumed with {self.dist.world}; resume with the same "
+                f"number of processes (torchrun --nproc_per_node x --nnodes = {len(ranks)}, or no torchrun for 1)"
+            )
+        set_rng_state(ranks[self.dist.rank], self.rngs)
         self.phase, self.epoch = state["phase"], state["epoch"]
         # Checkpoints written before step counts and pending averages were recorded lack them.
         self.steps = dict(state.get("steps", {"g": 0, "d": 0}))
@@ -127,6 +152,8 @@ class Trainer:
         self.timings = dict(state.get("timings", {}))
         if self.mle_best is not None:
             self.early = dict(state["early_stop"])
+        if not self.dist.is_main():
+            return
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
         write_atomic_text(self.log.path, "".join(json.dumps(r) + "\n" for r in keep))
@@ -159,7 +186,10 @@ class Trainer:
         if name == self._saved:
             return
         self._saved = name
-        save_checkpoint(self.dir / "checkpoints", name, self.models(), state, self.cfg.checkpoint.keep)
+        if self.dist.parallel:  # every rank's streams, so that each resumes exactly
+            state["rng_ranks"] = distributed.all_gather_object(state["rng"], self.dist)
+        if self.dist.is_main():
+            save_checkpoint(self.dir / "checkpoints", name, self.models(), state, self.cfg.checkpoint.keep)
 
     # ------------------------------------------------------------------ measuring
 
@@ -171,30 +201,47 @@ class Trainer:
             return mle_epochs + self.epoch
         return self.epoch if self.phase == "mle" else mle_epochs
 
+    def _eval_rng(self) -> torch.Generator:
+        """The evaluation samples' stream; rank r > 0 draws its own part with its own seed."""
+        rng = eval_generator(self.cfg, self.device)
+        return rng if self.dist.is_main() else rng.manual_seed(self.dist.seed(rng.initial_seed()))
+
+    def _nll(self, model: torch.nn.Module, tokens: torch.Tensor) -> float:
+        """Mean per-token NLL of tokens (R, T), each rank scoring its part."""
+        total, count = token_nll_sum(model, tokens[self.dist.part(len(tokens))])
+        total, count = distributed.all_reduce_sum([total, count], self.dist, self.device)
+        return total / max(count, 1)
+
     def evaluate(self, with_discriminator: bool) -> dict[str, float]:
+        """Every rank evaluates its part and the parts are summed; BLEU (text) is computed on rank 0 alone."""
         cfg = self.cfg
-        rng = eval_generator(cfg, self.device)
+        rng = self._eval_rng()
         self.generator.eval()
         out: dict[str, float] = {}
         if self.data.oracle is not None:
-            out["nll_oracle"] = nll_oracle(
-                self.data.oracle, self.generator, cfg.eval.num_samples, self.data.length, rng, 1.0, cfg.eval.batch_size
-            )
-        out["nll_test"] = nll_test(self.generator, self.data.test)
+            n = cfg.eval.num_samples
+            samples = self.generator.sample(n // self.dist.world, self.data.length, rng, 1.0, cfg.eval.batch_size)
+            total, count = token_nll_sum(self.data.oracle, samples)
+            total, count = distributed.all_reduce_sum([total, count], self.dist, self.device)
+            out["nll_oracle"] = total / max(count, 1)
+        out["nll_test"] = self._nll(self.generator, self.data.test)
         if self.data.valid is not None:
-            out["nll_valid"] = nll_test(self.generator, self.data.valid)
+            out["nll_valid"] = self._nll(self.generator, self.data.valid)
         text = self.data.text
-        if text is not None:
+        if text is not None and self.dist.is_main():
             if cfg.eval.bleu_samples:
                 out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
         if with_discriminator:
-            out["d_acc"] = discriminator_accuracy(self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, rng)
+            out["d_acc"] = discriminator_accuracy(
+                self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, rng, self.dist
+            )
         return out
 
     def record(self, extra: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
         row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), **extra}
         row.update(self.evaluate(with_discriminator))
-        self.log.write(row)
+        if self.dist.is_main():
+            self.log.write(row)
         return row
 
     def due(self, every: int, total: int) -> bool:
@@ -219,10 +266,15 @@ class Trainer:
                     "the gradient clip and continue with --resume, or start again"
                 ) from None
         self.checkpoint()  # the final state, whatever the phases' lengths
+        if self.dist.is_main():
+            self._write_end()
+
+    def _write_end(self) -> None:
         timings = {
             **self.timings,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": self.cfg.threads,
+            "processes": self.dist.world,
         }
         (self.dir / "timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
         self.write_samples()
@@ -235,6 +287,9 @@ class Trainer:
 
     def _checkpoint_or_stop(self, total: int, phase_over: bool = False) -> None:
         """After an epoch: checkpoint when due, at the phase's end or when a stop signal came, then stop if asked."""
+        if self.dist.parallel:  # all ranks stop together when any of them got a signal
+            flag = torch.tensor([self._stop.signum], device=self.device)
+            self._stop.signum = int(distributed.all_reduce_(flag, self.dist, op="max"))
         if self.due(self.cfg.checkpoint.every, total) or phase_over or self._stop.signum:
             self.checkpoint()
         if self._stop.signum:
@@ -255,7 +310,10 @@ class Trainer:
             self.record({}, with_discriminator=False)
         with self._bar(p.epochs, "MLE pre-training") as bar:
             while self.epoch < p.epochs and not self.early["stopped_at"]:
-                loss = mle_epoch(self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"])
+                loss = mle_epoch(
+                    self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"],
+                    self.dist, self.g_model,
+                )  # fmt: skip
                 self.steps["g"] += len(self.data.train) // p.batch_size
                 self.epoch += 1
                 bar.update()
@@ -269,7 +327,7 @@ class Trainer:
     def _early_stop(self, patience: int) -> bool:
         """After an MLE epoch: keep G if its validation NLL is the best so far; after `patience`
         epochs without improvement put the best G back and return True (the phase ends)."""
-        nll = nll_test(self.generator, self.data.valid)
+        nll = self._nll(self.generator, self.data.valid)  # the same value on every rank: they stop together
         if nll < self.early["best"]:
             self.early.update(best=nll, best_epoch=self.epoch)
             self.mle_best.load_state_dict(self.generator.state_dict())
@@ -285,7 +343,7 @@ class Trainer:
         self.steps["d"] += epochs * (pairs // d.batch_size)
         return discriminator_round(
             self.discriminator, self.d_opt, self.generator, self.data.train, num_negatives, epochs,
-            d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"],
+            d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"], self.dist, self.d_model,
         )  # fmt: skip
 
     def _d_pretrain(self) -> None:
@@ -298,10 +356,11 @@ class Trainer:
                 if self.due(cfg.eval.every, p.steps):
                     self.generator.eval()
                     acc = discriminator_accuracy(
-                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, eval_generator(cfg, self.device)
+                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, self._eval_rng(), self.dist
                     )
                     row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
-                    self.log.write(row)
+                    if self.dist.is_main():
+                        self.log.write(row)
                     bar.set_postfix(d_loss=f"{loss:.3f}", d_acc=f"{acc:.3f}")
                 self._checkpoint_or_stop(p.steps)
 
@@ -320,7 +379,7 @@ class Trainer:
                     loss, reward, kl = policy_gradient_step(
                         self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, self.data.length,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
-                        a.discount, a.kl_weight, self.reference,
+                        a.discount, a.kl_weight, self.reference, self.dist, self.g_model,
                     )  # fmt: skip
                     self.steps["g"] += 1
                     acc.setdefault("g_loss", []).append(loss)
@@ -342,3 +401,24 @@ class Trainer:
         samples = self.generator.sample(n, self.data.length, eval_generator(self.cfg, self.device))
         lines = "".join(line + "\n" for line in format_samples(samples, self.data))
         (self.dir / "samples.txt").write_text(lines, encoding="utf-8")
+
+
+def check_divisible(cfg: ExperimentConfig, world: int) -> None:
+    """Batch sizes are global: each of `world` processes takes an equal share of every batch."""
+    if world == 1:
+        return
+    sizes = {
+        "pretrain.batch_size": cfg.pretrain.batch_size,
+        "discriminator.batch_size": cfg.discriminator.batch_size,
+        "d_pretrain.num_negatives": cfg.d_pretrain.num_negatives,
+        "adversarial.batch_size": cfg.adversarial.batch_size,
+        "adversarial.num_negatives": cfg.adversarial.num_negatives,
+    }
+    if cfg.data.source == "oracle":
+        sizes["eval.num_samples"] = cfg.eval.num_samples
+    bad = [f"{k}={v}" for k, v in sizes.items() if v % world]
+    if bad:
+        raise ConfigError(
+            f"{', '.join(bad)}: batch sizes are global and must split evenly over the {world} processes of this "
+            f"torchrun job; use multiples of {world} or another --nproc_per_node"
+        )

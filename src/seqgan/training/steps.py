@@ -1,6 +1,10 @@
 """One optimisation step or epoch of each kind: MLE, discriminator, policy gradient.
 
 Each takes the models, an optimizer and explicit generators, and returns the loss it measured.
+Under torchrun (`dist`, see `seqgan.training.distributed`) each rank trains on its shard of every
+global batch through `model`, the DDP wrapper of the model being trained; losses are scaled so that
+DDP's average of the ranks' gradients is the gradient of the global batch's mean, and the returned
+losses are the global ones.
 """
 
 from __future__ import annotations
@@ -12,6 +16,15 @@ from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import discount_rewards, discriminator_loss, masked_mean, pg_loss, token_kl, token_nll
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
+from seqgan.training.distributed import (
+    SINGLE,
+    Dist,
+    Methods,
+    all_gather_rows,
+    all_reduce_,
+    all_reduce_sum,
+    global_mean_scale,
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -37,24 +50,34 @@ def mle_epoch(
     batch_size: int,
     grad_clip: float,
     shuffle: torch.Generator,
+    dist: Dist = SINGLE,
+    model: nn.Module | None = None,
 ) -> float:
     """One pass of teacher-forced MLE over `data` (R, T) in shuffled batches (the last partial
     batch is dropped, as in the paper's code). Returns the mean batch loss.
 
     A generator with a noise input reads each real sequence with a fresh z ~ N(0, I), drawn from
-    `shuffle` after the batch order (nothing is drawn without one)."""
+    `shuffle` after the batch order (nothing is drawn without one). Under torchrun every rank draws
+    the same order and noise for the global batch and trains on its rows of it."""
+    model = model or Methods(generator)
     generator.train()
     perm = torch.randperm(len(data), generator=shuffle).to(data.device)
     losses = []
     for i in range(0, len(data) - batch_size + 1, batch_size):
         batch = data[perm[i : i + batch_size]]
         noise = generator.draw_noise(len(batch), shuffle)
+        rows = dist.rows(len(batch))
+        batch, noise = batch[rows], None if noise is None else noise[rows]
+        mask = generator.mask(batch)
         # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
-        loss = -masked_mean(generator.log_probs(batch, noise=noise), generator.mask(batch))
+        loss = -masked_mean(model("log_probs", batch, noise=noise), mask)
+        if dist.parallel:
+            loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
         check_finite(loss, "MLE")
         _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         losses.append(loss.item())
-    return sum(losses) / max(len(losses), 1)
+    total = all_reduce_sum([sum(losses)], dist, data.device)[0] / dist.world  # each rank's share, summed
+    return total / max(len(losses), 1)
 
 
 def discriminator_round(
@@ -69,12 +92,18 @@ def discriminator_round(
     l2_reg: float,
     sample_rng: torch.Generator,
     shuffle: torch.Generator,
+    dist: Dist = SINGLE,
+    model: nn.Module | None = None,
 ) -> float:
     """Draw `num_negatives` fresh sequences from G, pair them with as many real ones (all of
-    `real` when it holds that many, as in the paper), and train D for `epochs` passes."""
+    `real` when it holds that many, as in the paper), and train D for `epochs` passes.
+
+    Under torchrun each rank samples num_negatives / world of the negatives, all ranks gather them
+    (in rank order) into the same global set, and each trains on its rows of every global batch."""
+    model = model or Methods(discriminator)
     seq_len = real.shape[1]
     generator.eval()
-    fake = generator.sample(num_negatives, seq_len, sample_rng)
+    fake = all_gather_rows(generator.sample(num_negatives // dist.world, seq_len, sample_rng), dist)
     pick = torch.randperm(len(real), generator=shuffle)[: min(num_negatives, len(real))].to(real.device)
     x = torch.cat([real[pick], fake])
     is_real = torch.cat([torch.ones(len(pick), dtype=torch.bool), torch.zeros(len(fake), dtype=torch.bool)]).to(x.device)
@@ -83,16 +112,17 @@ def discriminator_round(
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=shuffle).to(x.device)
         for i in range(0, len(x) - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
+            idx = perm[i : i + batch_size][dist.rows(batch_size)]
+            # equal shards of a plain batch mean: DDP's average of the ranks' gradients is the global one
             loss = discriminator_loss(
-                discriminator(x[idx]), is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
+                model("forward", x[idx]), is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
             )
             check_finite(loss, "discriminator")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    return sum(losses) / max(len(losses), 1)
+    return all_reduce_sum([sum(losses)], dist, x.device)[0] / dist.world / max(len(losses), 1)
 
 
 def policy_gradient_step(
@@ -111,6 +141,8 @@ def policy_gradient_step(
     discount: float = 1.0,
     kl_weight: float = 0.0,
     reference: Generator | None = None,
+    dist: Dist = SINGLE,
+    model: nn.Module | None = None,
 ) -> tuple[float, float, float | None]:
     """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D,
     take a policy-gradient step, then move the rollout policy towards G.
@@ -118,9 +150,14 @@ def policy_gradient_step(
     discount < 1 discounts the rewards (`discount_rewards`) before the baseline. kl_weight > 0 adds
     kl_weight * KL(G || reference) per valid token of the sampled batch (`token_kl`), `reference`
     being a frozen copy of the pre-trained G read with the same z. Returns (loss, mean reward,
-    mean KL or None when kl_weight = 0); the mean reward is before discount and baseline."""
+    mean KL or None when kl_weight = 0); the mean reward is before discount and baseline.
+
+    Under torchrun each rank samples and rolls out batch_size / world sequences with its own
+    `sample_rng`; the baseline and the loss's mean are taken over the global batch, DDP averages
+    the gradients, so every rank takes the same step and the rollout policy stays identical."""
+    model = model or Methods(generator)
     generator.eval()
-    samples, noise = generator.sample(batch_size, seq_len, sample_rng, return_noise=True)  # (B, T), (B, Z) or None
+    samples, noise = generator.sample(batch_size // dist.world, seq_len, sample_rng, return_noise=True)  # (B, T), (B, Z) or None
     discriminator.eval()  # no dropout while scoring rewards, as in the paper's code
     rewards = rollout_rewards(
         rollout_policy, lambda x: prob_real(discriminator, x, chunk_rows), samples, num_rollouts, sample_rng, chunk_rows, noise
@@ -128,32 +165,59 @@ def policy_gradient_step(
     generator.train()
     mask = generator.mask(samples)
     q = discount_rewards(rewards, discount, mask)
+    if dist.parallel and baseline == "mean":  # the global batch's mean at each step, as pg_loss takes it
+        q = q - _global_step_mean(q, mask, dist)
+        baseline = "none"
     kl = None
     if kl_weight == 0:
-        loss = pg_loss(generator.log_probs(samples, noise=noise), q, baseline, mask)
+        loss = pg_loss(model("log_probs", samples, noise=noise), q, baseline, mask)
     else:
         if reference is None:
             raise ValueError("kl_weight > 0 needs the reference generator")
-        logits = generator(samples, noise)  # (B, T, V): the KL needs the whole distribution
+        logits = model("forward", samples, noise)  # (B, T, V): the KL needs the whole distribution
         with torch.no_grad():
             ref_logits = reference(samples, noise)
         log_probs = -token_nll(logits, samples)  # (B, T)
         kl = masked_mean(token_kl(logits, ref_logits), mask)
         loss = pg_loss(log_probs, q, baseline, mask) + kl_weight * kl
+    if dist.parallel:
+        loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
     check_finite(loss, "policy-gradient")
     _clipped_step(generator.parameters(), optimizer, loss, grad_clip)
     update_rollout_policy(rollout_policy, generator, rollout_update_rate)
-    return loss.item(), rewards.mean().item(), None if kl is None else kl.item()
+    if not dist.parallel:
+        return loss.item(), rewards.mean().item(), None if kl is None else kl.item()
+    # the loss is already this rank's share; the reward is a plain mean over equal shards; the KL is reported per rank's tokens
+    loss_sum, reward_sum, kl_sum = all_reduce_sum(
+        [loss.item(), rewards.mean().item(), 0.0 if kl is None else kl.item()], dist, samples.device
+    )
+    return loss_sum / dist.world, reward_sum / dist.world, None if kl is None else kl_sum / dist.world
+
+
+def _global_step_mean(q: torch.Tensor, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+    """(1, T): the mean of q (B, T) at each time step over the global batch's running sequences."""
+    weights = torch.ones_like(q) if mask is None else mask.to(q.dtype)
+    sums = all_reduce_(torch.stack([(q * weights).sum(dim=0), weights.sum(dim=0)]), dist)  # (2, T)
+    return (sums[0] / sums[1].clamp(min=1)).unsqueeze(0)
 
 
 @torch.no_grad()
 def discriminator_accuracy(
-    discriminator: nn.Module, real: torch.Tensor, generator: Generator, num: int, rng: torch.Generator
+    discriminator: nn.Module,
+    real: torch.Tensor,
+    generator: Generator,
+    num: int,
+    rng: torch.Generator,
+    dist: Dist = SINGLE,
 ) -> float:
-    """Accuracy of D on `num` held-out real sequences and `num` fresh samples of G (threshold 0.5)."""
+    """Accuracy of D on `num` held-out real sequences and `num` fresh samples of G (threshold 0.5).
+
+    Under torchrun each rank scores its rows of the real ones and as many samples of its own."""
     discriminator.eval()
     generator.eval()
     real = real[:num]
+    real = real[dist.part(len(real))]
     fake = generator.sample(len(real), real.shape[1], rng)
     correct = (prob_real(discriminator, real) > 0.5).sum() + (prob_real(discriminator, fake) <= 0.5).sum()
-    return float(correct) / (2 * len(real))
+    correct, count = all_reduce_sum([float(correct), 2.0 * len(real)], dist, real.device)
+    return correct / count
