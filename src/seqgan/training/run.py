@@ -190,6 +190,7 @@ class Trainer:
             state["rng_ranks"] = distributed.all_gather_object(state["rng"], self.dist)
         if self.dist.is_main():
             save_checkpoint(self.dir / "checkpoints", name, self.models(), state, self.cfg.checkpoint.keep)
+        distributed.barrier(self.dist)  # no rank reports or resumes from a checkpoint still being written
 
     # ------------------------------------------------------------------ measuring
 
