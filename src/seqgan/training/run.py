@@ -74,7 +74,7 @@ class Trainer:
         self.dist = dist
         self.quiet = quiet or not dist.is_main()
         configure(cfg.threads)
-        set_seed(dist.seed(cfg.seed))  # dropout differs per rank; rank 0 is the single-process run
+        set_seed(cfg.seed)  # the same data and initial models on every rank
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and dist.parallel:
             self.device = torch.device("cuda", dist.local_rank)
@@ -93,6 +93,8 @@ class Trainer:
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
+        if not dist.is_main():  # dropout differs per rank; rank 0 goes on as the single-process run
+            set_seed(dist.seed(cfg.seed))
         # DDP wrappers of the two trained models (plain method routers on one process).
         self.g_model = distributed.data_parallel(self.generator, dist)
         self.d_model = distributed.data_parallel(self.discriminator, dist)
