@@ -19,7 +19,6 @@ from seqgan.models.discriminator import RNNDiscriminator
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import discount_rewards, token_kl
 from seqgan.rl.rollout import rollout_sequences
-from seqgan.training import run as run_module
 from seqgan.training.checkpoint import latest_checkpoint
 from seqgan.training.run import Trainer
 from seqgan.training.steps import mle_epoch, policy_gradient_step
@@ -314,10 +313,10 @@ EARLY = ("pretrain.epochs=10", "pretrain.patience=2", "data.num_valid=64", "d_pr
 def test_early_stopping_keeps_the_best_epoch_and_resumes_stopped(tmp_path, monkeypatch):
     t = smoke_trainer(tmp_path / "early", *EARLY)
     script = {0: 9.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.6}  # validation NLL by epoch: best at 2, then two worse
-    real = run_module.nll_test
-    monkeypatch.setattr(run_module, "nll_test", lambda m, d: script[t.epoch] if d is t.data.valid else real(m, d))
+    real = t._nll
+    monkeypatch.setattr(t, "_nll", lambda m, d: script[t.epoch] if d is t.data.valid else real(m, d))
     t.run()
-    monkeypatch.setattr(run_module, "nll_test", real)
+    monkeypatch.undo()
     assert t.early == {"best": 2.0, "best_epoch": 2, "stopped_at": 4}
     rows = [json.loads(line) for line in (tmp_path / "early" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["epoch"] == 4 and rows[-1]["best_epoch"] == 2
