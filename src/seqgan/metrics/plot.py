@@ -41,20 +41,26 @@ def plot_runs(run_dirs: list[Path], out: Path, labels: list[str] | None = None) 
     runs = [read_metrics(d / "metrics.jsonl") for d in run_dirs]
     panels = [(k, t) for k, t in PANELS if any(k in r for rows in runs for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    colors = [f"C{i}" for i in range(len(runs))]  # one colour per run in every panel
+    floors = {round(f, 2) for f in map(oracle_floor, run_dirs) if f is not None}
     for ax, (key, title) in zip(axes[0], panels, strict=True):
-        for rows, label in zip(runs, labels, strict=True):
+        shown: list[float] = []
+        for rows, label, color in zip(runs, labels, colors, strict=True):
             x, y = _curve(rows, key)
-            if x:
-                line = ax.plot(x, y, marker=".", markersize=3, label=label)[0]
-                adv = [r["g_epoch"] for r in rows if r["phase"] == "adversarial"]
-                if adv:
-                    start = min(adv) - min((r["epoch"] for r in rows if r["phase"] == "adversarial"), default=0)
-                    ax.axvline(start, color=line.get_color(), linestyle=":", linewidth=1)
-        floors = {round(f, 3) for f in map(oracle_floor, run_dirs) if f is not None}
+            if not x:
+                continue
+            ax.plot(x, y, marker=".", markersize=3, label=label, color=color)
+            # The untrained model at epoch 0 would squeeze the scale: limits follow the rest.
+            shown += [v for e, v in zip(x, y, strict=True) if e > 0] or y
+            adv = [r["g_epoch"] - r["epoch"] for r in rows if r["phase"] == "adversarial"]
+            if adv:
+                ax.axvline(min(adv), color=color, linestyle=":", linewidth=1)
+        if shown:
+            pad = 0.05 * (max(shown) - min(shown) or 1.0)
+            ax.set_ylim(min(shown) - pad, max(shown) + pad)
         if key == "nll_oracle" and len(floors) == 1:
-            floor = floors.pop()
-            ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label=f"oracle floor {floor:.2f}")
-        ax.set_title(title)
+            title += f"; oracle floor {floors.pop():.2f}"
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("G epoch (MLE, then adversarial)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
