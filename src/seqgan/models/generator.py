@@ -262,7 +262,7 @@ class Generator(nn.Module):
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             for t in range(seq_len):
                 logits, state = self.step(token, state)
-                token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature)
+                token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature, inplace=True)
                 token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)

@@ -70,7 +70,7 @@ def rollout_sequences(
             active = int((plen <= T - k).sum())  # rows with >= k tokens to draw: a leading slice
             if active == 0:
                 break
-            token = sample_logits(step_logits[:active], generator, temperature)  # (active,)
+            token = sample_logits(step_logits[:active], generator, temperature, inplace=True)  # (active,)
             token, done = policy.finish(token, None if done is None else done[:active])
             out[chunk[:active], plen[:active] + k - 1] = token
             if k < T - int(plen[0]):  # the longest-running row of the chunk needs another step
