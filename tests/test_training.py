@@ -83,3 +83,21 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_thi
         a = load_file(tmp_path / "full" / final / f"{key}.safetensors")
         b = load_file(tmp_path / "crash" / final / f"{key}.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), key
+
+
+def test_a_run_reopens_with_its_saved_oracle_data_never_resampled(tmp_path, monkeypatch):
+    from seqgan.metrics.nll import nll_test
+    from seqgan.training import experiment
+    from seqgan.training.experiment import open_run
+
+    smoke_trainer(tmp_path).run()
+    logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["nll_test"]
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the oracle data was drawn again instead of read from the run")
+
+    monkeypatch.setattr(experiment, "oracle_datasets", no_sampling)
+    run = open_run(tmp_path)
+    assert nll_test(run.generator, run.data.test) == logged
+    resumed = Trainer(run.config, tmp_path, quiet=True)  # resume reads the same files
+    assert torch.equal(resumed.data.train, run.data.train)

@@ -24,6 +24,8 @@ from seqgan.training.checkpoint import latest_checkpoint, load_weights
 
 EVAL_SEED_OFFSET = 7919  # evaluation samples use their own fixed stream, apart from training's
 TOKENIZER_FILE = "tokenizer.json"
+ORACLE_FILE = "oracle.safetensors"
+ORACLE_DATA_FILE = "oracle_data.safetensors"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,13 +80,28 @@ def save_oracle(oracle: Generator, path: Path) -> None:
 
 
 def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) -> Data:
-    """The data of a run as it was trained: its saved oracle or tokenizer, the same splits."""
+    """The data of a run as it was trained, from what the run saved: its oracle and the datasets
+    drawn from it (so no later change to sampling can alter them), or its tokenizer. What the
+    folder lacks (a new run, or a run older than these files) is built from the config."""
     if cfg.data.source == "text":
-        return make_data(cfg, device, tokenizer=load_tokenizer(run_dir / TOKENIZER_FILE))
+        saved = run_dir / TOKENIZER_FILE
+        return make_data(cfg, device, tokenizer=load_tokenizer(saved) if saved.is_file() else None)
     d = cfg.data
-    oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0)
-    oracle.load_state_dict(load_file(run_dir / "oracle.safetensors"))
-    return make_data(cfg, device, oracle=oracle.requires_grad_(False).eval())
+    oracle = None
+    if (run_dir / ORACLE_FILE).is_file():
+        oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0)
+        load_weights(run_dir, ORACLE_FILE.removesuffix(".safetensors"), oracle)  # shapes checked: a clear error
+        oracle = oracle.requires_grad_(False).eval().to(device)
+    if oracle is not None and (run_dir / ORACLE_DATA_FILE).is_file():
+        sets = load_file(run_dir / ORACLE_DATA_FILE, device=str(device))
+        return Data(sets["train"], sets["test"], d.vocab_size, 0, None, 0, oracle=oracle, valid=sets.get("valid"))
+    return make_data(cfg, device, oracle=oracle)
+
+
+def save_oracle_data(data: Data, path: Path) -> None:
+    """The oracle's training, held-out (and validation) samples, exactly as the run uses them."""
+    sets = {"train": data.train, "test": data.test} | ({"valid": data.valid} if data.valid is not None else {})
+    save_file({k: v.contiguous().cpu() for k, v in sets.items()}, path)
 
 
 @dataclass

@@ -33,7 +33,6 @@ from tqdm import tqdm
 
 from seqgan.config import ConfigError, ExperimentConfig, save_config
 from seqgan.data.text import resolve_paths
-from seqgan.data.tokenizers import load_tokenizer
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
 from seqgan.metrics.text_eval import quick_text_metrics
@@ -50,13 +49,16 @@ from seqgan.training.checkpoint import (
     write_atomic_text,
 )
 from seqgan.training.experiment import (
+    ORACLE_DATA_FILE,
+    ORACLE_FILE,
     TOKENIZER_FILE,
     eval_generator,
     format_samples,
-    make_data,
+    load_run_data,
     make_generator,
     resolve_device,
     save_oracle,
+    save_oracle_data,
 )
 from seqgan.training.signals import StopOnSignal, TrainingStopped
 from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
@@ -78,9 +80,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and dist.parallel:
             self.device = torch.device("cuda", dist.local_rank)
-        saved = self.dir / TOKENIZER_FILE  # a resumed text run keeps the vocabulary it started with
-        tokenizer = load_tokenizer(saved) if cfg.data.source == "text" and saved.is_file() else None
-        self.data = make_data(cfg, self.device, tokenizer=tokenizer)
+        # A resumed run keeps its own data (oracle samples, vocabulary); a new one builds it.
+        self.data = load_run_data(cfg, self.dir, self.device)
         vocab = self.data.vocab_size
         self.generator = make_generator(cfg, self.data).to(self.device)
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
@@ -124,7 +125,8 @@ class Trainer:
         save_config(self.cfg, self.dir / "config.yaml")
         (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
         if self.data.oracle is not None:
-            save_oracle(self.data.oracle, self.dir / "oracle.safetensors")
+            save_oracle(self.data.oracle, self.dir / ORACLE_FILE)
+            save_oracle_data(self.data, self.dir / ORACLE_DATA_FILE)
             # The floor of NLL-oracle: the oracle's own per-token NLL on its held-out samples.
             floor = {"oracle_nll_test": nll_test(self.data.oracle, self.data.test), "num_test": len(self.data.test)}
             (self.dir / "oracle.json").write_text(json.dumps(floor) + "\n", encoding="utf-8")
