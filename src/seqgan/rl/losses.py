@@ -107,11 +107,6 @@ def mle_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return token_nll(logits, targets).mean()
 
 
-def sequence_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-sequence summed NLL: logits (B, T, V), targets (B, T) -> (B,)."""
-    return token_nll(logits, targets).sum(dim=1)
-
-
 def discriminator_loss(
     logits: torch.Tensor,
     is_real: torch.Tensor,
