@@ -347,6 +347,8 @@ class EvalConfig:
     """Samples written to samples.txt at the end of the run."""
     bleu_samples: int = 1000
     """Text: samples scored by BLEU-2..5 against the test lines at each evaluation (0: none)."""
+    tensorboard: bool = False
+    """Also log every metric to RUN_DIR/tensorboard (needs `pip install 'seqgan[tensorboard]'`)."""
 
     def __post_init__(self) -> None:
         for name in ("every", "num_samples", "d_samples", "batch_size"):

@@ -1,19 +1,35 @@
-"""metrics.jsonl: one JSON object a line, each with the phase and epoch it was measured at."""
+"""metrics.jsonl: one JSON object a line, each with the phase and epoch it was measured at.
+
+With a `TensorBoardLog` attached every record is also written there (see `seqgan.metrics.tensorboard`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from seqgan.training.checkpoint import write_atomic_text
+
+if TYPE_CHECKING:
+    from seqgan.metrics.tensorboard import TensorBoardLog
 
 
 class MetricsLog:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, tensorboard: TensorBoardLog | None = None) -> None:
         self.path = Path(path)
+        self.tensorboard = tensorboard
 
     def write(self, record: dict[str, Any]) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.write(record, self.read())
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the log by `records` (a resume drops what came after its checkpoint)."""
+        write_atomic_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
+        if self.tensorboard is not None:
+            self.tensorboard.close()  # the next write rebuilds it from the log
 
     def read(self) -> list[dict[str, Any]]:
         return read_metrics(self.path)

@@ -35,6 +35,7 @@ from seqgan.config import ConfigError, ExperimentConfig, save_config
 from seqgan.data.text import resolve_paths
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
+from seqgan.metrics.tensorboard import TensorBoardLog
 from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
 from seqgan.runtime import configure
@@ -46,7 +47,6 @@ from seqgan.training.checkpoint import (
     load_state,
     load_weights,
     save_checkpoint,
-    write_atomic_text,
 )
 from seqgan.training.experiment import (
     ORACLE_DATA_FILE,
@@ -104,7 +104,7 @@ class Trainer:
             "shuffle": torch.Generator().manual_seed(cfg.seed + 1),  # the same batch order on every rank
         }
         self.phase, self.epoch = PHASES[0], 0  # the next epoch to run is `epoch` of `phase`
-        self.log = MetricsLog(self.dir / "metrics.jsonl")
+        self.log = MetricsLog(self.dir / "metrics.jsonl", self._tensorboard())
         self.timings: dict[str, float] = {}
         self._saved = ""  # name of the last checkpoint written by this process
         self.steps = {"g": 0, "d": 0}  # optimizer steps taken so far
@@ -160,7 +160,7 @@ class Trainer:
             return
         # Drop metrics written after the checkpoint, so the log reads as if never interrupted.
         keep = [r for r in self.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= (PHASES.index(self.phase), self.epoch)]
-        write_atomic_text(self.log.path, "".join(json.dumps(r) + "\n" for r in keep))
+        self.log.rewrite(keep)
 
     def models(self) -> dict[str, torch.nn.Module]:
         models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
@@ -303,6 +303,12 @@ class Trainer:
                 f"checkpoint {self.last_checkpoint()}; continue with: seqgan train --resume {self.dir}",
                 self._stop.signum,
             )
+
+    def _tensorboard(self) -> TensorBoardLog | None:
+        """The TensorBoard mirror of metrics.jsonl (rank 0, with eval.tensorboard)."""
+        if not (self.cfg.eval.tensorboard and self.dist.is_main()):
+            return None
+        return TensorBoardLog(self.dir / "tensorboard", self.cfg.to_dict)
 
     def _bar(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, initial=self.epoch, desc=desc, disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
