@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -101,3 +102,23 @@ def test_a_run_reopens_with_its_saved_oracle_data_never_resampled(tmp_path, monk
     assert nll_test(run.generator, run.data.test) == logged
     resumed = Trainer(run.config, tmp_path, quiet=True)  # resume reads the same files
     assert torch.equal(resumed.data.train, run.data.train)
+
+
+def test_run_at_a_named_checkpoint(tmp_path):
+    """DIR@mle is G at the end of MLE pre-training: its NLL-test is the one logged there."""
+    from seqgan.metrics.nll import nll_test
+    from seqgan.training.checkpoint import CheckpointError
+    from seqgan.training.experiment import open_run
+
+    smoke_trainer(tmp_path, "checkpoint.keep=10").run()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    mle_end = [r for r in rows if r["phase"] == "mle"][-1]
+    run = open_run(f"{tmp_path}@mle")
+    assert run.checkpoint == f"0-mle-{mle_end['epoch']:06d}"
+    assert nll_test(run.generator, run.data.test) == mle_end["nll_test"]
+    assert open_run(f"{tmp_path}@{run.checkpoint}").checkpoint == run.checkpoint
+    latest = open_run(tmp_path)
+    assert latest.checkpoint.startswith("2-adversarial-")
+    assert nll_test(latest.generator, latest.data.test) == rows[-1]["nll_test"]
+    with pytest.raises(CheckpointError, match=r"no checkpoint 'gan'; name a phase .*0-mle-"):
+        open_run(f"{tmp_path}@gan")

@@ -48,6 +48,9 @@ def _positive_temperature(text: str) -> float:
     return value
 
 
+RUN_HELP = "run directory (its latest checkpoint), or DIR@mle for G at the end of MLE pre-training, or DIR@CHECKPOINT_FOLDER"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: adversarial sequence generation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -61,14 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
-    sample.add_argument("run_dir")
+    sample.add_argument("run_dir", help=RUN_HELP)
     sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
     sample.add_argument("--temperature", type=_positive_temperature, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", help="write to this file instead of stdout")
 
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
-    evaluate.add_argument("run_dir")
+    evaluate.add_argument("run_dir", help=RUN_HELP)
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
     evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
     sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
-    sweep.add_argument("run_dirs", nargs="+")
+    sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
     sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
     sweep.add_argument("--seed", type=int, default=0)
@@ -133,7 +136,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     data, cfg = run.data, run.config
     rng = torch.Generator(run.device).manual_seed(args.seed)
-    result = {"run": str(run.dir), "temperature": args.temperature, "num_samples": args.n, "seed": args.seed}
+    result = {
+        "run": str(run.dir),
+        "checkpoint": run.checkpoint,
+        "temperature": args.temperature,
+        "num_samples": args.n,
+        "seed": args.seed,
+    }
     if data.oracle is not None:
         result["nll_oracle"] = nll_oracle(
             data.oracle, run.generator, args.n, data.length, rng, args.temperature, cfg.eval.batch_size

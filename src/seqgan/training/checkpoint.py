@@ -85,6 +85,24 @@ def latest_checkpoint(root: Path) -> Path:
     return path
 
 
+def find_checkpoint(root: Path, spec: str | None) -> Path:
+    """The checkpoint a user names: None -> the latest; a folder name (e.g. `0-mle-000080`); or a
+    phase name (`mle`, `d_pretrain`, `adversarial`) -> the last checkpoint of that phase (for `mle`:
+    the generator that adversarial training started from)."""
+    if spec is None:
+        return latest_checkpoint(root)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if spec in names:
+        return root / spec
+    of_phase = [n for n in names if n.split("-", 1)[-1].rsplit("-", 1)[0] == spec]
+    if of_phase:
+        return root / of_phase[-1]
+    raise CheckpointError(
+        f"{root}: no checkpoint {spec!r}; name a phase (mle, d_pretrain, adversarial) or one of: {', '.join(names) or 'none'}"
+        + (" (older ones were deleted: checkpoint.keep)" if names else "")
+    )
+
+
 def load_weights(path: Path, key: str, model: nn.Module) -> None:
     file = path / f"{key}.safetensors"
     if not file.is_file():

@@ -20,7 +20,7 @@ from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
 from seqgan.models.build import build_generator
 from seqgan.models.generator import Generator
 from seqgan.runtime import configure
-from seqgan.training.checkpoint import latest_checkpoint, load_weights
+from seqgan.training.checkpoint import find_checkpoint, load_weights
 
 EVAL_SEED_OFFSET = 7919  # evaluation samples use their own fixed stream, apart from training's
 TOKENIZER_FILE = "tokenizer.json"
@@ -113,10 +113,14 @@ class Run:
     data: Data
     generator: Generator
     device: torch.device
+    checkpoint: str
+    """The checkpoint folder G was loaded from."""
 
 
 def open_run(run_dir: str | Path) -> Run:
-    run_dir = Path(run_dir)
+    """A trained run for sampling and evaluation: `DIR` (its latest checkpoint) or `DIR@CHECKPOINT`,
+    where CHECKPOINT is a phase (`DIR@mle`: G at the end of MLE pre-training) or a checkpoint folder name."""
+    run_dir, checkpoint = split_run_spec(str(run_dir))
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
     cfg = load_config(run_dir / "config.yaml")
@@ -124,8 +128,17 @@ def open_run(run_dir: str | Path) -> Run:
     device = resolve_device(cfg.device)
     data = load_run_data(cfg, run_dir, device)
     generator = make_generator(cfg, data).to(device)
-    load_weights(latest_checkpoint(run_dir / "checkpoints"), "generator", generator)
-    return Run(run_dir, cfg, data, generator.eval(), device)
+    path = find_checkpoint(run_dir / "checkpoints", checkpoint)
+    load_weights(path, "generator", generator)
+    return Run(run_dir, cfg, data, generator.eval(), device, path.name)
+
+
+def split_run_spec(spec: str) -> tuple[Path, str | None]:
+    """ "DIR@NAME" -> (DIR, NAME); "DIR" (or a folder whose own name holds an @) -> (DIR, None)."""
+    if "@" not in spec or Path(spec).is_dir():
+        return Path(spec), None
+    folder, name = spec.rsplit("@", 1)
+    return Path(folder), name or None
 
 
 def format_samples(samples: torch.Tensor, data: Data) -> list[str]:
