@@ -81,13 +81,13 @@ def last_metrics(run: Path) -> dict:
 
 
 def train(cfg, run: Path, init_from: Path | None = None) -> float:
-    """Train a fresh run in `run`; with `init_from`, G comes from that run's end of MLE and MLE is skipped."""
+    """Train a fresh run in `run`; with `init_from` (an MLE-only run), G starts as its G and MLE is skipped."""
     shutil.rmtree(run, ignore_errors=True)
     begin = time.perf_counter()
     trainer = Trainer(cfg, run, quiet=True)
     trainer.start(["bench/ablations.py"])
     if init_from is not None:
-        load_weights(find_checkpoint(init_from / "checkpoints", "mle"), "generator", trainer.generator)
+        load_weights(find_checkpoint(init_from / "checkpoints", None), "generator", trainer.generator)
         trainer.phase, trainer.epoch = "d_pretrain", 0
     trainer.run()
     return time.perf_counter() - begin

@@ -28,7 +28,7 @@ from seqgan.metrics.text import bleu, self_bleu  # noqa: E402
 from seqgan.metrics.text_eval import sample_units  # noqa: E402
 from seqgan.training.experiment import Run  # noqa: E402
 
-FIELDS = ["run", "label", "temperature", "nll_oracle", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]
+FIELDS = ["run", "checkpoint", "label", "temperature", "nll_oracle", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -58,7 +58,7 @@ def sweep_run(run: Run, label: str, temperatures: list[float], num_samples: int,
     rows = []
     for tau in temperatures:
         rng = torch.Generator(run.device).manual_seed(seed)
-        row: dict[str, Any] = {"run": str(run.dir), "label": label, "temperature": tau}
+        row: dict[str, Any] = {"run": str(run.dir), "checkpoint": run.checkpoint, "label": label, "temperature": tau}
         if data.oracle is not None:
             row["nll_oracle"] = nll_oracle(data.oracle, run.generator, num_samples, data.length, rng, tau, cfg.eval.batch_size)
         else:
