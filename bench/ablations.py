@@ -56,7 +56,6 @@ OPTIONS: dict[str, list[str]] = {
         "discriminator.attention_heads=4",
     ],  # fmt: skip
     "D: label smoothing 0.1": ["discriminator.label_smoothing=0.1"],
-    "D: no dropout, no L2": ["discriminator.dropout=0", "discriminator.l2_reg=0"],
     "PG: KL to the MLE model, weight 0.1": ["adversarial.kl_weight=0.1"],
     "PG: mean-reward baseline": ["adversarial.baseline=mean"],
     "PG: reward discount 0.95": ["adversarial.discount=0.95"],
