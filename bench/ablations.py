@@ -50,7 +50,6 @@ OPTIONS: dict[str, list[str]] = {
     "G: GRU": ["generator.cell=gru"],
     "G: self-attention read-out": ["generator.attention=true"],
     "G: early stopping (patience 2, 5,000 validation samples)": ["pretrain.patience=2", "data.num_valid=5000"],
-    "D: bi-GRU": ["discriminator.kind=rnn"],
     "D: bi-LSTM, 4-head attention pooling": [
         "discriminator.kind=rnn", "discriminator.rnn_cell=lstm", "discriminator.rnn_pooling=attention",
         "discriminator.attention_heads=4",
