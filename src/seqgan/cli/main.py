@@ -157,12 +157,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
         result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
-    if data.condition is not None and data.condition.kind == "label":  # per label value: add held-out NLL to what is there
-        per = result.setdefault("per_condition", {})
-        for name, values in per_condition_nll(
-            run.generator, data.test, data.cond_test, data.condition, cfg.eval.batch_size
-        ).items():
-            per[name] = per.get(name, {}) | values
+    if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
+        per = result.pop("per_condition", {})
+        held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
+        result["per_condition"] = {name: per.get(name, {}) | values for name, values in held.items()}
     print(json.dumps(result))
 
 

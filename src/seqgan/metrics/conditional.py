@@ -19,6 +19,7 @@ from torch import nn
 
 from seqgan.data.conditions import ConditionSpace
 from seqgan.metrics.nll import mean_token_nll, sequence_log_probs, token_nll_sum
+from seqgan.models.condition import pick_rows
 
 
 def candidate_conditions(
@@ -35,9 +36,7 @@ def candidate_conditions(
             raise ValueError("condition accuracy is defined for one label field (the conditional oracle's)")
         options = [torch.full_like(cond, k) for k in range(space.num_classes[0])]
         return options, cond[:, 0].clone()
-    others = [
-        pool[torch.randint(len(pool), (R,), generator=rng, device=rng.device).to(pool.device)] for _ in range(candidates - 1)
-    ]
+    others = [pick_rows(pool, R, rng) for _ in range(candidates - 1)]
     return [cond, *others], torch.zeros(R, dtype=torch.long, device=cond.device)
 
 
@@ -91,12 +90,18 @@ def oracle_sample_metrics(
 
 
 def per_condition_nll(
-    model: nn.Module, tokens: torch.Tensor, cond: torch.Tensor, space: ConditionSpace, batch_size: int = 1000
+    model: nn.Module,
+    tokens: torch.Tensor,
+    cond: torch.Tensor,
+    space: ConditionSpace,
+    temperature: float = 1.0,
+    batch_size: int = 1000,
 ) -> dict:
-    """Per label condition: the model's per-token NLL of the held-out rows (R, T) with that condition."""
+    """Per label condition: the model's per-token NLL (logits divided by `temperature`) of the
+    held-out rows (R, T) with that condition."""
     out = {}
     for name, rows in group_rows(space.names(cond)).items():
-        total, count = token_nll_sum(model, tokens[rows], batch_size, cond=cond[rows])
+        total, count = token_nll_sum(model, tokens[rows], batch_size, temperature, cond[rows])
         out[name] = {"num_test": len(rows), "nll_test": total / max(count, 1)}
     return out
 

@@ -181,6 +181,7 @@ def policy_gradient_step(
     cond = pick_rows(cond_pool, rows, sample_rng)  # (B, ...) or None
     samples, noise = generator.sample(rows, seq_len, sample_rng, return_noise=True, cond=cond)  # (B, T), (B, Z) or None
     discriminator.eval()  # no dropout while scoring rewards, as in the paper's code
+    # rewards (B, T): each sequence's rollouts and D's scores under its own condition
     rewards = rollout_rewards(
         rollout_policy, lambda x, c: prob_real(discriminator, x, chunk_rows, c), samples, num_rollouts, sample_rng, chunk_rows,
         noise, cond,
