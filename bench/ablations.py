@@ -51,7 +51,9 @@ OPTIONS: dict[str, list[str]] = {
     "G: self-attention read-out": ["generator.attention=true"],
     "G: early stopping (patience 2, 5,000 validation samples)": ["pretrain.patience=2", "data.num_valid=5000"],
     "D: bi-LSTM, 4-head attention pooling": [
-        "discriminator.kind=rnn", "discriminator.rnn_cell=lstm", "discriminator.rnn_pooling=attention",
+        "discriminator.kind=rnn",
+        "discriminator.rnn_cell=lstm",
+        "discriminator.rnn_pooling=attention",
         "discriminator.attention_heads=4",
     ],  # fmt: skip
     "D: label smoothing 0.1": ["discriminator.label_smoothing=0.1"],
@@ -59,7 +61,10 @@ OPTIONS: dict[str, list[str]] = {
     "PG: mean-reward baseline": ["adversarial.baseline=mean"],
     "PG: reward discount 0.95": ["adversarial.discount=0.95"],
     "schedule: D frozen after pre-training (G only)": [
-        "adversarial.train_d=false", "-adversarial.d_steps", "-adversarial.d_epochs", "-adversarial.num_negatives",
+        "adversarial.train_d=false",
+        "-adversarial.d_steps",
+        "-adversarial.d_epochs",
+        "-adversarial.num_negatives",
     ],  # fmt: skip
     "schedule: 3 d-steps per g-step": ["adversarial.d_steps=3"],
 }
@@ -173,7 +178,13 @@ def main() -> None:
         base = out / f"mle-seed{seed}"
         if (base / "wall.json").is_file():
             m = last_metrics(base)
-            mle_rows.append({"nll_oracle": m["nll_oracle"], "nll_test": m["nll_test"], "seconds": json.loads((base / "wall.json").read_text())["seconds"]})
+            mle_rows.append(
+                {
+                    "nll_oracle": m["nll_oracle"],
+                    "nll_test": m["nll_test"],
+                    "seconds": json.loads((base / "wall.json").read_text())["seconds"],
+                }
+            )
         # fmt: skip
     text = f"Budget: {' '.join(BUDGET)}; seeds {args.seeds}; {args.threads} thread(s).\n\n" + table(rows, mle_rows)
     (out / "table.md").write_text(text, encoding="utf-8")

@@ -314,7 +314,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes_stopped(tmp_path, monke
     t = smoke_trainer(tmp_path / "early", *EARLY)
     script = {0: 9.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.6}  # validation NLL by epoch: best at 2, then two worse
     real = t._nll
-    monkeypatch.setattr(t, "_nll", lambda m, d: script[t.epoch] if d is t.data.valid else real(m, d))
+    monkeypatch.setattr(t, "_nll", lambda m, d, c: script[t.epoch] if d is t.data.valid else real(m, d, c))
     t.run()
     monkeypatch.undo()
     assert t.early == {"best": 2.0, "best_epoch": 2, "stopped_at": 4}

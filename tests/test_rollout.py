@@ -30,7 +30,7 @@ def uniform_policy() -> Generator:
     return g
 
 
-def token_fraction(tokens: torch.Tensor) -> torch.Tensor:
+def token_fraction(tokens: torch.Tensor, cond: None = None) -> torch.Tensor:
     """Rigged D: P(real | Y) = fraction of TOKEN in Y. tokens (R, T) -> (R,)."""
     return (tokens == TOKEN).float().mean(dim=1)
 

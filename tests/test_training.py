@@ -97,7 +97,7 @@ def test_a_run_reopens_with_its_saved_oracle_data_never_resampled(tmp_path, monk
     def no_sampling(*args, **kwargs):
         raise AssertionError("the oracle data was drawn again instead of read from the run")
 
-    monkeypatch.setattr(experiment, "oracle_datasets", no_sampling)
+    monkeypatch.setattr(experiment, "oracle_dataset", no_sampling)
     run = open_run(tmp_path)
     assert nll_test(run.generator, run.data.test) == logged
     resumed = Trainer(run.config, tmp_path, quiet=True)  # resume reads the same files

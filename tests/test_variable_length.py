@@ -57,7 +57,7 @@ def test_rewards_with_a_rigged_length_discriminator():
     """D = 1 if the sequence has ended (holds EOS), else 0: Q(t) is known for every prefix."""
     y = torch.tensor([[5, 2, 0, 0, 0, 0], [5, 6, 7, 8, 4, 3]])
 
-    def ended(tokens):
+    def ended(tokens, cond=None):
         return (tokens == EOS).any(1).float()
 
     never_ends = constant_policy(7)

@@ -30,6 +30,12 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_default(section: Any, name: str) -> bool:
+    spec = type(section).__dataclass_fields__[name]
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    return getattr(section, name) == default
+
+
 PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
@@ -131,6 +137,60 @@ class DataConfig:
                 (self.vocab_size, self.embed_dim, self.hidden_dim) == (5000, 32, 32),
                 "data.oracle='paper' has vocab_size 5000, embed_dim 32, hidden_dim 32: remove the overrides",
             )
+
+
+CONDITION_KINDS = ("none", "label", "features")
+ORACLE_CONDITION_FIELDS = ("num_classes", "feature_dim", "candidates")
+TEXT_CONDITION_FIELDS = ("label_fields", "features", "valid_features", "test_features")
+LABEL_FIELDS = ("num_classes", "label_fields", "embed_dim")
+FEATURE_FIELDS = ("feature_dim", "candidates", "features", "valid_features", "test_features", "proj_dim")
+
+
+@dataclass
+class ConditionConfig:
+    """Conditional SeqGAN: G learns p(y | c) and D judges (y, c) pairs; 'none' is the plain SeqGAN.
+
+    Oracle data: a conditional oracle whose condition sets its initial state (`seqgan.data.oracle`).
+    Text data: label fields of JSON Lines records, or a features file with one row per sequence."""
+
+    kind: str = "none"
+    """'none', 'label' (categorical label fields) or 'features' (a dense vector per sequence)."""
+    num_classes: int = 4
+    """Oracle, kind=label: K classes, each with its own initial state of the oracle."""
+    feature_dim: int = 8
+    """Oracle, kind=features: F, the size of the N(0, I) feature vector drawn per sequence."""
+    candidates: int = 4
+    """Oracle, kind=features: condition accuracy picks the asked-for vector among this many (it and others of the held-out set)."""
+    label_fields: list[str] = field(default_factory=list)
+    """Text, kind=label: the JSONL fields holding labels (every line of every corpus file needs them)."""
+    features: str = ""
+    """Text, kind=features: a .npy or .safetensors file, one row per sequence (non-blank line) of data.train."""
+    valid_features: str = ""
+    """Text, kind=features: the rows for data.valid (needed exactly when data.valid is set)."""
+    test_features: str = ""
+    """Text, kind=features: the rows for data.test (needed exactly when data.test is set)."""
+    embed_dim: int = 16
+    """kind=label: embedding size of each label field (G and D each have their own)."""
+    proj_dim: int = 16
+    """kind=features: output size of the learned projection of the features (G and D each have their own)."""
+    step_input: bool = False
+    """Also join the encoded condition to every input step of G (not only its initial state)."""
+
+    def __post_init__(self) -> None:
+        _check(self.kind in CONDITION_KINDS, f"condition.kind={self.kind!r}: use 'none', 'label' or 'features'")
+        unused = {"none": [f.name for f in dataclasses.fields(self) if f.name != "kind"], "label": FEATURE_FIELDS}
+        for name in unused.get(self.kind, LABEL_FIELDS):
+            _check(
+                _is_default(self, name),
+                f"condition.{name} does not apply to condition.kind={self.kind!r}; remove it (or set condition.kind)",
+            )
+        for name in ("feature_dim", "embed_dim", "proj_dim"):
+            _check(getattr(self, name) >= 1, f"condition.{name} must be >= 1")
+        _check(self.num_classes >= 2, "condition.num_classes must be >= 2 (one class conditions on nothing)")
+        _check(self.candidates >= 2, "condition.candidates must be >= 2 (the asked-for vector and at least one other)")
+        _check(
+            len(set(self.label_fields)) == len(self.label_fields), f"condition.label_fields {self.label_fields} repeats a field"
+        )
 
 
 @dataclass
@@ -384,9 +444,11 @@ class ExperimentConfig:
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    condition: ConditionConfig = field(default_factory=ConditionConfig)
 
     def __post_init__(self) -> None:
         _check(self.threads >= 1, "threads must be >= 1")
+        self._check_condition()
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
         _check(
             self.data.source == "text" or self.eval.bleu_samples == EvalConfig.bleu_samples,
@@ -409,6 +471,43 @@ class ExperimentConfig:
                 not too_wide,
                 f"discriminator.filter_sizes {too_wide} are wider than the sequences ({self.data.length} tokens); "
                 "drop those widths (and their num_filters entries)",
+            )
+
+    def _check_condition(self) -> None:
+        """What the condition section may hold depends on the data source."""
+        c, d = self.condition, self.data
+        if c.kind == "none":
+            return
+        other = TEXT_CONDITION_FIELDS if d.source == "oracle" else ORACLE_CONDITION_FIELDS
+        for name in other:
+            _check(
+                _is_default(c, name),
+                f"condition.{name} does not apply to data.source={d.source!r}; remove it (or set data.source)",
+            )
+        if d.source == "oracle":
+            _check(
+                d.oracle == "random",
+                "a conditional oracle is built from data.oracle=random (the paper's oracle has no condition)",
+            )
+            return
+        if c.kind == "label":
+            _check(bool(c.label_fields), "condition.kind=label needs condition.label_fields, e.g. condition.label_fields=[genre]")
+            for name in ("train", "valid", "test"):
+                path = getattr(d, name)
+                _check(
+                    not path or path.lower().endswith(".jsonl"),
+                    f"data.{name}={path}: labels are read from JSON Lines; give a .jsonl file whose lines hold {c.label_fields}",
+                )
+            return
+        _check(
+            bool(c.features),
+            "condition.kind=features needs condition.features, the feature rows of data.train (.npy or .safetensors)",
+        )
+        for name in ("valid", "test"):
+            has_text, has_rows = bool(getattr(d, name)), bool(getattr(c, f"{name}_features"))
+            _check(
+                has_text == has_rows,
+                f"condition.{name}_features gives the feature rows of data.{name}: set both or neither",
             )
 
     def to_dict(self) -> dict[str, Any]:

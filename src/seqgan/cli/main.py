@@ -2,7 +2,7 @@
 
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
-    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE]
+    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | --condition row=INDEX]
     seqgan evaluate DIR [-n N] [--temperature T]
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
@@ -25,13 +25,14 @@ from seqgan.config import ConfigError, load_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import TokenizerError
-from seqgan.metrics.nll import nll_oracle, nll_test
+from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
+from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
 from seqgan.metrics.text_eval import full_text_metrics
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import format_samples, open_run, resolve_device
+from seqgan.training.experiment import format_samples, open_run, resolve_device, sample_for_data
 from seqgan.training.run import Trainer
 from seqgan.training.signals import TrainingStopped
 from seqgan.training.steps import NonFiniteLossError
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=_positive_temperature, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", help="write to this file instead of stdout")
+    sample.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="conditional runs: sample for this label (once per label field), or row=INDEX for the condition of held-out "
+        "sequence INDEX; without it each sample's condition is drawn from the held-out set and starts its line",
+    )
 
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir", help=RUN_HELP)
@@ -123,8 +132,13 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
+    cond = None
+    if args.condition:
+        if run.data.condition is None:
+            raise ConfigError(f"--condition: {run.dir} is an unconditional run; sample it without --condition")
+        cond = run.data.condition.parse(args.condition, run.data.cond_test)
     rng = torch.Generator(run.device).manual_seed(args.seed)
-    samples = run.generator.sample(args.n, run.data.length, rng, args.temperature, run.config.eval.batch_size)
+    samples = sample_for_data(run.generator, run.data, args.n, rng, args.temperature, run.config.eval.batch_size, cond)
     text = "".join(line + "\n" for line in format_samples(samples, run.data))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -144,12 +158,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "seed": args.seed,
     }
     if data.oracle is not None:
-        result["nll_oracle"] = nll_oracle(
-            data.oracle, run.generator, args.n, data.length, rng, args.temperature, cfg.eval.batch_size
-        )
-    result |= {"nll_test": nll_test(run.generator, data.test, args.temperature), "num_test": len(data.test)}
+        samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size)
+        result |= oracle_sample_metrics(
+            data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
+            cfg.eval.batch_size,
+        )  # fmt: skip
+    result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
         result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
+    if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
+        per = result.pop("per_condition", {})
+        held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
+        result["per_condition"] = {name: per.get(name, {}) | values for name, values in held.items()}
     print(json.dumps(result))
 
 

@@ -14,7 +14,7 @@ token, fed before the first id.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,12 +30,14 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Corpus:
-    """The non-blank sequences of one file, with the 1-based line number each came from."""
+    """The non-blank sequences of one file, with the 1-based line number each came from (and, for
+    JSON Lines read with label fields, each line's labels as strings, in the fields' order)."""
 
     path: Path
     lines: list[str]
     line_numbers: list[int]
     blank_lines: int
+    labels: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def _decode_utf8(path: Path, data: bytes) -> str:
@@ -49,7 +51,8 @@ def _decode_utf8(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _jsonl_text(path: Path, number: int, raw: str, field: str) -> str:
+def _jsonl_record(path: Path, number: int, raw: str, field: str) -> tuple[str, dict]:
+    """A JSON Lines line -> (its text, the whole record)."""
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as err:
@@ -65,7 +68,25 @@ def _jsonl_text(path: Path, number: int, raw: str, field: str) -> str:
         raise CorpusError(
             f"{path}:{number}: field {field!r} is {type(text).__name__}, not a string; store the text as a JSON string"
         )
-    return text
+    return text, record
+
+
+def _labels(path: Path, number: int, record: dict, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The label fields of a record as strings; each must be present and a string or an integer."""
+    labels = []
+    for name in fields:
+        if name not in record:
+            raise CorpusError(
+                f"{path}:{number}: no label field {name!r}; every line needs the label fields {list(fields)} "
+                "(condition.label_fields)"
+            )
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise CorpusError(
+                f"{path}:{number}: label {name!r} is {type(value).__name__} ({json.dumps(value)}); use a string or an integer"
+            )
+        labels.append(str(value))
+    return tuple(labels)
 
 
 def corpus_format(path: str | Path) -> str:
@@ -73,8 +94,9 @@ def corpus_format(path: str | Path) -> str:
     return "jsonl" if Path(path).suffix.lower() == ".jsonl" else "text"
 
 
-def read_corpus(path: str | Path, text_field: str = "text") -> Corpus:
-    """Read the sequences of a `.txt` or `.jsonl` corpus file (see the module docstring)."""
+def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[str, ...] = ()) -> Corpus:
+    """Read the sequences of a `.txt` or `.jsonl` corpus file (see the module docstring), and the
+    `label_fields` of each JSON Lines record (a conditional run's labels)."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: corpus file not found; check the path (relative paths start at the working directory)")
@@ -83,24 +105,37 @@ def read_corpus(path: str | Path, text_field: str = "text") -> Corpus:
     raws = text.split("\n")
     if raws and raws[-1] == "":
         raws.pop()  # the final newline ends the last line; it does not start a blank one
-    lines, numbers, blank = [], [], 0
+    if label_fields and not jsonl:
+        raise CorpusError(f"{path}: labels are read from JSON Lines; give a .jsonl file whose lines hold {list(label_fields)}")
+    lines, numbers, labels, blank = [], [], [], 0
     for number, raw in enumerate(raws, start=1):
         raw = raw.removesuffix("\r")
-        line = _jsonl_text(path, number, raw, text_field) if jsonl and raw.strip() else raw
+        line, record = _jsonl_record(path, number, raw, text_field) if jsonl and raw.strip() else (raw, {})
         if not line.strip():
             blank += 1
             continue
         lines.append(line)
         numbers.append(number)
+        if label_fields:
+            labels.append(_labels(path, number, record, label_fields))
     if not lines:
         raise CorpusError(f"{path}: empty corpus ({blank} blank lines, no text); give a file with one sequence a line")
-    return Corpus(path, lines, numbers, blank)
+    return Corpus(path, lines, numbers, blank, labels)
 
 
 def encode_corpus(
     lines: list[str], tokenizer: Tokenizer, max_len: int, overflow: str = "truncate"
 ) -> tuple[torch.Tensor, dict[str, int]]:
-    """Encode `lines` to a (R, max_len + 1) LongTensor: ids, EOS, PAD...; plus a report.
+    """Encode `lines` to a (R, max_len + 1) LongTensor: ids, EOS, PAD...; plus a report (see `encode_lines`)."""
+    tokens, _, report = encode_lines(lines, tokenizer, max_len, overflow)
+    return tokens, report
+
+
+def encode_lines(
+    lines: list[str], tokenizer: Tokenizer, max_len: int, overflow: str = "truncate"
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """Encode `lines` to a (R, max_len + 1) LongTensor: ids, EOS, PAD...; the index (R,) of the
+    line each row came from (what goes with a line, e.g. its condition, follows it); a report.
 
     overflow='truncate' keeps the first `max_len` tokens of longer lines, 'drop' leaves those lines
     out (then R < len(lines)). Lines that encode to no tokens at all are dropped and counted too.
@@ -111,8 +146,8 @@ def encode_corpus(
         raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
     if max_len < 1:
         raise CorpusError(f"max_len={max_len}: a sequence needs at least one token before EOS; set max_len >= 1")
-    rows, truncated, dropped, empty, longest = [], 0, 0, 0, 0
-    for line in lines:
+    rows, kept, truncated, dropped, empty, longest = [], [], 0, 0, 0, 0
+    for i, line in enumerate(lines):
         ids = tokenizer.encode(line)
         longest = max(longest, len(ids))
         if not ids:
@@ -125,6 +160,7 @@ def encode_corpus(
             truncated += 1
             ids = ids[:max_len]
         rows.append(ids + [EOS] + [PAD] * (max_len - len(ids)))
+        kept.append(i)
     tokens = torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_len + 1)
     content = (tokens != PAD) & (tokens != EOS)
     report = {
@@ -138,7 +174,7 @@ def encode_corpus(
         "longest": longest,
         "max_len": max_len,
     }
-    return tokens, report
+    return tokens, torch.tensor(kept, dtype=torch.long), report
 
 
 def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int], list[int]]:

@@ -11,6 +11,17 @@ These are exactly `torch.nn.LSTM`'s with one bias, so the oracle is a frozen `Ge
 weights are packed in PyTorch's gate order (i, f, g=c, o). Two sources of weights: the paper's
 own (`target_params.npz`) or a seeded random oracle with N(0, 1) parameters (the paper code's
 `TARGET_LSTM` initialisation), which needs no file.
+
+The conditional oracle (made here, for the conditional SeqGAN) is the random oracle of the same
+seed whose initial state depends on a condition c, so p_oracle(y | c) and, by Bayes, the
+posterior p_oracle(c | y) are exact:
+- labels: K classes, class k starting from (h0, c0) = tanh(W e_k + b), with e_k (K x H), W
+  (2H x H) and b drawn N(0, 1) after the LSTM's parameters: K seeded points of (-1, 1)^2H, most
+  coordinates near +-1. Sequences draw their class uniformly.
+- features (standing for the cross-modal case): a vector f ~ N(0, I_F) per sequence, and
+  (h0, c0) = tanh(W (P f + p) + b), a fixed random (N(0, 1)) projection of f.
+Sizes and how far the classes can be told apart are measured in the README (the oracle's own
+condition accuracy on its own samples is the ceiling of any model's).
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqgan.data.conditions import ConditionSpace
+from seqgan.models.condition import FeatureEncoder, LabelEncoder
 from seqgan.models.generator import Generator
 
 GATES = ("i", "f", "c", "o")  # PyTorch's LSTM gate order, with its g gate = the paper's c
@@ -29,14 +42,28 @@ class OracleError(ValueError):
     """The oracle's weights file is missing or malformed."""
 
 
-def random_oracle_params(vocab_size: int, embed_dim: int, hidden_dim: int, seed: int) -> dict[str, np.ndarray]:
-    """N(0, 1) parameters in the layout of `target_params.npz`, drawn from a seeded generator."""
+def random_oracle_params(
+    vocab_size: int, embed_dim: int, hidden_dim: int, seed: int, space: ConditionSpace | None = None
+) -> dict[str, np.ndarray]:
+    """N(0, 1) parameters in the layout of `target_params.npz`, drawn from a seeded generator; for
+    a conditional oracle (`space`), its initial-state parameters are drawn after them, under the
+    names of the `Generator`'s state dict."""
     g = torch.Generator().manual_seed(seed)
     shapes = {"embedding": (vocab_size, embed_dim)}
     for gate in GATES:
         shapes |= {f"W_{gate}": (embed_dim, hidden_dim), f"U_{gate}": (hidden_dim, hidden_dim), f"b_{gate}": (hidden_dim,)}
     shapes |= {"W_out": (hidden_dim, vocab_size), "b_out": (vocab_size,)}
+    if space is not None:
+        shapes |= {name: tuple(t.shape) for name, t in _condition_encoder(space, hidden_dim).state_dict().items()}
+        shapes |= {"condition_map.weight": (2 * hidden_dim, hidden_dim), "condition_map.bias": (2 * hidden_dim,)}
     return {name: torch.randn(shape, generator=g).numpy() for name, shape in shapes.items()}
+
+
+def _condition_encoder(space: ConditionSpace, hidden_dim: int) -> torch.nn.Module:
+    """The oracle's condition encoder, prefixed 'condition.' as a `Generator` holds it: e_k or P f + p."""
+    if space.kind == "label":
+        return torch.nn.ModuleDict({"condition": LabelEncoder(space.num_classes, hidden_dim)})
+    return torch.nn.ModuleDict({"condition": FeatureEncoder(space.feature_dim, hidden_dim)})
 
 
 def load_oracle_params(path: str | Path) -> dict[str, np.ndarray]:
@@ -58,11 +85,13 @@ def load_oracle_params(path: str | Path) -> dict[str, np.ndarray]:
     return params
 
 
-def oracle_from_params(params: dict[str, np.ndarray]) -> Generator:
-    """Pack the paper's per-gate matrices into a frozen single-layer LSTM `Generator`."""
+def oracle_from_params(params: dict[str, np.ndarray], space: ConditionSpace | None = None) -> Generator:
+    """Pack the paper's per-gate matrices into a frozen single-layer LSTM `Generator` (conditional
+    when `space` is given: its initial-state parameters are then in `params` too)."""
     vocab_size, embed_dim = params["embedding"].shape
     hidden_dim = params["U_i"].shape[0]
-    oracle = Generator(vocab_size, embed_dim, hidden_dim, num_layers=1, cell="lstm", start_token=0, init_std=0)
+    encoder = None if space is None else _condition_encoder(space, hidden_dim)["condition"]
+    oracle = Generator(vocab_size, embed_dim, hidden_dim, num_layers=1, cell="lstm", start_token=0, init_std=0, condition=encoder)
     t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in params.items()}
     with torch.no_grad():
         oracle.embedding.weight.copy_(t["embedding"])
@@ -73,21 +102,44 @@ def oracle_from_params(params: dict[str, np.ndarray]) -> Generator:
         oracle.rnn.bias_hh_l0.zero_()
         oracle.head.weight.copy_(t["W_out"].T)
         oracle.head.bias.copy_(t["b_out"])
+        for name, value in oracle.named_parameters():
+            if name.startswith("condition"):
+                value.copy_(t[name])
     oracle.requires_grad_(False)
     return oracle.eval()
 
 
-def build_oracle(kind: str, path: str | Path, vocab_size: int, embed_dim: int, hidden_dim: int, seed: int) -> Generator:
-    """The oracle named by the config: kind 'paper' reads `path`, 'random' draws from `seed`."""
+def build_oracle(
+    kind: str, path: str | Path, vocab_size: int, embed_dim: int, hidden_dim: int, seed: int, space: ConditionSpace | None = None
+) -> Generator:
+    """The oracle named by the config: kind 'paper' reads `path`, 'random' draws from `seed`
+    (the conditional oracle when `space` is given)."""
     if kind == "paper":
+        if space is not None:
+            raise OracleError("the paper's oracle has no condition; a conditional oracle is data.oracle=random")
         return oracle_from_params(load_oracle_params(path))
-    return oracle_from_params(random_oracle_params(vocab_size, embed_dim, hidden_dim, seed))
+    return oracle_from_params(random_oracle_params(vocab_size, embed_dim, hidden_dim, seed, space), space)
 
 
-def oracle_datasets(
-    oracle: Generator, seq_len: int, num_train: int, num_test: int, train_seed: int, test_seed: int, batch_size: int = 1000
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real training set and the held-out set: (num_train, T) and (num_test, T), separate seeds."""
-    train = oracle.sample(num_train, seq_len, torch.Generator().manual_seed(train_seed), batch_size=batch_size)
-    test = oracle.sample(num_test, seq_len, torch.Generator().manual_seed(test_seed), batch_size=batch_size)
-    return train, test
+def oracle_space(kind: str, num_classes: int, feature_dim: int) -> ConditionSpace | None:
+    """The conditions of the conditional oracle: one label field 'class' of K values, or F features."""
+    if kind == "label":
+        return ConditionSpace("label", ("class",), (tuple(str(k) for k in range(num_classes)),))
+    return ConditionSpace("features", feature_dim=feature_dim) if kind == "features" else None
+
+
+def draw_conditions(space: ConditionSpace, num: int, generator: torch.Generator) -> torch.Tensor:
+    """Conditions of the oracle's sequences: a uniform class (num, 1) or f ~ N(0, I) (num, F)."""
+    if space.kind == "label":
+        return torch.randint(space.num_classes[0], (num, 1), generator=generator)
+    return torch.randn(num, space.feature_dim, generator=generator)
+
+
+def oracle_dataset(
+    oracle: Generator, num: int, seq_len: int, seed: int, batch_size: int = 1000, space: ConditionSpace | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`num` oracle samples (num, T) drawn with their own `seed`, and for a conditional oracle the
+    condition of each (drawn first, from the same seed), else None."""
+    generator = torch.Generator().manual_seed(seed)
+    cond = None if space is None else draw_conditions(space, num, generator).to(oracle.head.weight.device)
+    return oracle.sample(num, seq_len, generator, batch_size=batch_size, cond=cond), cond

@@ -8,6 +8,10 @@ truncated or dropped as configured, and every count goes into `report`.
 
 BLEU references are the raw lines (lower-cased when the tokenizer lower-cases), split into units:
 characters for the char tokenizer, whitespace-separated words otherwise.
+
+A conditional run (`condition.kind` label or features) also gets each split's conditions, row for
+row with its tokens (`cond_*`, see `seqgan.data.conditions`): the labels of each JSON Lines record,
+or the rows of the features file that goes with each corpus file.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 import torch
 
-from seqgan.config import DataConfig
-from seqgan.data.corpus import encode_corpus, read_corpus, split_heldout
+from seqgan.config import ConditionConfig, DataConfig
+from seqgan.data.conditions import ConditionSpace, label_space, read_features
+from seqgan.data.corpus import Corpus, encode_lines, read_corpus, split_heldout
 from seqgan.data.tokenizers import Tokenizer, build_tokenizer
 
 
@@ -39,11 +44,33 @@ class TextData:
     heldout_lines: list[str]
     test_lines: list[str]
     report: dict[str, Any] = field(default_factory=dict)
+    condition: ConditionSpace | None = None
+    cond_train: torch.Tensor | None = None  # (R, ...) the condition of each row of train; None when unconditional
+    cond_heldout: torch.Tensor | None = None
+    cond_test: torch.Tensor | None = None
+    cond_valid: torch.Tensor | None = None
 
 
-def make_text_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> TextData:
-    """Read and encode the corpus files; build the tokenizer from the training lines unless given."""
-    corpus = read_corpus(cfg.train, cfg.text_field)
+def make_text_data(
+    cfg: DataConfig,
+    tokenizer: Tokenizer | None = None,
+    condition: ConditionConfig | None = None,
+    space: ConditionSpace | None = None,
+) -> TextData:
+    """Read and encode the corpus files; build the tokenizer from the training lines unless given.
+
+    With a conditional `condition`, read each split's conditions too; `space` (a reopened run's)
+    fixes the label values and feature width, else they come from the training file."""
+    kind = "none" if condition is None else condition.kind
+    fields = tuple(condition.label_fields) if kind == "label" else ()
+    corpus = read_corpus(cfg.train, cfg.text_field, fields)
+    conds = None
+    if kind == "label":
+        space = space or label_space(list(fields), corpus)
+        conds = space.label_ids(corpus, cfg.train)
+    elif kind == "features":
+        conds = read_features(condition.features, corpus, space.feature_dim if space else None)
+        space = space or ConditionSpace("features", feature_dim=conds.shape[1])
     train_idx, held_idx = split_heldout(len(corpus.lines), cfg.heldout_size, cfg.heldout_seed)
     train_lines = [corpus.lines[i] for i in train_idx]
     held_lines = [corpus.lines[i] for i in held_idx]
@@ -51,21 +78,42 @@ def make_text_data(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> TextD
         tokenizer = build_tokenizer(cfg.tokenizer, train_lines, cfg.max_vocab or None, cfg.lowercase)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
 
-    def encode(lines: list[str], name: str) -> torch.Tensor:
-        tokens, rep = encode_corpus(lines, tokenizer, cfg.max_len, cfg.overflow)
+    def encode(lines: list[str], line_conds: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tokens, kept, rep = encode_lines(lines, tokenizer, cfg.max_len, cfg.overflow)
         report[name] = rep
-        return tokens
+        return tokens, None if line_conds is None else line_conds[kept]
 
-    train = encode(train_lines, "train")
-    heldout = encode(held_lines, "heldout")
-    test_lines = read_corpus(cfg.test, cfg.text_field).lines if cfg.test else held_lines
-    test = encode(test_lines, "test") if cfg.test else heldout
-    valid = encode(read_corpus(cfg.valid, cfg.text_field).lines, "valid") if cfg.valid else None
+    def other_file(path: str, features: str) -> tuple[list[str], torch.Tensor | None]:
+        other = read_corpus(path, cfg.text_field, fields)
+        return other.lines, _conditions(other, space, features, cfg.train)
+
+    def pick(idx: list[int]) -> torch.Tensor | None:
+        return None if conds is None else conds[idx]
+
+    train, cond_train = encode(train_lines, pick(train_idx), "train")
+    heldout, cond_heldout = encode(held_lines, pick(held_idx), "heldout")
+    test_lines, test, cond_test = held_lines, heldout, cond_heldout
+    if cfg.test:
+        test_lines, test_conds = other_file(cfg.test, condition.test_features if kind == "features" else "")
+        test, cond_test = encode(test_lines, test_conds, "test")
+    valid = cond_valid = None
+    if cfg.valid:
+        valid, cond_valid = encode(*other_file(cfg.valid, condition.valid_features if kind == "features" else ""), "valid")
     norm = (lambda s: s.lower()) if cfg.lowercase else (lambda s: s)
     return TextData(
         tokenizer, train, heldout, test, valid,
         [norm(x) for x in train_lines], [norm(x) for x in held_lines], [norm(x) for x in test_lines], report,
+        space, cond_train, cond_heldout, cond_test, cond_valid,
     )  # fmt: skip
+
+
+def _conditions(corpus: Corpus, space: ConditionSpace | None, features: str, train_path: str) -> torch.Tensor | None:
+    """The conditions of a test or validation corpus, in the training data's label ids or feature width."""
+    if space is None:
+        return None
+    if space.kind == "label":
+        return space.label_ids(corpus, train_path)
+    return read_features(features, corpus, space.feature_dim)
 
 
 def decode_rows(tokenizer: Tokenizer, tokens: torch.Tensor) -> list[str]:
@@ -73,9 +121,10 @@ def decode_rows(tokenizer: Tokenizer, tokens: torch.Tensor) -> list[str]:
     return [tokenizer.decode(row) for row in tokens.tolist()]
 
 
-def resolve_paths(cfg: DataConfig, base: Path) -> None:
-    """Make the corpus paths absolute, so a run can be evaluated from any folder."""
-    for name in ("train", "valid", "test"):
-        value = getattr(cfg, name)
-        if value:
-            setattr(cfg, name, str((base / value).resolve()))
+def resolve_paths(cfg: DataConfig, base: Path, condition: ConditionConfig | None = None) -> None:
+    """Make the corpus (and features) paths absolute, so a run can be evaluated from any folder."""
+    for section, names in ((cfg, ("train", "valid", "test")), (condition, ("features", "valid_features", "test_features"))):
+        for name in names if section is not None else ():
+            value = getattr(section, name)
+            if value:
+                setattr(section, name, str((base / value).resolve()))

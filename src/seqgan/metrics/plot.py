@@ -20,6 +20,7 @@ from seqgan.metrics.logger import read_metrics  # noqa: E402
 PANELS = [
     ("nll_oracle", "NLL-oracle (nats/token)"),
     ("nll_test", "NLL-test (nats/token)"),
+    ("cond_acc", "condition accuracy"),
     ("d_acc", "D accuracy"),
     ("mean_reward", "mean reward"),
 ]
@@ -29,6 +30,12 @@ def oracle_floor(run_dir: Path) -> float | None:
     """The oracle's NLL on its own held-out samples, written by `seqgan train` (oracle data only)."""
     path = run_dir / "oracle.json"
     return json.loads(path.read_text(encoding="utf-8"))["oracle_nll_test"] if path.is_file() else None
+
+
+def oracle_condition_ceiling(run_dir: Path) -> float | None:
+    """The conditional oracle's condition accuracy on its own held-out samples (conditional oracle runs only)."""
+    path = run_dir / "oracle.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("oracle_cond_acc") if path.is_file() else None
 
 
 def _curve(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -75,10 +82,16 @@ def curve_table(run_dir: Path) -> str:
     """The learning curve of one run as aligned text: phase, epoch and each metric present."""
     rows = read_metrics(run_dir / "metrics.jsonl")
     keys = [
-        k for k in ("nll_oracle", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss") if any(k in r for r in rows)
+        k
+        for k in ("nll_oracle", "cond_acc", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")
+        if any(k in r for r in rows)
     ]
     floor = oracle_floor(run_dir)
     head = [f"oracle's own NLL on the held-out set (the floor): {floor:.4f}"] if floor is not None else []
+    ceiling = oracle_condition_ceiling(run_dir)
+    head += (
+        [f"oracle's own condition accuracy on its held-out samples (the ceiling): {ceiling:.4f}"] if ceiling is not None else []
+    )
     lines = head + [f"{'phase':<12}{'epoch':>6}" + "".join(f"{k:>12}" for k in keys)]
     for r in rows:
         cells = "".join(f"{r[k]:>12.4f}" if k in r else f"{'':>12}" for k in keys)

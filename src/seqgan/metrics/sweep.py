@@ -4,7 +4,7 @@ Comparing a GAN with MLE at one temperature is misleading: a lower temperature b
 the cost of diversity. A sweep measures, for each run and temperature tau:
 - oracle runs: quality = NLL-oracle of samples drawn at tau (lower is better; the floor is the
   oracle's entropy rate); diversity / coverage = NLL-test, the generator's NLL of held-out real
-  data with its logits divided by tau (lower is better);
+  data with its logits divided by tau (lower is better); conditional runs add cond_acc;
 - text runs: quality = BLEU-4 of the samples against the test lines (higher is better);
   diversity = Self-BLEU-4 (lower is better); and NLL-test at tau.
 A run dominates another where its curve lies closer to the better corner on both axes.
@@ -23,12 +23,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from seqgan.data.text import text_units  # noqa: E402
-from seqgan.metrics.nll import nll_oracle, nll_test  # noqa: E402
+from seqgan.metrics.conditional import oracle_sample_metrics  # noqa: E402
+from seqgan.metrics.nll import nll_test  # noqa: E402
 from seqgan.metrics.text import bleu, self_bleu  # noqa: E402
 from seqgan.metrics.text_eval import sample_units  # noqa: E402
-from seqgan.training.experiment import Run  # noqa: E402
+from seqgan.training.experiment import Run, sample_for_data  # noqa: E402
 
-FIELDS = ["run", "checkpoint", "label", "temperature", "nll_oracle", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]
+FIELDS = ["run", "checkpoint", "label", "temperature", "nll_oracle", "cond_acc", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]  # fmt: skip
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -60,14 +61,19 @@ def sweep_run(run: Run, label: str, temperatures: list[float], num_samples: int,
         rng = torch.Generator(run.device).manual_seed(seed)
         row: dict[str, Any] = {"run": str(run.dir), "checkpoint": run.checkpoint, "label": label, "temperature": tau}
         if data.oracle is not None:
-            row["nll_oracle"] = nll_oracle(data.oracle, run.generator, num_samples, data.length, rng, tau, cfg.eval.batch_size)
+            samples = sample_for_data(run.generator, data, num_samples, rng, tau, cfg.eval.batch_size)
+            metrics = oracle_sample_metrics(
+                data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
+                cfg.eval.batch_size,
+            )  # fmt: skip
+            row |= {k: v for k, v in metrics.items() if k in FIELDS}
         else:
             hyps = sample_units(run.generator, data.text, num_samples, rng, tau, cfg.eval.batch_size)
             refs = [text_units(line, data.text.tokenizer.kind) for line in data.text.test_lines]
             row["bleu4_test"] = bleu(hyps, refs, (4,))[4]
             row["self_bleu4"] = self_bleu(hyps, (4,))[4]
         row |= {
-            "nll_test": nll_test(run.generator, data.test, tau),
+            "nll_test": nll_test(run.generator, data.test, tau, data.cond_test),
             "num_samples": num_samples,
             "num_test": len(data.test),
             "seed": seed,

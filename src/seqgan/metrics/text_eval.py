@@ -6,6 +6,7 @@
 - distinct{n} (n = 1..4), copy_rate (samples equal to a training line), length statistics
   (in BLEU units: words, or characters for char-level corpora, without the end token).
 `quick_text_metrics` is the subset logged during training (BLEU against the test lines).
+A conditional run's samples are drawn for the conditions of test lines picked at random.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from seqgan.data.text import TextData, decode_rows, text_units
 from seqgan.metrics import text as tm
+from seqgan.models.condition import pick_rows
 from seqgan.models.generator import Generator
 
 ORDERS = (2, 3, 4, 5)
@@ -22,7 +24,8 @@ ORDERS = (2, 3, 4, 5)
 def sample_units(
     generator: Generator, data: TextData, n: int, rng: torch.Generator, temperature: float, batch_size: int
 ) -> list[list[str]]:
-    samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size)
+    cond = pick_rows(data.cond_test, n, rng)
+    samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size, cond=cond)
     return [text_units(s, data.tokenizer.kind) for s in decode_rows(data.tokenizer, samples)]
 
 

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 from torch import nn
 
-from seqgan.config import DiscriminatorConfig, GeneratorConfig
+from seqgan.config import ConditionConfig, DiscriminatorConfig, GeneratorConfig
+from seqgan.data.conditions import ConditionSpace
+from seqgan.models.condition import FeatureEncoder, LabelEncoder
 from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator
 from seqgan.models.generator import Generator
 
 
+def build_condition_encoder(cfg: ConditionConfig, space: ConditionSpace | None) -> nn.Module | None:
+    """A fresh encoder of the run's conditions (G and D each build their own), or None when unconditional."""
+    if space is None:
+        return None
+    if space.kind == "label":
+        return LabelEncoder(space.num_classes, cfg.embed_dim)
+    return FeatureEncoder(space.feature_dim, cfg.proj_dim)
+
+
 def build_generator(
-    cfg: GeneratorConfig, vocab_size: int, start_token: int = 0, eos_token: int | None = None, pad_token: int = 0
+    cfg: GeneratorConfig,
+    vocab_size: int,
+    start_token: int = 0,
+    eos_token: int | None = None,
+    pad_token: int = 0,
+    condition: ConditionConfig | None = None,
+    space: ConditionSpace | None = None,
 ) -> Generator:
+    encoder = None if condition is None else build_condition_encoder(condition, space)
     return Generator(
         vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.cell, start_token, cfg.init_std, eos_token, pad_token,
-        cfg.noise_dim, cfg.attention,
+        cfg.noise_dim, cfg.attention, encoder, encoder is not None and condition.step_input,
     )  # fmt: skip
 
 
-def build_discriminator(cfg: DiscriminatorConfig, vocab_size: int) -> nn.Module:
+def build_discriminator(
+    cfg: DiscriminatorConfig, vocab_size: int, condition: ConditionConfig | None = None, space: ConditionSpace | None = None
+) -> nn.Module:
+    encoder = None if condition is None else build_condition_encoder(condition, space)
     if cfg.kind == "cnn":
-        return CNNDiscriminator(vocab_size, cfg.embed_dim, cfg.filter_sizes, cfg.num_filters, cfg.dropout)
+        return CNNDiscriminator(vocab_size, cfg.embed_dim, cfg.filter_sizes, cfg.num_filters, cfg.dropout, encoder)
     return RNNDiscriminator(
         vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,
-        cfg.attention_heads,
+        cfg.attention_heads, encoder,
     )  # fmt: skip

@@ -7,6 +7,11 @@ and a 2-way output layer (class 1 = real). `RNNDiscriminator` reads the sequence
 a multi-head attention read-out of all its time steps by a learned query.
 
 Both return logits (B, 2); `prob_real` is the reward signal D(Y) = P(real | Y).
+
+A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
+pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
+classify them (the CNN's highway and output layers, the RNN's output layer), so its score can
+depend on whether y fits c. `forward(tokens, cond)` then needs each row's condition.
 """
 
 from __future__ import annotations
@@ -52,11 +57,13 @@ class CNNDiscriminator(nn.Module):
         filter_sizes: list[int],
         num_filters: list[int],
         dropout: float = 0.25,
+        condition: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
-        total = sum(num_filters)
+        self.condition = condition
+        total = sum(num_filters) + (condition.dim if condition is not None else 0)
         self.highway = Highway(total)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(total, 2)
@@ -93,19 +100,19 @@ class CNNDiscriminator(nn.Module):
             pooled.append(sums.view(tokens.shape[0], -1, table.shape[1]).amax(dim=1) + conv.bias)
         return torch.cat(pooled, dim=1)
 
-    def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> pooled features (B, sum(num_filters))."""
+    def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T) -> pooled features (B, sum(num_filters)), joined with e(c) (B, C) when conditional."""
         if self._use_tables():
             pooled = self._pooled_by_tables(tokens)
         else:
             x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
             pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
-        return self.highway(pooled.relu_())
+        return self.highway(join_condition(pooled.relu_(), self.condition, cond))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> logits (B, 2), class 1 = real."""
-        return self.out(self.dropout(self.features(tokens)))
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real."""
+        return self.out(self.dropout(self.features(tokens, cond)))
 
 
 class AttentionPooling(nn.Module):
@@ -134,6 +141,7 @@ class RNNDiscriminator(nn.Module):
         dropout: float = 0.25,
         pooling: str = "last",
         attention_heads: int = 1,
+        condition: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "attention"):
@@ -144,23 +152,47 @@ class RNNDiscriminator(nn.Module):
         width = hidden_dim * (2 if bidirectional else 1)
         self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(width, 2)
+        self.condition = condition
+        self.out = nn.Linear(width + (condition.dim if condition is not None else 0), 2)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> logits (B, 2): from the last layer's final state of each direction, or
-        from attention pooling over the outputs of every step."""
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2): from the last layer's
+        final state of each direction, or from attention pooling over the outputs of every step."""
         out, state = self.rnn(self.embedding(tokens))  # out (B, T, directions * H)
         if self.pool is not None:
-            return self.out(self.dropout(self.pool(out)))
-        h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
-        return self.out(self.dropout(torch.cat(list(h), dim=1)))
+            pooled = self.pool(out)
+        else:
+            h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
+            pooled = torch.cat(list(h), dim=1)
+        return self.out(self.dropout(join_condition(pooled, self.condition, cond)))
+
+
+def join_condition(pooled: torch.Tensor, encoder: nn.Module | None, cond: torch.Tensor | None) -> torch.Tensor:
+    """pooled (B, P) -> [pooled; e(c)] (B, P + C) for a conditional D; pooled itself otherwise."""
+    if (encoder is None) != (cond is None):
+        raise ValueError(
+            "this discriminator is conditional: pass cond (B, ...), each sequence's condition"
+            if cond is None
+            else "this discriminator has no condition input; pass cond=None"
+        )
+    if encoder is None:
+        return pooled
+    if len(cond) != len(pooled):
+        raise ValueError(f"cond has {len(cond)} rows for {len(pooled)} sequences; give one condition per sequence")
+    return torch.cat([pooled, encoder(cond)], dim=1)
 
 
 @torch.no_grad()
-def prob_real(discriminator: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """D(Y) = P(real | Y) for many sequences, in chunks: tokens (R, T) -> (R,).
+def prob_real(
+    discriminator: nn.Module, tokens: torch.Tensor, batch_size: int = 1024, cond: torch.Tensor | None = None
+) -> torch.Tensor:
+    """D(Y) = P(real | Y) (or D(Y, c) for a conditional D, cond (R, ...)) for many sequences, in
+    chunks: tokens (R, T) -> (R,).
 
     The caller puts D in eval mode (no dropout), as the paper's code does when scoring rewards.
     """
-    out = [torch.softmax(discriminator(tokens[i : i + batch_size]), dim=-1)[:, 1] for i in range(0, len(tokens), batch_size)]
+    out = [
+        torch.softmax(discriminator(tokens[i : i + batch_size], None if cond is None else cond[i : i + batch_size]), dim=-1)[:, 1]
+        for i in range(0, len(tokens), batch_size)
+    ]
     return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)

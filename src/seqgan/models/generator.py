@@ -24,6 +24,14 @@ takes an optional `noise` (rows, noise_dim):
   marginal likelihood log E_z p(Y | z), which would need many z per sequence.
 With `noise_dim` = 0 no z is drawn and the initial state is zero, exactly as without the option.
 
+Condition input (`condition`, an encoder of `seqgan.models.condition`): the conditional SeqGAN's
+G learns p(y | c). Each sequence's raw condition c (rows, ...) is encoded to a vector e(c) that
+sets the initial state, tanh(W_c e(c) + b_c), added to the noise term W z + b inside the tanh
+when both are present. With `condition_input=True` e(c) is also joined to every step's input
+(the RNN reads [embedding; e(c)]); it then travels in the state as one more entry (1, R, C), so
+rollouts continue each row with its own condition with no further bookkeeping. Every method that
+reads or draws tokens takes `cond` (rows, ...); a conditional G refuses to run without it.
+
 Self-attention read-out (`attention=True`): at step t the top-layer output o_t attends (one head,
 scaled dot product) to o_0..o_t, the outputs of every step so far, and the read-out a_t is joined
 to it: the output layer reads [o_t; a_t] (2H). In step-by-step use the past outputs travel in the
@@ -59,6 +67,8 @@ class Generator(nn.Module):
         pad_token: int = 0,
         noise_dim: int = 0,
         attention: bool = False,
+        condition: nn.Module | None = None,
+        condition_input: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -72,15 +82,23 @@ class Generator(nn.Module):
         self.hidden_dim = hidden_dim
         self.noise_dim = noise_dim
         self.attention = attention
+        if condition_input and condition is None:
+            raise ValueError("condition_input=True needs a condition encoder")
+        self.condition_input = condition_input
         self.parts = 2 if cell == "lstm" else 1  # recurrent entries of the state: (h, c) or (h,)
+        self.cache_at = self.parts + int(condition_input)  # where an attention cache starts in the state
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+        rnn_input = embed_dim + (condition.dim if condition_input else 0)
+        self.rnn = rnn(rnn_input, hidden_dim, num_layers=num_layers, batch_first=True)
         if attention:  # query, key and value maps of the self-attention over past outputs
             self.attn = nn.Linear(hidden_dim, 3 * hidden_dim)
         self.head = nn.Linear(hidden_dim * (2 if attention else 1), vocab_size)
         if noise_dim > 0:  # z -> the initial state of every layer: h (and c for an LSTM)
             self.noise_map = nn.Linear(noise_dim, self.parts * num_layers * hidden_dim)
+        self.condition = condition
+        if condition is not None:  # e(c) -> the initial state of every layer, as z above
+            self.condition_map = nn.Linear(condition.dim, self.parts * num_layers * hidden_dim)
         if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
             for p in self.parameters():
                 nn.init.normal_(p, 0.0, init_std)
@@ -110,17 +128,35 @@ class Generator(nn.Module):
             return None
         return torch.randn(rows, self.noise_dim, generator=generator, device=self.head.weight.device)
 
-    def initial_state(self, noise: torch.Tensor | None, rows: int) -> State | None:
-        """The recurrent state before the start token: None (zeros) without a noise input, else
-        tanh(W z + b) split into layers; noise (rows, noise_dim) or None for z = 0."""
-        if self.noise_dim == 0:
-            if noise is not None:
-                raise ValueError("this generator has no noise input (noise_dim=0); pass noise=None")
+    def initial_state(self, noise: torch.Tensor | None, rows: int, cond: torch.Tensor | None = None) -> State | None:
+        """The recurrent state before the start token: None (zeros) without noise or condition
+        input, else tanh(W z + b [+ W_c e(c) + b_c]) split into layers; noise (rows, noise_dim) or
+        None for z = 0; cond (rows, ...) each row's condition (required exactly when G is conditional).
+        With `condition_input` the state ends with e(c) as (1, rows, C)."""
+        if self.noise_dim == 0 and noise is not None:
+            raise ValueError("this generator has no noise input (noise_dim=0); pass noise=None")
+        if (self.condition is None) != (cond is None):
+            raise ValueError(
+                "this generator is conditional: pass cond (rows, ...), each sequence's condition"
+                if cond is None
+                else "this generator has no condition input; pass cond=None"
+            )
+        if self.noise_dim == 0 and cond is None:
             return None
-        if noise is None:
-            noise = self.head.weight.new_zeros(rows, self.noise_dim)
-        init = torch.tanh(self.noise_map(noise)).view(rows, self.parts, self.num_layers, self.hidden_dim)
-        return tuple(init[:, i].transpose(0, 1).contiguous() for i in range(self.parts))  # each (L, rows, H)
+        pre = None
+        if self.noise_dim > 0:
+            if noise is None:
+                noise = self.head.weight.new_zeros(rows, self.noise_dim)
+            pre = self.noise_map(noise)
+        encoded = None
+        if cond is not None:
+            if len(cond) != rows:
+                raise ValueError(f"cond has {len(cond)} rows for {rows} sequences; give one condition per sequence")
+            encoded = self.condition(cond)  # (rows, C)
+            pre = self.condition_map(encoded) if pre is None else pre + self.condition_map(encoded)
+        init = torch.tanh(pre).view(rows, self.parts, self.num_layers, self.hidden_dim)
+        state = tuple(init[:, i].transpose(0, 1).contiguous() for i in range(self.parts))  # each (L, rows, H)
+        return (*state, encoded.unsqueeze(0)) if self.condition_input else state
 
     @staticmethod
     def _rnn_state(state: State | None, cell: str):
@@ -144,10 +180,10 @@ class Generator(nn.Module):
         Each row writes o into the first free slot of its cache; the cache grows by one slot every
         step (a new tensor: earlier states, e.g. those kept for rollouts, are never modified)."""
         R, H = o.shape
-        if state is None or len(state) == self.parts:  # the first step (a noise state has no cache yet)
+        if state is None or len(state) == self.cache_at:  # the first step (an initial state has no cache yet)
             cache, valid = o.new_zeros(0, R, H), o.new_zeros(0, R, 1)
         else:
-            cache, valid = state[self.parts], state[self.parts + 1]
+            cache, valid = state[self.cache_at], state[self.cache_at + 1]
         cache = torch.cat([cache, o.new_zeros(1, R, H)])  # (S, R, H)
         valid = torch.cat([valid, o.new_zeros(1, R, 1)])  # (S, R, 1)
         slot = valid.sum(dim=0).squeeze(1).long()  # (R,): filled slots so far = the first free one
@@ -167,23 +203,27 @@ class Generator(nn.Module):
         start = torch.full_like(tokens[:, :1], self.start_token)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
-    def hidden(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced input of the output layer: tokens (B, T) -> (B, T, H), row t reading y_<t
         (B, T, 2H with the attention read-out).
 
-        noise (B, noise_dim): each row's z (None: z = 0; see the module docstring)."""
-        init = self._rnn_state(self.initial_state(noise, tokens.shape[0]), self.cell)
-        if init is None:
-            out, _ = self.rnn(self.embedding(self._inputs(tokens)))
-        else:
-            out, _ = self.rnn(self.embedding(self._inputs(tokens)), init)
+        noise (B, noise_dim): each row's z (None: z = 0; see the module docstring); cond (B, ...):
+        each row's condition, for a conditional G."""
+        state = self.initial_state(noise, tokens.shape[0], cond)
+        x = self.embedding(self._inputs(tokens))  # (B, T, E)
+        if self.condition_input:  # [embedding; e(c)] at every step
+            x = torch.cat([x, state[self.parts].transpose(0, 1).expand(-1, x.shape[1], -1)], dim=2)
+        init = self._rnn_state(state, self.cell)
+        out, _ = self.rnn(x) if init is None else self.rnn(x, init)
         return self._attend(out) if self.attention else out
 
-    def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
-        return self.head(self.hidden(tokens, noise))
+        return self.head(self.hidden(tokens, noise, cond))
 
-    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def log_probs(
+        self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """log G(y_t | y_1..y_{t-1}) for every position: tokens (B, T) -> (B, T).
 
         Under a temperature the logits are divided by it, which is the same as dividing the output
@@ -194,44 +234,50 @@ class Generator(nn.Module):
         weight, bias = self.head.weight, self.head.bias
         if temperature != 1.0:
             weight, bias = weight / temperature, bias / temperature
-        return -linear_token_nll(self.hidden(tokens, noise), weight, bias, tokens)
+        return -linear_token_nll(self.hidden(tokens, noise, cond), weight, bias, tokens)
 
     # ------------------------------------------------------------------ step by step
 
     def step(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Feed one token per row: token (R,), state -> (logits (R, V) for the next token, state)."""
         x = self.embedding(token).unsqueeze(1)  # (R, 1, E)
+        if self.condition_input:
+            x = torch.cat([x, state[self.parts].transpose(0, 1)], dim=2)  # (R, 1, E + C)
         if self.cell == "lstm":
             out, (h, c) = self.rnn(x, self._rnn_state(state, "lstm"))
             new_state: State = (h, c)
         else:
             out, h = self.rnn(x, self._rnn_state(state, "gru"))
             new_state = (h,)
+        if self.condition_input:
+            new_state = (*new_state, state[self.parts])
         if self.attention:
             features, cache, valid = self._attend_step(out.squeeze(1), state)
             return self.head(features), (*new_state, cache, valid)
         return self.head(out.squeeze(1)), new_state
 
-    def prefix_states(self, tokens: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[list[State], list[torch.Tensor]]:
+    def prefix_states(
+        self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> tuple[list[State], list[torch.Tensor]]:
         """Recurrent states after each prefix, for rollouts.
 
-        tokens (B, T), noise (B, noise_dim): each sequence's z, as `sample` returned it. Returns,
+        tokens (B, T), noise (B, noise_dim): each sequence's z, as `sample` returned it; cond
+        (B, ...): each sequence's condition (the states then hold it for the rollouts). Returns,
         for t = 1..T-1, the state after reading start, y_1..y_t and the logits (B, V) it gives for
         y_{t+1}: the point from which a rollout of prefix length t continues. Attention caches are
         padded (unfilled slots) to one length, so the states of all prefixes stack.
         """
         start = torch.full_like(tokens[:, 0], self.start_token)
-        _, state = self.step(start, self.initial_state(noise, tokens.shape[0]))
+        _, state = self.step(start, self.initial_state(noise, tokens.shape[0], cond))
         states, logits = [], []
         for t in range(tokens.shape[1] - 1):
             step_logits, state = self.step(tokens[:, t], state)
             states.append(state)
             logits.append(step_logits)
         if self.attention:
-            size = states[-1][self.parts].shape[0] if states else 0
-            states = [
-                (*s[: self.parts], *(F.pad(x, (0, 0, 0, 0, 0, size - x.shape[0])) for x in s[self.parts :])) for s in states
-            ]
+            at = self.cache_at
+            size = states[-1][at].shape[0] if states else 0
+            states = [(*s[:at], *(F.pad(x, (0, 0, 0, 0, 0, size - x.shape[0])) for x in s[at:])) for s in states]
         return states, logits
 
     @torch.no_grad()
@@ -243,13 +289,17 @@ class Generator(nn.Module):
         temperature: float = 1.0,
         batch_size: int = 1000,
         return_noise: bool = False,
+        cond: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
 
         temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
         a row pads after emitting it. With a noise input each row draws its z first (per chunk,
         from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
+        A conditional G samples row i for the condition cond[i] (cond: (num, ...)).
         """
+        if cond is not None and len(cond) != num:
+            raise ValueError(f"cond has {len(cond)} rows for {num} sequences; give one condition per sequence")
         device = self.head.weight.device
         chunks, noises = [], []
         for begin in range(0, num, batch_size):
@@ -257,7 +307,7 @@ class Generator(nn.Module):
             token = torch.full((rows,), self.start_token, dtype=torch.long, device=device)
             noise = self.draw_noise(rows, generator)
             noises.append(noise)
-            state = self.initial_state(noise, rows)
+            state = self.initial_state(noise, rows, None if cond is None else cond[begin : begin + rows])
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             for t in range(seq_len):

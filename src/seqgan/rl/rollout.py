@@ -15,6 +15,10 @@ a continuation stops at the end token and is padded, and the continuation of a p
 already ended is all padding.
 
 Rewards are assembled with an explicit (N, T, B) layout and reduced over N to (B, T).
+
+Conditional SeqGAN: each sequence's condition c_b (B, ...) goes into the policy's prefix states,
+so every continuation of sequence b is drawn from p(. | c_b), and D scores each completed row
+with the condition of the sequence it continues: Q(t) = 1/N sum_n D(Y_1..t + MC_n, c_b).
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from seqgan.models.condition import repeat_rows
 from seqgan.models.generator import Generator
 from seqgan.models.sampling import sample_logits
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]  # tokens (R, T) -> P(real) (R,)
+Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # tokens (R, T), cond (R, ...) or None -> P(real) (R,)
 
 
 @torch.no_grad()
@@ -39,16 +44,18 @@ def rollout_sequences(
     chunk_rows: int = 1024,
     temperature: float = 1.0,
     noise: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Complete every prefix of every sequence N times.
 
-    sequences: (B, T); noise: (B, noise_dim), each sequence's z when the policy has a noise input
-    (every continuation of sequence b goes on from z_b). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first t tokens followed
-    by the n-th continuation sampled by `policy`.
+    sequences: (B, T); noise: (B, noise_dim), each sequence's z when the policy has a noise input,
+    and cond (B, ...), each sequence's condition for a conditional policy (every continuation of
+    sequence b goes on from z_b and c_b). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first
+    t tokens followed by the n-th continuation sampled by `policy`.
     """
     B, T = sequences.shape
     N = num_rollouts
-    states, logits = policy.prefix_states(sequences, noise)  # T-1 entries: state tensors (L, B, H), logits (B, V)
+    states, logits = policy.prefix_states(sequences, noise, cond)  # T-1 entries: state tensors (L, B, H), logits (B, V)
     prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, T-1, B, H)
     prefix_logits = torch.stack(logits)  # (T-1, B, V)
     R = (T - 1) * N * B
@@ -87,17 +94,20 @@ def rollout_rewards(
     generator: torch.Generator,
     chunk_rows: int = 1024,
     noise: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Q(t) for every token of a generated batch: sequences (B, T) -> rewards (B, T).
 
-    noise: (B, noise_dim), the z each sequence was sampled with (see `rollout_sequences`).
-    score maps tokens (R, T) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
+    noise: (B, noise_dim) and cond (B, ...): the z and the condition each sequence was sampled with
+    (see `rollout_sequences`). score maps tokens (R, T) and their conditions (R, ...) (None for an
+    unconditional run) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
     """
     B, T = sequences.shape
     N = num_rollouts
-    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise)  # (T-1, N, B, T)
-    partial = score(completed.reshape(-1, T)).view(T - 1, N, B).permute(1, 0, 2)  # (N, T-1, B)
-    full = score(sequences).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
+    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise, cond=cond)  # (T-1, N, B, T)
+    # rows (t, n, b): row r continues sequence r % B, so the conditions repeat the batch's in order
+    partial = score(completed.reshape(-1, T), repeat_rows(cond, (T - 1) * N)).view(T - 1, N, B).permute(1, 0, 2)  # (N, T-1, B)
+    full = score(sequences, cond).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
     rewards = torch.cat([partial, full], dim=1)  # (N, T, B)
     return rewards.mean(dim=0).T.contiguous()  # (B, T)
 

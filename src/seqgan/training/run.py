@@ -8,7 +8,9 @@
    `adversarial.train_g` / `train_d`). With `adversarial.kl_weight` > 0 a frozen copy of G taken
    when this phase starts (`reference`, saved in checkpoints) anchors G by a KL penalty.
 
-An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones.
+An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones. A
+conditional run (`condition.kind`) is this same loop with each set's conditions passed along;
+on the conditional oracle it also logs cond_acc (`seqgan.metrics.conditional`).
 Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
 `checkpoint.every` epochs and at every phase end.
 
@@ -33,6 +35,7 @@ from tqdm import tqdm
 
 from seqgan.config import ConfigError, ExperimentConfig, save_config
 from seqgan.data.text import resolve_paths
+from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
 from seqgan.metrics.tensorboard import TensorBoardLog
@@ -49,6 +52,7 @@ from seqgan.training.checkpoint import (
     save_checkpoint,
 )
 from seqgan.training.experiment import (
+    CONDITIONS_FILE,
     ORACLE_DATA_FILE,
     ORACLE_FILE,
     TOKENIZER_FILE,
@@ -57,6 +61,7 @@ from seqgan.training.experiment import (
     load_run_data,
     make_generator,
     resolve_device,
+    sample_for_data,
     save_oracle,
     save_oracle_data,
 )
@@ -90,7 +95,7 @@ class Trainer:
         # Early stopping keeps the best MLE epoch's G and its validation NLL (both in checkpoints).
         self.mle_best = copy.deepcopy(self.generator).requires_grad_(False) if cfg.pretrain.patience > 0 else None
         self.early = {"best": float("inf"), "best_epoch": 0, "stopped_at": 0}
-        self.discriminator = build_discriminator(cfg.discriminator, vocab).to(self.device)
+        self.discriminator = build_discriminator(cfg.discriminator, vocab, cfg.condition, self.data.condition).to(self.device)
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
@@ -121,14 +126,20 @@ class Trainer:
 
     def _write_start(self, argv: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        resolve_paths(self.cfg.data, Path.cwd())
+        resolve_paths(self.cfg.data, Path.cwd(), self.cfg.condition)
         save_config(self.cfg, self.dir / "config.yaml")
         (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
+        if self.data.condition is not None:
+            self.data.condition.save(self.dir / CONDITIONS_FILE)
         if self.data.oracle is not None:
             save_oracle(self.data.oracle, self.dir / ORACLE_FILE)
             save_oracle_data(self.data, self.dir / ORACLE_DATA_FILE)
             # The floor of NLL-oracle: the oracle's own per-token NLL on its held-out samples.
-            floor = {"oracle_nll_test": nll_test(self.data.oracle, self.data.test), "num_test": len(self.data.test)}
+            data = self.data
+            floor = {"oracle_nll_test": nll_test(data.oracle, data.test, cond=data.cond_test), "num_test": len(data.test)}
+            if data.condition is not None:  # the ceiling of condition accuracy: the oracle's on its own samples
+                _, hits = self._condition_scores(data.test, data.cond_test, eval_generator(self.cfg, self.device))
+                floor["oracle_cond_acc"] = float(hits.float().mean())
             (self.dir / "oracle.json").write_text(json.dumps(floor) + "\n", encoding="utf-8")
         if self.data.text is not None:
             self.data.text.tokenizer.save(self.dir / TOKENIZER_FILE)
@@ -211,34 +222,51 @@ class Trainer:
         rng = eval_generator(self.cfg, self.device)
         return rng if self.dist.is_main() else rng.manual_seed(self.dist.seed(rng.initial_seed()))
 
-    def _nll(self, model: torch.nn.Module, tokens: torch.Tensor) -> float:
-        """Mean per-token NLL of tokens (R, T), each rank scoring its part."""
-        total, count = token_nll_sum(model, tokens[self.dist.part(len(tokens))])
+    def _nll(self, model: torch.nn.Module, tokens: torch.Tensor, cond: torch.Tensor | None) -> float:
+        """Mean per-token NLL of tokens (R, T) given their conditions (R, ...) or None, each rank scoring its part."""
+        part = self.dist.part(len(tokens))
+        total, count = token_nll_sum(model, tokens[part], cond=None if cond is None else cond[part])
         total, count = distributed.all_reduce_sum([total, count], self.dist, self.device)
         return total / max(count, 1)
 
+    def _condition_scores(
+        self, samples: torch.Tensor, cond: torch.Tensor, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conditional oracle's NLL sum (R,) and posterior hit (R,) of samples drawn for cond (R, ...)."""
+        data, c = self.data, self.cfg.condition
+        return oracle_condition_scores(
+            data.oracle, samples, cond, data.condition, data.cond_test, c.candidates, rng, self.cfg.eval.batch_size
+        )
+
     def evaluate(self, with_discriminator: bool) -> dict[str, float]:
         """Every rank evaluates its part and the parts are summed; BLEU (text) is computed on rank 0 alone."""
-        cfg = self.cfg
+        cfg, data = self.cfg, self.data
         rng = self._eval_rng()
         self.generator.eval()
         out: dict[str, float] = {}
-        if self.data.oracle is not None:
+        if data.oracle is not None:
             n = cfg.eval.num_samples
-            samples = self.generator.sample(n // self.dist.world, self.data.length, rng, 1.0, cfg.eval.batch_size)
-            total, count = token_nll_sum(self.data.oracle, samples)
-            total, count = distributed.all_reduce_sum([total, count], self.dist, self.device)
+            samples = sample_for_data(self.generator, data, n // self.dist.world, rng, 1.0, cfg.eval.batch_size)
+            if data.condition is None:
+                total, count = token_nll_sum(data.oracle, samples.tokens)
+                hits = 0.0
+            else:
+                nll, hit = self._condition_scores(samples.tokens, samples.cond, rng)
+                total, count, hits = float(nll.sum()), samples.tokens.numel(), float(hit.sum())
+            total, count, hits = distributed.all_reduce_sum([total, count, hits], self.dist, self.device)
             out["nll_oracle"] = total / max(count, 1)
-        out["nll_test"] = self._nll(self.generator, self.data.test)
-        if self.data.valid is not None:
-            out["nll_valid"] = self._nll(self.generator, self.data.valid)
+            if data.condition is not None:
+                out["cond_acc"] = hits / n
+        out["nll_test"] = self._nll(self.generator, data.test, data.cond_test)
+        if data.valid is not None:
+            out["nll_valid"] = self._nll(self.generator, data.valid, data.cond_valid)
         text = self.data.text
         if text is not None and self.dist.is_main():
             if cfg.eval.bleu_samples:
                 out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
         if with_discriminator:
             out["d_acc"] = discriminator_accuracy(
-                self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, rng, self.dist
+                self.discriminator, data.test, self.generator, cfg.eval.d_samples, rng, self.dist, data.cond_test
             )
         return out
 
@@ -323,7 +351,7 @@ class Trainer:
             while self.epoch < p.epochs and not self.early["stopped_at"]:
                 loss = mle_epoch(
                     self.generator, self.mle_opt, self.data.train, p.batch_size, p.grad_clip, self.rngs["shuffle"],
-                    self.dist, self.g_model,
+                    self.dist, self.g_model, self.data.cond_train,
                 )  # fmt: skip
                 self.steps["g"] += len(self.data.train) // p.batch_size
                 self.epoch += 1
@@ -338,7 +366,7 @@ class Trainer:
     def _early_stop(self, patience: int) -> bool:
         """After an MLE epoch: keep G if its validation NLL is the best so far; after `patience`
         epochs without improvement put the best G back and return True (the phase ends)."""
-        nll = self._nll(self.generator, self.data.valid)  # the same value on every rank: they stop together
+        nll = self._nll(self.generator, self.data.valid, self.data.cond_valid)  # the same value on every rank: they stop together
         if nll < self.early["best"]:
             self.early.update(best=nll, best_epoch=self.epoch)
             self.mle_best.load_state_dict(self.generator.state_dict())
@@ -355,6 +383,7 @@ class Trainer:
         return discriminator_round(
             self.discriminator, self.d_opt, self.generator, self.data.train, num_negatives, epochs,
             d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"], self.dist, self.d_model,
+            self.data.cond_train,
         )  # fmt: skip
 
     def _d_pretrain(self) -> None:
@@ -367,8 +396,9 @@ class Trainer:
                 if self.due(cfg.eval.every, p.steps):
                     self.generator.eval()
                     acc = discriminator_accuracy(
-                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, self._eval_rng(), self.dist
-                    )
+                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, self._eval_rng(), self.dist,
+                        self.data.cond_test,
+                    )  # fmt: skip
                     row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
                     if self.dist.is_main():
                         self.log.write(row)
@@ -390,7 +420,7 @@ class Trainer:
                     loss, reward, kl = policy_gradient_step(
                         self.generator, self.rollout, self.discriminator, self.adv_opt, a.batch_size, self.data.length,
                         a.rollout_num, a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, self.rngs["sample"],
-                        a.discount, a.kl_weight, self.reference, self.dist, self.g_model,
+                        a.discount, a.kl_weight, self.reference, self.dist, self.g_model, self.data.cond_train,
                     )  # fmt: skip
                     self.steps["g"] += 1
                     acc.setdefault("g_loss", []).append(loss)
@@ -409,7 +439,7 @@ class Trainer:
 
     def write_samples(self) -> None:
         n = self.cfg.eval.final_samples
-        samples = self.generator.sample(n, self.data.length, eval_generator(self.cfg, self.device))
+        samples = sample_for_data(self.generator, self.data, n, eval_generator(self.cfg, self.device))
         lines = "".join(line + "\n" for line in format_samples(samples, self.data))
         (self.dir / "samples.txt").write_text(lines, encoding="utf-8")
 

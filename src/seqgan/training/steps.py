@@ -5,6 +5,11 @@ Under torchrun (`dist`, see `seqgan.training.distributed`) each rank trains on i
 global batch through `model`, the DDP wrapper of the model being trained; losses are scaled so that
 DDP's average of the ranks' gradients is the gradient of the global batch's mean, and the returned
 losses are the global ones.
+
+Conditional runs pass each data set's conditions along with it (`cond`, row for row): MLE reads
+every real sequence with its own condition; G's samples (D's negatives, the policy-gradient batch,
+D's accuracy) are drawn for conditions picked from the real data's, and D sees every sequence,
+real or generated, with its condition.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seqgan.models.condition import pick_rows
 from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import discount_rewards, discriminator_loss, masked_mean, pg_loss, token_kl, token_nll
@@ -52,9 +58,11 @@ def mle_epoch(
     shuffle: torch.Generator,
     dist: Dist = SINGLE,
     model: nn.Module | None = None,
+    cond: torch.Tensor | None = None,
 ) -> float:
     """One pass of teacher-forced MLE over `data` (R, T) in shuffled batches (the last partial
-    batch is dropped, as in the paper's code). Returns the mean batch loss.
+    batch is dropped, as in the paper's code), each sequence read with its condition cond (R, ...)
+    for a conditional G. Returns the mean batch loss.
 
     A generator with a noise input reads each real sequence with a fresh z ~ N(0, I), drawn from
     `shuffle` after the batch order (nothing is drawn without one). Under torchrun every rank draws
@@ -64,13 +72,14 @@ def mle_epoch(
     perm = torch.randperm(len(data), generator=shuffle).to(data.device)
     losses = []
     for i in range(0, len(data) - batch_size + 1, batch_size):
-        batch = data[perm[i : i + batch_size]]
-        noise = generator.draw_noise(len(batch), shuffle)
-        rows = dist.rows(len(batch))
-        batch, noise = batch[rows], None if noise is None else noise[rows]
+        idx = perm[i : i + batch_size]
+        noise = generator.draw_noise(len(idx), shuffle)
+        rows = dist.rows(len(idx))
+        batch, noise = data[idx][rows], None if noise is None else noise[rows]
+        batch_cond = None if cond is None else cond[idx][rows]
         mask = generator.mask(batch)
         # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
-        loss = -masked_mean(model("log_probs", batch, noise=noise), mask)
+        loss = -masked_mean(model("log_probs", batch, noise=noise, cond=batch_cond), mask)
         if dist.parallel:
             loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
         check_finite(loss, "MLE")
@@ -94,18 +103,23 @@ def discriminator_round(
     shuffle: torch.Generator,
     dist: Dist = SINGLE,
     model: nn.Module | None = None,
+    cond: torch.Tensor | None = None,
 ) -> float:
     """Draw `num_negatives` fresh sequences from G, pair them with as many real ones (all of
     `real` when it holds that many, as in the paper), and train D for `epochs` passes.
 
+    Conditional runs: cond (R, ...) the conditions of `real`; negatives are sampled for conditions
+    drawn from them, and D learns real (y, c) pairs against generated ones.
     Under torchrun each rank samples num_negatives / world of the negatives, all ranks gather them
     (in rank order) into the same global set, and each trains on its rows of every global batch."""
     model = model or Methods(discriminator)
     seq_len = real.shape[1]
     generator.eval()
-    fake = all_gather_rows(generator.sample(num_negatives // dist.world, seq_len, sample_rng), dist)
+    fake_cond = pick_rows(cond, num_negatives // dist.world, sample_rng)
+    fake = all_gather_rows(generator.sample(num_negatives // dist.world, seq_len, sample_rng, cond=fake_cond), dist)
     pick = torch.randperm(len(real), generator=shuffle)[: min(num_negatives, len(real))].to(real.device)
     x = torch.cat([real[pick], fake])
+    x_cond = None if cond is None else torch.cat([cond[pick], all_gather_rows(fake_cond, dist)])
     is_real = torch.cat([torch.ones(len(pick), dtype=torch.bool), torch.zeros(len(fake), dtype=torch.bool)]).to(x.device)
     discriminator.train()
     losses = []
@@ -114,8 +128,9 @@ def discriminator_round(
         for i in range(0, len(x) - batch_size + 1, batch_size):
             idx = perm[i : i + batch_size][dist.rows(batch_size)]
             # equal shards of a plain batch mean: DDP's average of the ranks' gradients is the global one
+            logits = model("forward", x[idx], None if x_cond is None else x_cond[idx])
             loss = discriminator_loss(
-                model("forward", x[idx]), is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
+                logits, is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
             )
             check_finite(loss, "discriminator")
             optimizer.zero_grad(set_to_none=True)
@@ -143,9 +158,14 @@ def policy_gradient_step(
     reference: Generator | None = None,
     dist: Dist = SINGLE,
     model: nn.Module | None = None,
+    cond_pool: torch.Tensor | None = None,
 ) -> tuple[float, float, float | None]:
     """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D,
     take a policy-gradient step, then move the rollout policy towards G.
+
+    Conditional runs: the batch is sampled for conditions drawn from `cond_pool` (the real data's,
+    (R, ...)); each sequence keeps its condition through the rollouts, D's scores D(y, c), the
+    log-probabilities and the KL term.
 
     discount < 1 discounts the rewards (`discount_rewards`) before the baseline. kl_weight > 0 adds
     kl_weight * KL(G || reference) per valid token of the sampled batch (`token_kl`), `reference`
@@ -157,11 +177,15 @@ def policy_gradient_step(
     the gradients, so every rank takes the same step and the rollout policy stays identical."""
     model = model or Methods(generator)
     generator.eval()
-    samples, noise = generator.sample(batch_size // dist.world, seq_len, sample_rng, return_noise=True)  # (B, T), (B, Z) or None
+    rows = batch_size // dist.world
+    cond = pick_rows(cond_pool, rows, sample_rng)  # (B, ...) or None
+    samples, noise = generator.sample(rows, seq_len, sample_rng, return_noise=True, cond=cond)  # (B, T), (B, Z) or None
     discriminator.eval()  # no dropout while scoring rewards, as in the paper's code
+    # rewards (B, T): each sequence's rollouts and D's scores under its own condition
     rewards = rollout_rewards(
-        rollout_policy, lambda x: prob_real(discriminator, x, chunk_rows), samples, num_rollouts, sample_rng, chunk_rows, noise
-    )  # (B, T)
+        rollout_policy, lambda x, c: prob_real(discriminator, x, chunk_rows, c), samples, num_rollouts, sample_rng, chunk_rows,
+        noise, cond,
+    )  # fmt: skip
     generator.train()
     mask = generator.mask(samples)
     q = discount_rewards(rewards, discount, mask)
@@ -170,13 +194,13 @@ def policy_gradient_step(
         baseline = "none"
     kl = None
     if kl_weight == 0:
-        loss = pg_loss(model("log_probs", samples, noise=noise), q, baseline, mask)
+        loss = pg_loss(model("log_probs", samples, noise=noise, cond=cond), q, baseline, mask)
     else:
         if reference is None:
             raise ValueError("kl_weight > 0 needs the reference generator")
-        logits = model("forward", samples, noise)  # (B, T, V): the KL needs the whole distribution
+        logits = model("forward", samples, noise, cond)  # (B, T, V): the KL needs the whole distribution
         with torch.no_grad():
-            ref_logits = reference(samples, noise)
+            ref_logits = reference(samples, noise, cond)
         log_probs = -token_nll(logits, samples)  # (B, T)
         kl = masked_mean(token_kl(logits, ref_logits), mask)
         loss = pg_loss(log_probs, q, baseline, mask) + kl_weight * kl
@@ -209,15 +233,18 @@ def discriminator_accuracy(
     num: int,
     rng: torch.Generator,
     dist: Dist = SINGLE,
+    cond: torch.Tensor | None = None,
 ) -> float:
-    """Accuracy of D on `num` held-out real sequences and `num` fresh samples of G (threshold 0.5).
+    """Accuracy of D on `num` held-out real sequences and `num` fresh samples of G (threshold 0.5);
+    conditional runs: cond (R, ...) the conditions of `real`, and each sample is drawn for the
+    condition of a real one, so D is judged on the same conditions both ways.
 
     Under torchrun each rank scores its rows of the real ones and as many samples of its own."""
     discriminator.eval()
     generator.eval()
-    real = real[:num]
-    real = real[dist.part(len(real))]
-    fake = generator.sample(len(real), real.shape[1], rng)
-    correct = (prob_real(discriminator, real) > 0.5).sum() + (prob_real(discriminator, fake) <= 0.5).sum()
+    part = dist.part(min(num, len(real)))
+    real, cond = real[:num][part], None if cond is None else cond[:num][part]
+    fake = generator.sample(len(real), real.shape[1], rng, cond=cond)
+    correct = (prob_real(discriminator, real, cond=cond) > 0.5).sum() + (prob_real(discriminator, fake, cond=cond) <= 0.5).sum()
     correct, count = all_reduce_sum([float(correct), 2.0 * len(real)], dist, real.device)
     return correct / count

@@ -1,0 +1,185 @@
+"""Conditions on the data side: what a run conditions on, reading it from files, naming it.
+
+`ConditionSpace` describes a run's conditions and is saved with the run (`conditions.json`), so
+`seqgan sample` and `evaluate` read them back exactly:
+- kind 'label': one or more label fields, each with its list of values; a sequence's condition is
+  a row of label ids (int64), id = the value's index in its field's list;
+- kind 'features': a float vector of `feature_dim` values per sequence.
+
+Text corpora hold labels in JSON Lines fields (read by `seqgan.data.corpus`) and features in a
+`.npy` or `.safetensors` file with one row per sequence (non-blank line) of its corpus file, in
+order. Everything is checked on load: a missing label, an unknown label value, a features file of
+the wrong row count or width, or one holding NaN gives a `CorpusError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqgan.config import ConfigError
+from seqgan.data.corpus import Corpus, CorpusError
+
+FEATURES_KEY = "features"  # the tensor read from a .safetensors file holding several
+
+
+@dataclass(frozen=True)
+class ConditionSpace:
+    kind: str  # 'label' or 'features'
+    fields: tuple[str, ...] = ()  # label fields
+    values: tuple[tuple[str, ...], ...] = ()  # per label field, its values; a label's id is its index
+    feature_dim: int = 0
+
+    @property
+    def num_classes(self) -> list[int]:
+        return [len(v) for v in self.values]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "fields": list(self.fields),
+            "values": [list(v) for v in self.values],
+            "feature_dim": self.feature_dim,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ConditionSpace:
+        return cls(raw["kind"], tuple(raw["fields"]), tuple(tuple(v) for v in raw["values"]), raw["feature_dim"])
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> ConditionSpace:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def label_ids(self, corpus: Corpus, train_path: str | Path) -> torch.Tensor:
+        """The corpus's labels as ids: (lines, fields) int64; a value the training file lacks is an error."""
+        index = [{v: i for i, v in enumerate(values)} for values in self.values]
+        rows = []
+        for labels, number in zip(corpus.labels, corpus.line_numbers, strict=True):
+            row = []
+            for name, value, ids in zip(self.fields, labels, index, strict=True):
+                if value not in ids:
+                    raise CorpusError(
+                        f"{corpus.path}:{number}: label {name}={value!r} does not occur in the training file {train_path}; "
+                        f"known values: {', '.join(self.values[self.fields.index(name)])}"
+                    )
+                row.append(ids[value])
+            rows.append(row)
+        return torch.tensor(rows, dtype=torch.long).view(len(rows), len(self.fields))
+
+    def names(self, cond: torch.Tensor) -> list[str]:
+        """Label conditions (R, fields) -> R names like 'genre=poem,mood=sad' (labels only)."""
+        return [
+            ",".join(f"{name}={self.values[i][v]}" for i, (name, v) in enumerate(zip(self.fields, row, strict=True)))
+            for row in cond.tolist()
+        ]
+
+    def parse(self, specs: list[str], pool: torch.Tensor) -> torch.Tensor:
+        """`--condition` arguments -> one condition (1, ...): 'field=VALUE' for every label field,
+        or 'row=INDEX', the condition of held-out sequence INDEX (its row of `pool`)."""
+        pairs = []
+        for spec in specs:
+            name, sep, value = spec.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise ConfigError(
+                    f"--condition {spec!r}: write {self._example()}, or row=INDEX (a held-out sequence's condition)"
+                )
+            pairs.append((name.strip(), value.strip()))
+        names = [n for n, _ in pairs]
+        if "row" in names:
+            if len(pairs) != 1:
+                raise ConfigError("--condition row=INDEX names a whole condition; give it alone")
+            value = pairs[0][1]
+            if not value.isdigit() or int(value) >= len(pool):
+                raise ConfigError(f"--condition row={value}: use a row of the held-out set, 0 to {len(pool) - 1}")
+            return pool[int(value) : int(value) + 1]
+        if self.kind != "label":
+            raise ConfigError(
+                f"--condition {specs[0]!r}: this run conditions on feature vectors; choose one by row=INDEX (held-out set)"
+            )
+        if sorted(names) != sorted(self.fields):
+            raise ConfigError(
+                f"--condition: give each label field once ({', '.join(self.fields)}), e.g. {self._example()}; got {', '.join(specs)}"
+            )
+        given = dict(pairs)
+        ids = []
+        for field, values in zip(self.fields, self.values, strict=True):
+            if given[field] not in values:
+                raise ConfigError(
+                    f"--condition {field}={given[field]}: unknown label; known values of {field!r}: {', '.join(values)}"
+                )
+            ids.append(values.index(given[field]))
+        return torch.tensor([ids], dtype=torch.long, device=pool.device)
+
+    def _example(self) -> str:
+        if self.kind != "label":
+            return "row=0"
+        return " ".join(f"--condition {f}={v[0]}" for f, v in zip(self.fields, self.values, strict=True))
+
+
+def label_space(fields: list[str], corpus: Corpus) -> ConditionSpace:
+    """The label fields and, per field, its values in the training file, sorted."""
+    values = tuple(tuple(sorted({labels[i] for labels in corpus.labels})) for i in range(len(fields)))
+    return ConditionSpace("label", tuple(fields), values)
+
+
+def read_features(path: str | Path, corpus: Corpus, width: int | None = None) -> torch.Tensor:
+    """The feature rows of `corpus`'s sequences: (lines, F) float32, one row per non-blank line.
+
+    width: the F the rows must have (that of the training features); None takes the file's."""
+    path = Path(path)
+    rows = _load_array(path)
+    if rows.ndim != 2 or rows.shape[1] == 0 or not np.issubdtype(rows.dtype, np.number):
+        raise CorpusError(
+            f"{path}: features must be a 2-D numeric array (rows, feature_dim), got shape {rows.shape} {rows.dtype}"
+        )
+    n = len(corpus.lines)
+    if len(rows) < n:
+        raise CorpusError(
+            f"{path} has {len(rows)} rows for the {n} sequences (non-blank lines) of {corpus.path}: "
+            f"{corpus.path}:{corpus.line_numbers[len(rows)]} has no row; give one row per sequence, in order"
+        )
+    if len(rows) > n:
+        raise CorpusError(
+            f"{path} has {len(rows)} rows for the {n} sequences (non-blank lines) of {corpus.path}, the last at line "
+            f"{corpus.line_numbers[-1]}: rows {n} and after have no sequence; give one row per sequence, in order"
+        )
+    if width is not None and rows.shape[1] != width:
+        raise CorpusError(
+            f"{path}: rows of {rows.shape[1]} values, but the training features have {width}; every features file needs the same width"
+        )
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if len(bad):
+        raise CorpusError(f"{path}: row {bad[0]} ({corpus.path}:{corpus.line_numbers[bad[0]]}) holds NaN or infinity")
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+
+
+def _load_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise CorpusError(f"{path}: features file not found; check the path (relative paths start at the working directory)")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)  # never runs code from the file
+        except Exception as err:  # noqa: BLE001 - any parse failure means the same thing to the user
+            raise CorpusError(f"{path}: not a readable .npy array ({err})") from None
+    if suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(path)
+        except Exception as err:  # noqa: BLE001
+            raise CorpusError(f"{path}: not a readable .safetensors file ({err})") from None
+        if FEATURES_KEY in tensors:
+            return tensors[FEATURES_KEY]
+        if len(tensors) != 1:
+            raise CorpusError(f"{path}: holds {sorted(tensors)}; name the features tensor {FEATURES_KEY!r} or keep only it")
+        return next(iter(tensors.values()))
+    raise CorpusError(f"{path}: features must be a .npy or .safetensors file")

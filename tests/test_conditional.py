@@ -1,0 +1,520 @@
+"""Conditional SeqGAN: rigged models whose rewards are known per condition, a condition that is
+ignored anywhere (G, rollout policy, D, the training steps) is caught, the conditional oracle is
+exact and seeded, bad condition inputs fail with messages naming the file and line, and the
+command line trains, samples for a condition and evaluates per condition."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seqgan.cli.main import main
+from seqgan.config import ConfigError, load_config
+from seqgan.data.conditions import ConditionSpace
+from seqgan.data.corpus import CorpusError
+from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
+from seqgan.metrics.conditional import oracle_condition_scores
+from seqgan.metrics.nll import sequence_log_probs
+from seqgan.models.condition import FeatureEncoder, LabelEncoder
+from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real
+from seqgan.models.generator import Generator
+from seqgan.rl.rollout import rollout_rewards, rollout_sequences
+from seqgan.training.run import Trainer
+from seqgan.training.steps import discriminator_round, policy_gradient_step
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+V, T, K = 9, 6, 3
+REWARDED = [1, 2, 3]  # the token the rigged D counts for class k
+FILLER = [1, 5, 3]  # the token the rigged policy emits for class k: class 1's is not rewarded
+
+
+def class_policy(filler: list[int] = FILLER) -> Generator:
+    """A conditional LSTM that emits filler[k] at every step for class k, through its initial state.
+
+    The condition sets c0 = tanh(3) e_k; the forget and output gates are open, the input gate is
+    shut, so the state keeps c0 and h = tanh(c0): the output layer reads class k from h. A policy
+    that lost its condition (zero state) would emit uniform random tokens."""
+    H = K
+    g = Generator(V, 4, H, cell="lstm", init_std=0, condition=LabelEncoder([K], K))
+    with torch.no_grad():
+        for p in g.parameters():
+            p.zero_()
+        g.condition.embeddings[0].weight.copy_(torch.eye(K))
+        g.condition_map.weight[H:] = 3.0 * torch.eye(K)  # rows H..2H-1 set c0; h0 stays 0
+        g.rnn.bias_ih_l0[:H] = -30.0  # input gate shut
+        g.rnn.bias_ih_l0[H : 2 * H] = 30.0  # forget gate open
+        g.rnn.bias_ih_l0[3 * H :] = 30.0  # output gate open
+        for k, token in enumerate(filler):
+            g.head.weight[token, k] = 200.0
+    return g
+
+
+def class_token_fraction(tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """Rigged D(y, c): the fraction of y's tokens that are class c's rewarded token. (R, T), (R, 1) -> (R,)."""
+    return (tokens == torch.tensor(REWARDED)[cond[:, 0]].unsqueeze(1)).float().mean(dim=1)
+
+
+class RiggedD(nn.Module):
+    """`class_token_fraction` as a discriminator module (logits, an `out` layer for the L2 term), recording what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = nn.Linear(1, 2)
+        self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        self.seen.append((tokens.clone(), cond.clone()))
+        p = class_token_fraction(tokens, cond)
+        return torch.stack([torch.log1p(-p + 1e-6), torch.log(p + 1e-6)], dim=1) + 0.0 * self.out.bias.sum()
+
+
+SEQS = torch.tensor([[1, 0, 1, 4, 1, 2], [5, 2, 2, 0, 2, 5], [3, 3, 8, 3, 0, 3], [2, 1, 2, 1, 2, 1], [7, 7, 7, 7, 7, 7]])
+CONDS = torch.tensor([[0], [1], [2], [1], [0]])
+
+
+def expected_rewards(y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """Q(t) = (rewarded tokens in y_1..t + (T - t) [filler_c = rewarded_c]) / T, by hand."""
+    out = torch.zeros(y.shape)
+    for b in range(len(y)):
+        c = int(cond[b, 0])
+        for t in range(1, T + 1):
+            in_prefix = sum(int(tok) == REWARDED[c] for tok in y[b, :t])
+            out[b, t - 1] = (in_prefix + (T - t) * (FILLER[c] == REWARDED[c])) / T
+    return out
+
+
+# ----------------------------------------------------------------------------- rewards per condition
+
+
+def test_rigged_rewards_are_per_condition_correct():
+    want = expected_rewards(SEQS, CONDS)
+    assert want[1, 0] == 0 and want[0, 0] == 1.0  # class 1 is never rewarded for its filler; class 0 always
+    for chunk in (1, 7, 64, 10_000):  # chunk boundaries must not mix conditions up
+        rewards = rollout_rewards(
+            class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), chunk, cond=CONDS
+        )
+        torch.testing.assert_close(rewards, want)
+    # The same sequences asked for other classes get other rewards: the condition is what decides.
+    shifted = (CONDS + 1) % K
+    rewards = rollout_rewards(class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), 11, cond=shifted)
+    torch.testing.assert_close(rewards, expected_rewards(SEQS, shifted))
+
+
+def test_rollouts_continue_each_row_with_its_own_condition():
+    out = rollout_sequences(class_policy(), SEQS, 2, torch.Generator().manual_seed(0), chunk_rows=5, cond=CONDS)
+    for t in range(1, T):
+        for b in range(len(SEQS)):
+            assert bool((out[t - 1, :, b, t:] == FILLER[int(CONDS[b, 0])]).all())
+            assert torch.equal(out[t - 1, :, b, :t], SEQS[b, :t].expand(2, -1))
+
+
+def test_policy_gradient_step_gives_g_rollouts_and_d_the_sampled_condition():
+    """G samples class k's filler, the rollouts continue it, D rewards class k's token: with every
+    link keeping the condition, every reward is 1; a dropped or shuffled condition anywhere lowers it."""
+    policy = class_policy(REWARDED)
+    d = RiggedD()
+    pool = torch.arange(K).repeat(8).unsqueeze(1)  # (24, 1): the data's conditions
+    _, reward, _ = policy_gradient_step(
+        copy.deepcopy(policy), policy, d, torch.optim.SGD(policy.parameters(), lr=0.0), 12, T, 4, 5.0, "none", 0.8, 16,
+        torch.Generator().manual_seed(0), cond_pool=pool,
+    )  # fmt: skip
+    assert reward > 1 - 1e-5
+    conds = torch.cat([c for _, c in d.seen])
+    assert len(set(conds[:, 0].tolist())) == K  # the batch held several classes
+
+
+def test_discriminator_learns_real_and_generated_pairs_with_their_own_conditions():
+    real_token = [6, 7, 8]
+    cond = torch.arange(K).repeat(10).unsqueeze(1)  # (30, 1)
+    real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()  # row of class k: all real_token[k]
+    d = RiggedD()
+    g = class_policy()
+    discriminator_round(
+        d, torch.optim.SGD(d.parameters(), lr=0.0), g, real, 12, 1, 6, 0.0, 0.0, torch.Generator().manual_seed(0),
+        torch.Generator().manual_seed(1), cond=cond,
+    )  # fmt: skip
+    pairs = [(tokens[i], int(c[i, 0])) for tokens, c in d.seen for i in range(len(tokens))]
+    assert len(pairs) == 24
+    for tokens, c in pairs:  # every row, real or generated, is seen with the condition it belongs to
+        assert int(tokens[0]) in (real_token[c], FILLER[c]) and bool((tokens == tokens[0]).all())
+    assert {int(t[0]) for t, _ in pairs} & set(FILLER) and {int(t[0]) for t, _ in pairs} & set(real_token)
+
+
+# ----------------------------------------------------------------------------- an ignored condition is caught
+
+
+def conditional_generator(kind: str = "label", step_input: bool = False, attention: bool = False) -> Generator:
+    torch.manual_seed(0)
+    encoder = LabelEncoder([K, 2], 4) if kind == "label" else FeatureEncoder(5, 4)
+    return Generator(V, 8, 16, condition=encoder, condition_input=step_input, attention=attention, init_std=0.5)
+
+
+def two_conditions(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if kind == "label":
+        return torch.tensor([[0, 1], [2, 0]]).repeat(3, 1), torch.tensor([[1, 1], [0, 0]]).repeat(3, 1)
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+
+
+@pytest.mark.parametrize("kind", ["label", "features"])
+@pytest.mark.parametrize("step_input", [False, True])
+def test_generator_and_rollout_policy_read_the_condition(kind, step_input):
+    g = conditional_generator(kind, step_input)
+    a, b = two_conditions(kind)
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(g.log_probs(y, cond=a), g.log_probs(y, cond=b))
+
+    def draws(cond):
+        return g.sample(6, T, torch.Generator().manual_seed(2), cond=cond)
+
+    assert torch.equal(draws(a), draws(a)) and not torch.equal(draws(a), draws(b))
+
+    def rollouts(cond):
+        return rollout_sequences(g, y, 4, torch.Generator().manual_seed(3), chunk_rows=7, cond=cond)
+
+    assert torch.equal(rollouts(a), rollouts(a)) and not torch.equal(rollouts(a), rollouts(b))
+
+
+@pytest.mark.parametrize(("step_input", "attention"), [(False, False), (True, False), (True, True)])
+def test_step_by_step_states_match_teacher_forcing(step_input, attention):
+    """The rollouts' cached states hold the condition exactly as teacher forcing reads it."""
+    g = conditional_generator("label", step_input, attention)
+    a, _ = two_conditions("label")
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    _, logits = g.prefix_states(y, cond=a)
+    torch.testing.assert_close(torch.stack(logits, dim=1), g(y, cond=a)[:, 1:], rtol=1e-5, atol=1e-5)
+
+
+def test_step_input_alone_carries_the_condition():
+    g = conditional_generator("label", step_input=True)
+    with torch.no_grad():
+        g.condition_map.weight.zero_()  # the initial state no longer depends on c: only the step input does
+    a, b = two_conditions("label")
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(g.log_probs(y, cond=a), g.log_probs(y, cond=b))
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_discriminator_reads_the_condition(kind):
+    torch.manual_seed(0)
+    encoder = LabelEncoder([K, 2], 4)
+    if kind == "cnn":
+        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=encoder)
+    else:
+        d = RNNDiscriminator(V, 8, 6, condition=encoder)
+    d.eval()
+    a, b = two_conditions("label")
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(prob_real(d, y, cond=a), prob_real(d, y, cond=b))
+    torch.testing.assert_close(prob_real(d, y, batch_size=4, cond=a), prob_real(d, y, cond=a))  # chunks keep rows' conditions
+
+
+def test_missing_or_unexpected_conditions_are_errors():
+    g = conditional_generator()
+    y = torch.zeros(6, T, dtype=torch.long)
+    with pytest.raises(ValueError, match="this generator is conditional: pass cond"):
+        g.log_probs(y)
+    with pytest.raises(ValueError, match="cond has 2 rows for 6 sequences"):
+        g.log_probs(y, cond=torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"label conditions must be \(rows, 2\) int64"):
+        g.log_probs(y, cond=torch.zeros(6, 2))
+    with pytest.raises(ValueError, match="no condition input"):
+        Generator(V, 8, 16).log_probs(y, cond=torch.zeros(6, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="this discriminator is conditional"):
+        CNNDiscriminator(V, 8, [1], [2], condition=LabelEncoder([K], 2))(y)
+
+
+# ----------------------------------------------------------------------------- the conditional oracle
+
+
+def test_conditional_oracle_is_the_random_oracle_with_seeded_initial_states():
+    space = oracle_space("label", K, 0)
+    a = build_oracle("random", "", 50, 8, 8, 1, space)
+    plain = build_oracle("random", "", 50, 8, 8, 1)
+    for name, value in plain.state_dict().items():
+        assert torch.equal(a.state_dict()[name], value), name
+    assert torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 1, space).condition_map.weight)
+    assert not torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 2, space).condition_map.weight)
+    init = a.initial_state(None, K, torch.arange(K).unsqueeze(1))
+    assert all(not torch.equal(init[0][:, i], init[0][:, j]) for i, j in itertools.combinations(range(K), 2))
+    tokens, cond = oracle_dataset(a, 30, 5, seed=3, space=space)
+    again = oracle_dataset(a, 30, 5, seed=3, space=space)
+    assert torch.equal(tokens, again[0]) and torch.equal(cond, again[1]) and set(cond[:, 0].tolist()) == set(range(K))
+
+
+@pytest.mark.parametrize("kind", ["label", "features"])
+def test_conditional_oracle_likelihood_is_a_distribution_for_every_condition(kind):
+    """sum_y p(y | c) = 1 over all V^T sequences: the scores behind NLL-oracle and the posterior are exact."""
+    space = oracle_space(kind, K, 4)
+    oracle = build_oracle("random", "", 4, 3, 5, 0, space)
+    every = torch.tensor(list(itertools.product(range(4), repeat=3)))  # (64, 3)
+    conds = torch.arange(K).unsqueeze(1) if kind == "label" else torch.randn(K, 4, generator=torch.Generator().manual_seed(0))
+    for c in conds:
+        total = sequence_log_probs(oracle, every, c.expand(len(every), -1)).exp().sum()
+        assert abs(float(total) - 1.0) < 1e-4
+
+
+def test_oracle_condition_scores_by_hand():
+    space = oracle_space("label", K, 0)
+    oracle = build_oracle("random", "", 20, 8, 8, 0, space)
+    samples, cond = oracle_dataset(oracle, 200, 8, seed=5, space=space)
+    nll, hits = oracle_condition_scores(oracle, samples, cond, space, cond, 0, torch.Generator().manual_seed(0))
+    loglik = torch.stack([sequence_log_probs(oracle, samples, torch.full_like(cond, k)) for k in range(K)], dim=1)
+    torch.testing.assert_close(nll, -loglik.gather(1, cond).squeeze(1))
+    assert torch.equal(hits, loglik.argmax(dim=1) == cond[:, 0])
+    assert hits.float().mean() > 0.6  # the classes are told apart far above chance (1/3) by the oracle itself
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def cond_trainer(path: Path, *overrides: str) -> Trainer:
+    trainer = Trainer(load_config(SMOKE, ["condition.kind=label", *overrides]), path, quiet=True)
+    trainer.start(["test"])
+    return trainer
+
+
+def test_conditional_runs_are_deterministic_and_log_condition_accuracy(tmp_path):
+    for name in ("a", "b"):
+        cond_trainer(tmp_path / name).run()
+    a = (tmp_path / "a" / "metrics.jsonl").read_text()
+    assert a == (tmp_path / "b" / "metrics.jsonl").read_text()
+    rows = [json.loads(line) for line in a.splitlines()]
+    assert all(0 <= r["cond_acc"] <= 1 for r in rows if "nll_oracle" in r)
+    floor = json.loads((tmp_path / "a" / "oracle.json").read_text())
+    assert floor["oracle_cond_acc"] > 0.5 and set(floor) == {"oracle_nll_test", "num_test", "oracle_cond_acc"}
+
+
+def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
+    cond_trainer(tmp_path / "full", "condition.kind=features").run()
+    with crash_on_third_pg_step():
+        cond_trainer(tmp_path / "crash", "condition.kind=features").run()
+    resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
+    resumed.resume()
+    resumed.run()
+    assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+
+
+def test_every_conditional_parameter_is_trained(tmp_path):
+    t = cond_trainer(tmp_path, "condition.step_input=true")
+    g_before = {k: v.clone() for k, v in t.generator.state_dict().items()}
+    d_before = {k: v.clone() for k, v in t.discriminator.state_dict().items()}
+    t.run()
+    for before, model in ((g_before, t.generator), (d_before, t.discriminator)):
+        for name, value in model.state_dict().items():
+            assert not torch.equal(before[name], value), f"{name} did not change"
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+RECORDS = [{"text": f"a {w} sat on the {v} mat", "animal": w, "size": v} for w in ("cat", "dog") for v in ("big", "old")] * 6
+SMALL_TEXT = [
+    "data.max_len=10", "data.heldout_size=4", "pretrain.epochs=2", "pretrain.batch_size=4", "d_pretrain.steps=1",
+    "d_pretrain.num_negatives=8", "adversarial.epochs=2", "adversarial.batch_size=4", "adversarial.num_negatives=8",
+    "adversarial.rollout_num=2", "discriminator.batch_size=4", "eval.every=1", "eval.d_samples=4", "eval.bleu_samples=4",
+    "eval.final_samples=4", "generator.embed_dim=8", "generator.hidden_dim=8", "discriminator.embed_dim=8",
+    "discriminator.filter_sizes=[1,2,3]", "discriminator.num_filters=[4,4,4]", "checkpoint.every=1",
+]  # fmt: skip
+
+
+def text_config(train: Path, *overrides: str) -> list[str]:
+    return [f"data.train={train}", "condition.kind=label", "condition.label_fields=[animal,size]", *SMALL_TEXT, *overrides]
+
+
+def text_trainer(tmp_path: Path, train: Path, *overrides: str) -> Trainer:
+    return Trainer(load_config(ROOT / "configs" / "text.yaml", text_config(train, *overrides)), tmp_path / "run", quiet=True)
+
+
+BAD_LABELS = [
+    (
+        {"text": "a b", "animal": "cat"},
+        r"train\.jsonl:3: no label field 'size'; every line needs the label fields \['animal', 'size'\]",
+    ),
+    (
+        {"text": "a b", "animal": "cat", "size": [1]},
+        r"train\.jsonl:3: label 'size' is list \(\[1\]\); use a string or an integer",
+    ),
+    ({"text": "a b", "animal": "cat", "size": None}, r"train\.jsonl:3: label 'size' is NoneType"),
+]
+
+
+@pytest.mark.parametrize(("record", "message"), BAD_LABELS)
+def test_a_bad_label_names_the_line(tmp_path, record, message):
+    train = write_jsonl(tmp_path / "train.jsonl", [RECORDS[0], RECORDS[1], record])
+    with pytest.raises(CorpusError, match=message):
+        text_trainer(tmp_path, train)
+
+
+def test_a_label_the_training_file_lacks_names_the_line(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", RECORDS)
+    test = write_jsonl(tmp_path / "test.jsonl", [RECORDS[0], {**RECORDS[1], "size": "tiny"}])
+    with pytest.raises(
+        CorpusError, match=r"test\.jsonl:2: label size='tiny' does not occur in the training file .*known values: big, old"
+    ):
+        text_trainer(tmp_path, train, f"data.test={test}")
+
+
+def feature_config(train: Path, features: Path, *overrides: str) -> list[str]:
+    return [f"data.train={train}", "condition.kind=features", f"condition.features={features}", *SMALL_TEXT, *overrides]
+
+
+def feature_trainer(tmp_path: Path, train: Path, features: Path, *overrides: str) -> Trainer:
+    cfg = load_config(ROOT / "configs" / "text.yaml", feature_config(train, features, *overrides))
+    return Trainer(cfg, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            np.zeros((23, 3)),
+            r"f\.npy has 23 rows for the 24 sequences \(non-blank lines\) of .*train\.jsonl: .*train\.jsonl:25 has no row",
+        ),
+        (
+            np.zeros((25, 3)),
+            r"f\.npy has 25 rows for the 24 sequences .* the last at line 25: rows 24 and after have no sequence",
+        ),
+        (np.zeros(24), r"f\.npy: features must be a 2-D numeric array \(rows, feature_dim\), got shape \(24,\)"),
+        (
+            np.where(np.arange(72).reshape(24, 3) == 31, np.nan, 0.0),
+            r"f\.npy: row 10 \(.*train\.jsonl:12\) holds NaN or infinity",
+        ),
+    ],
+)
+def test_a_bad_features_file_names_the_file_and_line(tmp_path, rows, message):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"text": "x y"}, *RECORDS])  # line 1 blank below: sequences are lines 2..25
+    train.write_text("\n" + train.read_text().split("\n", 1)[1], encoding="utf-8")
+    np.save(tmp_path / "f.npy", rows)
+    with pytest.raises(CorpusError, match=message):
+        feature_trainer(tmp_path, train, tmp_path / "f.npy")
+
+
+def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
+    from safetensors.numpy import save_file
+
+    train = write_jsonl(tmp_path / "train.jsonl", RECORDS)
+    test = write_jsonl(tmp_path / "test.jsonl", RECORDS[:5])
+    save_file({"features": np.zeros((24, 3), dtype=np.float32)}, tmp_path / "f.safetensors")
+    np.save(tmp_path / "t.npy", np.zeros((5, 4)))
+    overrides = (f"data.test={test}", f"condition.test_features={tmp_path / 't.npy'}")
+    with pytest.raises(CorpusError, match=r"t\.npy: rows of 4 values, but the training features have 3"):
+        feature_trainer(tmp_path, train, tmp_path / "f.safetensors", *overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["condition.num_classes=3"], "condition.num_classes does not apply to condition.kind='none'"),
+        (["condition.kind=label", "condition.feature_dim=3"], "condition.feature_dim does not apply to condition.kind='label'"),
+        (["condition.kind=label", "condition.label_fields=[a]"], "condition.label_fields does not apply to data.source='oracle'"),
+        (["condition.kind=colour"], "use 'none', 'label' or 'features'"),
+        (["condition.kind=label", "condition.num_classes=1"], "num_classes must be >= 2"),
+        (["condition.kind=label", "data.oracle=paper"], "the paper's oracle has no condition"),
+        (
+            ["data.source=text", "data.train=a.txt", "condition.kind=label", "condition.label_fields=[g]"],
+            "labels are read from JSON Lines",
+        ),
+        (["data.source=text", "data.train=a.jsonl", "condition.kind=label"], "needs condition.label_fields"),
+        (["data.source=text", "data.train=a.jsonl", "condition.kind=features"], "needs condition.features"),
+        (
+            [
+                "data.source=text",
+                "data.train=a.jsonl",
+                "data.test=b.jsonl",
+                "condition.kind=features",
+                "condition.features=f.npy",
+            ],
+            "condition.test_features gives the feature rows of data.test: set both or neither",
+        ),
+    ],
+)
+def test_bad_condition_settings_say_how_to_fix_them(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_condition_arguments_are_checked():
+    space = ConditionSpace("label", ("animal", "size"), (("cat", "dog"), ("big", "old")))
+    pool = torch.tensor([[0, 1], [1, 0]])
+    assert space.parse(["size=old", "animal=dog"], pool).tolist() == [[1, 1]]
+    assert space.parse(["row=1"], pool).tolist() == [[1, 0]]
+    for specs, message in [
+        (["animal=cow", "size=big"], "unknown label; known values of 'animal': cat, dog"),
+        (["animal=cat"], r"give each label field once \(animal, size\)"),
+        (["row=2"], "use a row of the held-out set, 0 to 1"),
+        (["animal"], "write --condition animal=cat --condition size=big"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            space.parse(specs, pool)
+    with pytest.raises(ConfigError, match="choose one by row=INDEX"):
+        ConditionSpace("features", feature_dim=3).parse(["animal=cat"], torch.zeros(2, 3))
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_trains_samples_for_a_condition_and_evaluates_per_condition(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(SMOKE), "--out", str(run), "--quiet", "condition.kind=label", "adversarial.epochs=2"]) == 0
+    assert (run / "conditions.json").is_file()
+    lines = (run / "samples.txt").read_text().splitlines()
+    assert len(lines) == 10 and all(line.split("\t")[0] in {f"class={k}" for k in range(4)} for line in lines)
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "3", "--condition", "class=2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(len(line.split()) == 10 for line in out)
+    assert main(["sample", str(run), "-n", "3", "--condition", "class=7"]) == 2
+    assert "unknown label; known values of 'class': 0, 1, 2, 3" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "-n", "200"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 <= result["cond_acc"] <= 1 and sorted(result["per_condition"]) == [f"class={k}" for k in range(4)]
+    per = result["per_condition"]["class=2"]
+    assert set(per) == {"num_samples", "nll_oracle", "cond_acc", "num_test", "nll_test"}
+    assert sum(p["num_samples"] for p in result["per_condition"].values()) == 200
+    assert sum(p["num_test"] for p in result["per_condition"].values()) == result["num_test"]
+    assert math.isclose(
+        sum(p["cond_acc"] * p["num_samples"] for p in result["per_condition"].values()) / 200, result["cond_acc"], rel_tol=1e-6
+    )
+
+    plain = tmp_path / "plain"
+    assert main(["train", str(SMOKE), "--out", str(plain), "--quiet", "adversarial.epochs=0", "d_pretrain.steps=0"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(plain), "--condition", "class=1"]) == 2
+    assert "unconditional run" in capsys.readouterr().err
+
+
+def test_cli_on_labelled_and_featured_text(tmp_path, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", RECORDS)
+    run = tmp_path / "run"
+    assert main(["train", str(ROOT / "configs" / "text.yaml"), "--out", str(run), "--quiet", *text_config(train)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "2", "--condition", "animal=dog", "--condition", "size=big"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["evaluate", str(run), "-n", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "bleu4_test" in result and set(result["per_condition"]) <= {
+        f"animal={a},size={s}" for a in ("cat", "dog") for s in ("big", "old")
+    }
+
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).normal(size=(24, 3)))
+    frun = tmp_path / "frun"
+    args = feature_config(train, tmp_path / "f.npy")
+    assert main(["train", str(ROOT / "configs" / "text.yaml"), "--out", str(frun), "--quiet", *args]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(frun), "-n", "2", "--condition", "row=1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
