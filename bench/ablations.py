@@ -14,15 +14,18 @@ counts the MLE pre-training either way. Figures are from each run's last evaluat
 samples at temperature 1 for NLL-oracle; the 10,000 held-out oracle samples for NLL-test).
 
 Results go to OUT/results.jsonl as they finish (a rerun skips rows already there, so an
-interrupted sweep continues) and the table to OUT/table.md and stdout.
+interrupted sweep continues) and the table to OUT/table.md and stdout. Several processes may
+share one OUT (one core each): each row is claimed in OUT/claims/ first (a claim whose process
+is gone is taken over); `--reverse` walks the rows from the other end.
 
-    python bench/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...]
+    python bench/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...] [--reverse]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import time
@@ -96,13 +99,40 @@ def train(cfg, run: Path, init_from: Path | None = None) -> float:
     return time.perf_counter() - begin
 
 
+def claim(out: Path, key: str) -> bool:
+    """Take `key` for this process; False while another live process holds it."""
+    path = out / "claims" / key
+    path.parent.mkdir(exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(path.read_text() or 0), 0)
+            return False
+        except (ProcessLookupError, ValueError):
+            path.unlink(missing_ok=True)  # its process died: take it over
+            return claim(out, key)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+def shared_mle(seed: int, out: Path) -> Path:
+    """The MLE-only run of this seed that shared-G rows start from (made by whichever process comes first)."""
+    base = out / f"mle-seed{seed}"
+    while not (base / "wall.json").is_file():
+        if claim(out, base.name):
+            mle = config(seed, ["d_pretrain.steps=0", "adversarial.epochs=0"])
+            wall = train(mle, base)
+            (base / "wall.json").write_text(json.dumps({"seconds": wall}))
+        else:
+            time.sleep(10)
+    return base
+
+
 def run_row(name: str, seed: int, out: Path) -> dict:
     overrides = OPTIONS[name]
-    base = out / f"mle-seed{seed}"
-    if not (base / "timings.json").is_file():  # the shared MLE-pre-trained G of this seed
-        mle = config(seed, ["d_pretrain.steps=0", "adversarial.epochs=0"])
-        wall = train(mle, base)
-        (base / "wall.json").write_text(json.dumps({"seconds": wall}))
+    base = shared_mle(seed, out)
     mle_wall = json.loads((base / "wall.json").read_text())["seconds"]
     run = out / f"{slug(name)}-seed{seed}"
     if any(o.startswith(OWN_MLE) for o in overrides):
@@ -154,6 +184,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/ablations")
     parser.add_argument("--only", nargs="+", help="option names to run (default: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reverse", action="store_true", help="run the rows in reverse order (for a second process)")
     args = parser.parse_args()
     configure(args.threads)
     out = Path(args.out)
@@ -164,14 +195,17 @@ def main() -> None:
     unknown = [n for n in names if n not in OPTIONS]
     if unknown:
         raise SystemExit(f"unknown options {unknown}; choose from {list(OPTIONS)}")
-    for seed in args.seeds:  # all options of one seed before the next: a cut-short sweep still compares
-        for name in names:
-            if (name, seed) in done:
-                continue
-            row = run_row(name, seed, out)
-            with results.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+    # All options of one seed before the next, so that a cut-short sweep still compares.
+    todo = [(name, seed) for seed in args.seeds for name in names if (name, seed) not in done]
+    for name, seed in reversed(todo) if args.reverse else todo:
+        if not claim(out, f"{slug(name)}-seed{seed}"):
+            continue
+        if (name, seed) in {(r["option"], r["seed"]) for r in read_metrics(results)}:
+            continue  # finished by another process since this one started
+        row = run_row(name, seed, out)
+        with results.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
     rows = read_metrics(results)
     mle_rows = []
     for seed in args.seeds:
