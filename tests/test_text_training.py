@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def test_word_corpus_evaluate_reports_text_metrics(tmp_path, capsys):
         assert key in result, key
     # a sample that never emits the end token fills all max_len + 1 positions
     assert 0.0 <= result["bleu2_test"] <= 1.0 and result["length_max"] <= 13
+
+    # The temperature sweep of a text run: BLEU-4 against Self-BLEU-4, one filled row per temperature.
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(run), f"{run}@mle", "--temperatures", "0.5,1.5", "-n", "30", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [(r["label"], r["temperature"]) for r in rows] == [(n, t) for n in ("run", "run@mle") for t in ("0.5", "1.5")]
+    assert all(0.0 <= float(r[k]) <= 1.0 for r in rows for k in ("bleu4_test", "self_bleu4"))
+    assert all(r["nll_test"] and "nll_oracle" not in r for r in rows)
+    assert rows[0]["checkpoint"].startswith("2-adversarial") and rows[2]["checkpoint"].startswith("0-mle")
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    oracle_run = tmp_path / "oracle"
+    assert main(["train", "configs/smoke.yaml", "--out", str(oracle_run), "--quiet", "adversarial.epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(run), str(oracle_run), "--out", str(tmp_path / "mixed")]) == 2
+    assert "sweep them separately" in capsys.readouterr().err and not (tmp_path / "mixed").exists()
 
 
 def test_corpus_errors_reach_the_user_as_one_line(tmp_path, capsys):

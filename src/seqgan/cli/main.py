@@ -196,6 +196,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise ConfigError(f"--labels: {len(args.labels)} labels for {len(args.run_dirs)} runs")
     labels = args.labels or [Path(d).name for d in args.run_dirs]
     runs = [open_run(d) for d in args.run_dirs]  # open all first: a bad folder fails before any work
+    if len({r.data.text is None for r in runs}) > 1:
+        raise ConfigError("oracle runs and text runs are measured on different axes: sweep them separately")
     rows = []
     for run, label in zip(runs, labels, strict=True):
         rows += sweep_run(run, label, temperatures, args.n, args.seed)

@@ -91,20 +91,27 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_sweep(rows: list[dict[str, Any]], path: Path, floor: float | None = None) -> None:
-    """NLL-oracle (y) against NLL-test (x), one line per run, each point labelled with its temperature."""
+    """One line per run, each point labelled with its temperature. Oracle runs: NLL-oracle (y)
+    against NLL-test (x), with the oracle floor; text runs: BLEU-4 (y) against Self-BLEU-4 (x)."""
+    text = ["bleu4_test" in r for r in rows]
+    if any(text) and not all(text):
+        raise ValueError("a sweep plots oracle runs or text runs, not both: sweep them separately")
+    x_key, y_key = ("self_bleu4", "bleu4_test") if all(text) else ("nll_test", "nll_oracle")
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     for label in dict.fromkeys(r["label"] for r in rows):
         pts = sorted((r for r in rows if r["label"] == label), key=lambda r: r["temperature"])
-        xs, ys = [r["nll_test"] for r in pts], [r["nll_oracle"] for r in pts]
+        xs, ys = [r[x_key] for r in pts], [r[y_key] for r in pts]
         ax.plot(xs, ys, marker="o", markersize=4, label=label)
         for r in pts:
-            ax.annotate(
-                f"{r['temperature']:g}", (r["nll_test"], r["nll_oracle"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
-    if floor is not None:
-        ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label=f"oracle floor {floor:.2f}")
-    ax.set_xlabel("NLL-test (diversity / coverage; lower is better)")
-    ax.set_ylabel("NLL-oracle (quality; lower is better)")
+            ax.annotate(f"{r['temperature']:g}", (r[x_key], r[y_key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if all(text):
+        ax.set_xlabel("Self-BLEU-4 (diversity; lower is more diverse)")
+        ax.set_ylabel("BLEU-4 against the test lines (quality; higher is better)")
+    else:
+        if floor is not None:
+            ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label=f"oracle floor {floor:.2f}")
+        ax.set_xlabel("NLL-test (diversity / coverage; lower is better)")
+        ax.set_ylabel("NLL-oracle (quality; lower is better)")
     ax.set_title("Temperature sweep: quality against diversity")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
