@@ -31,13 +31,15 @@ class CorpusError(ValueError):
 @dataclass(frozen=True)
 class Corpus:
     """The non-blank sequences of one file, with the 1-based line number each came from (and, for
-    JSON Lines read with label fields, each line's labels as strings, in the fields' order)."""
+    JSON Lines read with label fields, each line's labels as strings, in the fields' order; read
+    with a source field, each line's source text)."""
 
     path: Path
     lines: list[str]
     line_numbers: list[int]
     blank_lines: int
     labels: list[tuple[str, ...]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def _decode_utf8(path: Path, data: bytes) -> str:
@@ -89,14 +91,30 @@ def _labels(path: Path, number: int, record: dict, fields: tuple[str, ...]) -> t
     return tuple(labels)
 
 
+def _source(path: Path, number: int, record: dict, name: str) -> str:
+    """The source text of a record: present, a string, not blank."""
+    if name not in record:
+        raise CorpusError(
+            f'{path}:{number}: no source field {name!r}; every line needs {{{name!r}: "..."}} (condition.source_field)'
+        )
+    value = record[name]
+    if not isinstance(value, str):
+        raise CorpusError(
+            f"{path}:{number}: source {name!r} is {type(value).__name__} ({json.dumps(value)}); store the source as a JSON string"
+        )
+    if not value.strip():
+        raise CorpusError(f"{path}:{number}: empty source {name!r}; every line needs a source sequence of at least one token")
+    return value
+
+
 def corpus_format(path: str | Path) -> str:
     """'jsonl' for `.jsonl` files, 'text' for everything else."""
     return "jsonl" if Path(path).suffix.lower() == ".jsonl" else "text"
 
 
-def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[str, ...] = ()) -> Corpus:
+def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[str, ...] = (), source_field: str = "") -> Corpus:
     """Read the sequences of a `.txt` or `.jsonl` corpus file (see the module docstring), and the
-    `label_fields` of each JSON Lines record (a conditional run's labels)."""
+    `label_fields` of each JSON Lines record (a conditional run's labels) or its `source_field`."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: corpus file not found; check the path (relative paths start at the working directory)")
@@ -107,7 +125,9 @@ def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[
         raws.pop()  # the final newline ends the last line; it does not start a blank one
     if label_fields and not jsonl:
         raise CorpusError(f"{path}: labels are read from JSON Lines; give a .jsonl file whose lines hold {list(label_fields)}")
-    lines, numbers, labels, blank = [], [], [], 0
+    if source_field and not jsonl:
+        raise CorpusError(f"{path}: sources are read from JSON Lines; give a .jsonl file whose lines hold {source_field!r}")
+    lines, numbers, labels, sources, blank = [], [], [], [], 0
     for number, raw in enumerate(raws, start=1):
         raw = raw.removesuffix("\r")
         line, record = _jsonl_record(path, number, raw, text_field) if jsonl and raw.strip() else (raw, {})
@@ -118,9 +138,11 @@ def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[
         numbers.append(number)
         if label_fields:
             labels.append(_labels(path, number, record, label_fields))
+        if source_field:
+            sources.append(_source(path, number, record, source_field))
     if not lines:
         raise CorpusError(f"{path}: empty corpus ({blank} blank lines, no text); give a file with one sequence a line")
-    return Corpus(path, lines, numbers, blank, labels)
+    return Corpus(path, lines, numbers, blank, labels, sources)
 
 
 def encode_corpus(
