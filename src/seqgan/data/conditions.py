@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from seqgan.config import ConfigError
-from seqgan.data.corpus import OVERFLOW, Corpus, CorpusError
+from seqgan.data.corpus import Corpus, CorpusError, fit_lengths
 from seqgan.data.tokenizers import PAD, UNK, Tokenizer
 
 FEATURES_KEY = "features"  # the tensor read from a .safetensors file holding several
@@ -169,33 +169,10 @@ def encode_sources(
     target lines are (`seqgan.data.corpus.encode_lines`); sources with no tokens are left out.
     The report counts them (source_truncated, source_dropped, source_empty), the UNK tokens and
     the longest source."""
-    if overflow not in OVERFLOW:
-        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
-    rows, kept, truncated, dropped, empty, longest = [], [], 0, 0, 0, 0
-    for i, text in enumerate(texts):
-        ids = tokenizer.encode(text)
-        longest = max(longest, len(ids))
-        if not ids:
-            empty += 1
-            continue
-        if len(ids) > max_len:
-            if overflow == "drop":
-                dropped += 1
-                continue
-            truncated += 1
-            ids = ids[:max_len]
-        rows.append(ids + [PAD] * (max_len - len(ids)))
-        kept.append(i)
-    tokens = torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_len)
-    report = {
-        "source_truncated": truncated,
-        "source_dropped": dropped,
-        "source_empty": empty,
-        "source_unk_tokens": int((tokens == UNK).sum()),
-        "source_longest": longest,
-        "max_source_len": max_len,
-    }
-    return tokens, torch.tensor(kept, dtype=torch.long), report
+    fitted, kept, counts = fit_lengths(texts, tokenizer, max_len, overflow)
+    tokens = torch.tensor([ids + [PAD] * (max_len - len(ids)) for ids in fitted], dtype=torch.long).reshape(len(fitted), max_len)
+    report = {f"source_{k}": v for k, v in counts.items()} | {"source_unk_tokens": int((tokens == UNK).sum())}
+    return tokens, kept, report | {"max_source_len": max_len}
 
 
 def read_features(path: str | Path, corpus: Corpus, width: int | None = None) -> torch.Tensor:

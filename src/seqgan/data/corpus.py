@@ -164,39 +164,50 @@ def encode_lines(
     The report counts lines read, kept, truncated, dropped (too long), empty, tokens kept, UNK tokens
     among them, and the longest line in tokens.
     """
-    if overflow not in OVERFLOW:
-        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
     if max_len < 1:
         raise CorpusError(f"max_len={max_len}: a sequence needs at least one token before EOS; set max_len >= 1")
-    rows, kept, truncated, dropped, empty, longest = [], [], 0, 0, 0, 0
-    for i, line in enumerate(lines):
-        ids = tokenizer.encode(line)
-        longest = max(longest, len(ids))
-        if not ids:
-            empty += 1
-            continue
-        if len(ids) > max_len:
-            if overflow == "drop":
-                dropped += 1
-                continue
-            truncated += 1
-            ids = ids[:max_len]
-        rows.append(ids + [EOS] + [PAD] * (max_len - len(ids)))
-        kept.append(i)
+    fitted, kept, counts = fit_lengths(lines, tokenizer, max_len, overflow)
+    rows = [ids + [EOS] + [PAD] * (max_len - len(ids)) for ids in fitted]
     tokens = torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_len + 1)
     content = (tokens != PAD) & (tokens != EOS)
     report = {
         "lines": len(lines),
         "kept": len(rows),
-        "truncated": truncated,
-        "dropped": dropped,
-        "empty": empty,
+        "truncated": counts["truncated"],
+        "dropped": counts["dropped"],
+        "empty": counts["empty"],
         "tokens": int(content.sum()),
         "unk_tokens": int((tokens == UNK).sum()),
-        "longest": longest,
+        "longest": counts["longest"],
         "max_len": max_len,
     }
-    return tokens, torch.tensor(kept, dtype=torch.long), report
+    return tokens, kept, report
+
+
+def fit_lengths(
+    texts: list[str], tokenizer: Tokenizer, max_len: int, overflow: str
+) -> tuple[list[list[int]], torch.Tensor, dict[str, int]]:
+    """Each text's ids, the first `max_len` of a longer one kept (overflow='truncate') or the text
+    left out ('drop'); texts with no tokens are left out. Returns the ids of the kept texts, their
+    indices (R,) int64, and counts: truncated, dropped, empty, longest (in tokens, before cutting)."""
+    if overflow not in OVERFLOW:
+        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
+    fitted, kept, counts = [], [], {"truncated": 0, "dropped": 0, "empty": 0, "longest": 0}
+    for i, text in enumerate(texts):
+        ids = tokenizer.encode(text)
+        counts["longest"] = max(counts["longest"], len(ids))
+        if not ids:
+            counts["empty"] += 1
+            continue
+        if len(ids) > max_len:
+            if overflow == "drop":
+                counts["dropped"] += 1
+                continue
+            counts["truncated"] += 1
+            ids = ids[:max_len]
+        fitted.append(ids)
+        kept.append(i)
+    return fitted, torch.tensor(kept, dtype=torch.long), counts
 
 
 def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int], list[int]]:

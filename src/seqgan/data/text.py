@@ -92,7 +92,8 @@ def make_text_data(
         tokens, kept, rep = encode_lines(lines, tokenizer, cfg.max_len, cfg.overflow)
         report[name] = rep
         if kind == "source":  # encode the sources of the kept pairs, then keep the pairs whose source survived too
-            cond, kept_sources, source_rep = encode_sources([line_conds[i] for i in kept.tolist()], tokenizer, space.source_len, cfg.overflow)  # fmt: skip
+            sources = [line_conds[i] for i in kept.tolist()]
+            cond, kept_sources, source_rep = encode_sources(sources, tokenizer, space.source_len, cfg.overflow)
             rep |= source_rep | {"kept": len(kept_sources)}
             return tokens[kept_sources], cond
         return tokens, None if line_conds is None else line_conds[kept]
