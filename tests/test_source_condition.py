@@ -335,6 +335,21 @@ def test_source_runs_are_deterministic_and_train_every_parameter(tmp_path, task)
     assert not unchanged and any(k.startswith("g.condition.") for k in after) and "g.source_query.weight" in after
 
 
+def test_source_run_resumes_exactly(tmp_path, task, crash_on_third_pg_step):
+    args = task_args(task, *ADVERSARIAL, "adversarial.epochs=3")
+    full = Trainer(load_config(TEXT, args), tmp_path / "full", quiet=True)
+    full.start(["test"])
+    full.run()
+    crash = Trainer(load_config(TEXT, args), tmp_path / "crash", quiet=True)
+    crash.start(["test"])
+    with crash_on_third_pg_step():
+        crash.run()
+    resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
+    resumed.resume()
+    resumed.run()
+    assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
