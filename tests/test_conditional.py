@@ -422,7 +422,7 @@ def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
         (["condition.num_classes=3"], "condition.num_classes does not apply to condition.kind='none'"),
         (["condition.kind=label", "condition.feature_dim=3"], "condition.feature_dim does not apply to condition.kind='label'"),
         (["condition.kind=label", "condition.label_fields=[a]"], "condition.label_fields does not apply to data.source='oracle'"),
-        (["condition.kind=colour"], "use 'none', 'label' or 'features'"),
+        (["condition.kind=colour"], "use 'none', 'label', 'features' or 'source'"),
         (["condition.kind=label", "condition.num_classes=1"], "num_classes must be >= 2"),
         (["condition.kind=label", "data.oracle=paper"], "the paper's oracle has no condition"),
         (

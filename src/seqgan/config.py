@@ -139,11 +139,12 @@ class DataConfig:
             )
 
 
-CONDITION_KINDS = ("none", "label", "features")
+CONDITION_KINDS = ("none", "label", "features", "source")
 ORACLE_CONDITION_FIELDS = ("num_classes", "feature_dim", "candidates")
 TEXT_CONDITION_FIELDS = ("label_fields", "features", "valid_features", "test_features")
 LABEL_FIELDS = ("num_classes", "label_fields", "embed_dim")
 FEATURE_FIELDS = ("feature_dim", "candidates", "features", "valid_features", "test_features", "proj_dim")
+SOURCE_FIELDS = ("source_field", "max_source_len", "embed_dim", "encoder_cell", "encoder_hidden", "bidirectional", "attention")  # fmt: skip
 
 
 @dataclass
@@ -151,10 +152,11 @@ class ConditionConfig:
     """Conditional SeqGAN: G learns p(y | c) and D judges (y, c) pairs; 'none' is the plain SeqGAN.
 
     Oracle data: a conditional oracle whose condition sets its initial state (`seqgan.data.oracle`).
-    Text data: label fields of JSON Lines records, or a features file with one row per sequence."""
+    Text data: label fields of JSON Lines records, a features file with one row per sequence, or a
+    source sequence per JSON Lines record (seq2seq)."""
 
     kind: str = "none"
-    """'none', 'label' (categorical label fields) or 'features' (a dense vector per sequence)."""
+    """'none', 'label' (categorical label fields), 'features' (a dense vector per sequence) or 'source' (a token sequence, text only)."""
     num_classes: int = 4
     """Oracle, kind=label: K classes, each with its own initial state of the oracle."""
     feature_dim: int = 8
@@ -170,22 +172,37 @@ class ConditionConfig:
     test_features: str = ""
     """Text, kind=features: the rows for data.test (needed exactly when data.test is set)."""
     embed_dim: int = 16
-    """kind=label: embedding size of each label field (G and D each have their own)."""
+    """kind=label: embedding size of each label field; kind=source: of the source tokens (G and D each have their own)."""
     proj_dim: int = 16
     """kind=features: output size of the learned projection of the features (G and D each have their own)."""
+    source_field: str = "source"
+    """kind=source: the JSONL field holding each line's source text (tokenized by data.tokenizer; one vocabulary for both sides)."""
+    max_source_len: int = 40
+    """kind=source: the most source tokens; longer sources are truncated or dropped as data.overflow says (counted)."""
+    encoder_cell: str = "gru"
+    """kind=source: 'gru' or 'lstm', the RNN reading the source (G and D each have their own)."""
+    encoder_hidden: int = 32
+    """kind=source: hidden size per direction of the source RNN."""
+    bidirectional: bool = True
+    """kind=source: read the source in both directions."""
+    attention: bool = False
+    """kind=source: G attends over the source RNN's outputs at every step (one head, Luong's general score)."""
     step_input: bool = False
     """Also join the encoded condition to every input step of G (not only its initial state)."""
 
     def __post_init__(self) -> None:
-        _check(self.kind in CONDITION_KINDS, f"condition.kind={self.kind!r}: use 'none', 'label' or 'features'")
-        unused = {"none": [f.name for f in dataclasses.fields(self) if f.name != "kind"], "label": FEATURE_FIELDS}
-        for name in unused.get(self.kind, LABEL_FIELDS):
+        _check(self.kind in CONDITION_KINDS, f"condition.kind={self.kind!r}: use 'none', 'label', 'features' or 'source'")
+        own = {"none": (), "label": LABEL_FIELDS, "features": FEATURE_FIELDS, "source": SOURCE_FIELDS}[self.kind]
+        shared = () if self.kind == "none" else ("step_input",)
+        for name in (f.name for f in dataclasses.fields(self) if f.name not in ("kind", *own, *shared)):
             _check(
                 _is_default(self, name),
                 f"condition.{name} does not apply to condition.kind={self.kind!r}; remove it (or set condition.kind)",
             )
-        for name in ("feature_dim", "embed_dim", "proj_dim"):
+        for name in ("feature_dim", "embed_dim", "proj_dim", "max_source_len", "encoder_hidden"):
             _check(getattr(self, name) >= 1, f"condition.{name} must be >= 1")
+        _check(self.encoder_cell in ("gru", "lstm"), f"condition.encoder_cell={self.encoder_cell!r}: use 'gru' or 'lstm'")
+        _check(bool(self.source_field.strip()), "condition.source_field must name a JSONL field, e.g. source")
         _check(self.num_classes >= 2, "condition.num_classes must be >= 2 (one class conditions on nothing)")
         _check(self.candidates >= 2, "condition.candidates must be >= 2 (the asked-for vector and at least one other)")
         _check(
@@ -486,6 +503,10 @@ class ExperimentConfig:
             )
         if d.source == "oracle":
             _check(
+                c.kind != "source",
+                "condition.kind=source reads a source sequence from each JSON Lines record: set data.source=text and data.train",
+            )
+            _check(
                 d.oracle == "random",
                 "a conditional oracle is built from data.oracle=random (the paper's oracle has no condition)",
             )
@@ -497,6 +518,19 @@ class ExperimentConfig:
                 _check(
                     not path or path.lower().endswith(".jsonl"),
                     f"data.{name}={path}: labels are read from JSON Lines; give a .jsonl file whose lines hold {c.label_fields}",
+                )
+            return
+        if c.kind == "source":
+            _check(
+                c.source_field != d.text_field,
+                f"condition.source_field and data.text_field are both {d.text_field!r}: the source and the target need their own fields",
+            )
+            for name in ("train", "valid", "test"):
+                path = getattr(d, name)
+                _check(
+                    not path or path.lower().endswith(".jsonl"),
+                    f"data.{name}={path}: sources are read from JSON Lines; give a .jsonl file whose lines hold "
+                    f"{c.source_field!r} and {d.text_field!r}",
                 )
             return
         _check(

@@ -2,7 +2,7 @@
 
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
-    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | --condition row=INDEX]
+    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
     seqgan evaluate DIR [-n N] [--temperature T]
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
@@ -24,10 +24,11 @@ import torch
 from seqgan.config import ConfigError, load_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
-from seqgan.data.tokenizers import TokenizerError
+from seqgan.data.tokenizers import UNK, TokenizerError
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
 from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
+from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
 from seqgan.metrics.text_eval import full_text_metrics
 from seqgan.training import distributed
@@ -75,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="conditional runs: sample for this label (once per label field), or row=INDEX for the condition of held-out "
-        "sequence INDEX; without it each sample's condition is drawn from the held-out set and starts its line",
+        help="conditional runs: sample for this label (once per label field), for source='TEXT' (a source sentence, "
+        "tokenized as the run's data), or row=INDEX for the condition of held-out sequence INDEX; without it each "
+        "sample's condition is drawn from the held-out set and starts its line",
     )
 
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
@@ -136,7 +138,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.condition:
         if run.data.condition is None:
             raise ConfigError(f"--condition: {run.dir} is an unconditional run; sample it without --condition")
-        cond = run.data.condition.parse(args.condition, run.data.cond_test)
+        tokenizer = None if run.data.text is None else run.data.text.tokenizer
+        cond = run.data.condition.parse(args.condition, run.data.cond_test, tokenizer)
+        unknown = int((cond == UNK).sum()) if run.data.condition.kind == "source" else 0
+        if unknown:
+            print(
+                f"seqgan sample: note: {unknown} source token(s) are not in the run's vocabulary and read as <unk>",
+                file=sys.stderr,
+            )
     rng = torch.Generator(run.device).manual_seed(args.seed)
     samples = sample_for_data(run.generator, run.data, args.n, rng, args.temperature, run.config.eval.batch_size, cond)
     text = "".join(line + "\n" for line in format_samples(samples, run.data))
@@ -166,6 +175,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
         result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
+    if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
+        for temperature, suffix in ((args.temperature, ""), (0.0, "_greedy")):
+            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
+            result |= match_metrics(sums, suffix)
     if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
         per = result.pop("per_condition", {})
         held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)

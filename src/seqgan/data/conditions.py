@@ -4,12 +4,15 @@
 `seqgan sample` and `evaluate` read them back exactly:
 - kind 'label': one or more label fields, each with its list of values; a sequence's condition is
   a row of label ids (int64), id = the value's index in its field's list;
-- kind 'features': a float vector of `feature_dim` values per sequence.
+- kind 'features': a float vector of `feature_dim` values per sequence;
+- kind 'source': a source token sequence per sequence (seq2seq), a row of `source_len` ids in the
+  run's one vocabulary (the target's tokenizer, trained on both sides), padding (0) after them.
 
-Text corpora hold labels in JSON Lines fields (read by `seqgan.data.corpus`) and features in a
-`.npy` or `.safetensors` file with one row per sequence (non-blank line) of its corpus file, in
-order. Everything is checked on load: a missing label, an unknown label value, a features file of
-the wrong row count or width, or one holding NaN gives a `CorpusError` naming the file and line.
+Text corpora hold labels and sources in JSON Lines fields (read by `seqgan.data.corpus`) and
+features in a `.npy` or `.safetensors` file with one row per sequence (non-blank line) of its
+corpus file, in order. Everything is checked on load: a missing label or source, an empty source,
+an unknown label value, a features file of the wrong row count or width, or one holding NaN gives
+a `CorpusError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -23,33 +26,37 @@ import numpy as np
 import torch
 
 from seqgan.config import ConfigError
-from seqgan.data.corpus import Corpus, CorpusError
+from seqgan.data.corpus import Corpus, CorpusError, fit_lengths
+from seqgan.data.tokenizers import PAD, UNK, Tokenizer
 
 FEATURES_KEY = "features"  # the tensor read from a .safetensors file holding several
 
 
 @dataclass(frozen=True)
 class ConditionSpace:
-    kind: str  # 'label' or 'features'
-    fields: tuple[str, ...] = ()  # label fields
+    kind: str  # 'label', 'features' or 'source'
+    fields: tuple[str, ...] = ()  # label fields; for a source, its JSONL field
     values: tuple[tuple[str, ...], ...] = ()  # per label field, its values; a label's id is its index
     feature_dim: int = 0
+    source_len: int = 0  # kind 'source': S, the ids a source row holds (condition.max_source_len)
 
     @property
     def num_classes(self) -> list[int]:
         return [len(v) for v in self.values]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "fields": list(self.fields),
             "values": [list(v) for v in self.values],
             "feature_dim": self.feature_dim,
         }
+        return out | ({"source_len": self.source_len} if self.kind == "source" else {})
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ConditionSpace:
-        return cls(raw["kind"], tuple(raw["fields"]), tuple(tuple(v) for v in raw["values"]), raw["feature_dim"])
+        values = tuple(tuple(v) for v in raw["values"])
+        return cls(raw["kind"], tuple(raw["fields"]), values, raw["feature_dim"], raw.get("source_len", 0))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
@@ -81,9 +88,10 @@ class ConditionSpace:
             for row in cond.tolist()
         ]
 
-    def parse(self, specs: list[str], pool: torch.Tensor) -> torch.Tensor:
+    def parse(self, specs: list[str], pool: torch.Tensor, tokenizer: Tokenizer | None = None) -> torch.Tensor:
         """`--condition` arguments -> one condition (1, ...): 'field=VALUE' for every label field,
-        or 'row=INDEX', the condition of held-out sequence INDEX (its row of `pool`)."""
+        'source=TEXT' (tokenized by the run's `tokenizer`) for a source, or 'row=INDEX', the
+        condition of held-out sequence INDEX (its row of `pool`)."""
         pairs = []
         for spec in specs:
             name, sep, value = spec.partition("=")
@@ -100,6 +108,13 @@ class ConditionSpace:
             if not value.isdigit() or int(value) >= len(pool):
                 raise ConfigError(f"--condition row={value}: use a row of the held-out set, 0 to {len(pool) - 1}")
             return pool[int(value) : int(value) + 1]
+        if self.kind == "source":
+            if names != ["source"]:
+                raise ConfigError(
+                    f"--condition {specs[0]!r}: this run conditions on a source sequence; give {self._example()} once, "
+                    "or row=INDEX (a held-out sequence's source)"
+                )
+            return self.source_ids(pairs[0][1], tokenizer).to(pool.device)
         if self.kind != "label":
             raise ConfigError(
                 f"--condition {specs[0]!r}: this run conditions on feature vectors; choose one by row=INDEX (held-out set)"
@@ -118,7 +133,21 @@ class ConditionSpace:
             ids.append(values.index(given[field]))
         return torch.tensor([ids], dtype=torch.long, device=pool.device)
 
+    def source_ids(self, text: str, tokenizer: Tokenizer) -> torch.Tensor:
+        """One source text -> its row of ids (1, source_len); too long or no tokens is an error, never cut."""
+        ids = tokenizer.encode(text)
+        if not ids:
+            raise ConfigError(f"--condition source={text!r}: the tokenizer finds no tokens in it; give a non-empty source")
+        if len(ids) > self.source_len:
+            raise ConfigError(
+                f"--condition source=...: {len(ids)} tokens, but this run reads sources of at most {self.source_len} "
+                "(condition.max_source_len); give a shorter source"
+            )
+        return torch.tensor([ids + [PAD] * (self.source_len - len(ids))], dtype=torch.long)
+
     def _example(self) -> str:
+        if self.kind == "source":
+            return "--condition source='TEXT'"
         if self.kind != "label":
             return "row=0"
         return " ".join(f"--condition {f}={v[0]}" for f, v in zip(self.fields, self.values, strict=True))
@@ -128,6 +157,22 @@ def label_space(fields: list[str], corpus: Corpus) -> ConditionSpace:
     """The label fields and, per field, its values in the training file, sorted."""
     values = tuple(tuple(sorted({labels[i] for labels in corpus.labels})) for i in range(len(fields)))
     return ConditionSpace("label", tuple(fields), values)
+
+
+def encode_sources(
+    texts: list[str], tokenizer: Tokenizer, max_len: int, overflow: str = "truncate"
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """Source texts -> (R, max_len) ids, left aligned, PAD after them (no end token: the encoder
+    reads each row to its length); the index (R,) of the text each row came from; a report.
+
+    Sources longer than `max_len` tokens are truncated or, with overflow='drop', left out, as the
+    target lines are (`seqgan.data.corpus.encode_lines`); sources with no tokens are left out.
+    The report counts them (source_truncated, source_dropped, source_empty), the UNK tokens and
+    the longest source."""
+    fitted, kept, counts = fit_lengths(texts, tokenizer, max_len, overflow)
+    tokens = torch.tensor([ids + [PAD] * (max_len - len(ids)) for ids in fitted], dtype=torch.long).reshape(len(fitted), max_len)
+    report = {f"source_{k}": v for k, v in counts.items()} | {"source_unk_tokens": int((tokens == UNK).sum())}
+    return tokens, kept, report | {"max_source_len": max_len}
 
 
 def read_features(path: str | Path, corpus: Corpus, width: int | None = None) -> torch.Tensor:

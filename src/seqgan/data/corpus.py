@@ -31,13 +31,15 @@ class CorpusError(ValueError):
 @dataclass(frozen=True)
 class Corpus:
     """The non-blank sequences of one file, with the 1-based line number each came from (and, for
-    JSON Lines read with label fields, each line's labels as strings, in the fields' order)."""
+    JSON Lines read with label fields, each line's labels as strings, in the fields' order; read
+    with a source field, each line's source text)."""
 
     path: Path
     lines: list[str]
     line_numbers: list[int]
     blank_lines: int
     labels: list[tuple[str, ...]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
 
 def _decode_utf8(path: Path, data: bytes) -> str:
@@ -89,14 +91,30 @@ def _labels(path: Path, number: int, record: dict, fields: tuple[str, ...]) -> t
     return tuple(labels)
 
 
+def _source(path: Path, number: int, record: dict, name: str) -> str:
+    """The source text of a record: present, a string, not blank."""
+    if name not in record:
+        raise CorpusError(
+            f'{path}:{number}: no source field {name!r}; every line needs {{{name!r}: "..."}} (condition.source_field)'
+        )
+    value = record[name]
+    if not isinstance(value, str):
+        raise CorpusError(
+            f"{path}:{number}: source {name!r} is {type(value).__name__} ({json.dumps(value)}); store the source as a JSON string"
+        )
+    if not value.strip():
+        raise CorpusError(f"{path}:{number}: empty source {name!r}; every line needs a source sequence of at least one token")
+    return value
+
+
 def corpus_format(path: str | Path) -> str:
     """'jsonl' for `.jsonl` files, 'text' for everything else."""
     return "jsonl" if Path(path).suffix.lower() == ".jsonl" else "text"
 
 
-def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[str, ...] = ()) -> Corpus:
+def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[str, ...] = (), source_field: str = "") -> Corpus:
     """Read the sequences of a `.txt` or `.jsonl` corpus file (see the module docstring), and the
-    `label_fields` of each JSON Lines record (a conditional run's labels)."""
+    `label_fields` of each JSON Lines record (a conditional run's labels) or its `source_field`."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: corpus file not found; check the path (relative paths start at the working directory)")
@@ -107,7 +125,9 @@ def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[
         raws.pop()  # the final newline ends the last line; it does not start a blank one
     if label_fields and not jsonl:
         raise CorpusError(f"{path}: labels are read from JSON Lines; give a .jsonl file whose lines hold {list(label_fields)}")
-    lines, numbers, labels, blank = [], [], [], 0
+    if source_field and not jsonl:
+        raise CorpusError(f"{path}: sources are read from JSON Lines; give a .jsonl file whose lines hold {source_field!r}")
+    lines, numbers, labels, sources, blank = [], [], [], [], 0
     for number, raw in enumerate(raws, start=1):
         raw = raw.removesuffix("\r")
         line, record = _jsonl_record(path, number, raw, text_field) if jsonl and raw.strip() else (raw, {})
@@ -118,9 +138,11 @@ def read_corpus(path: str | Path, text_field: str = "text", label_fields: tuple[
         numbers.append(number)
         if label_fields:
             labels.append(_labels(path, number, record, label_fields))
+        if source_field:
+            sources.append(_source(path, number, record, source_field))
     if not lines:
         raise CorpusError(f"{path}: empty corpus ({blank} blank lines, no text); give a file with one sequence a line")
-    return Corpus(path, lines, numbers, blank, labels)
+    return Corpus(path, lines, numbers, blank, labels, sources)
 
 
 def encode_corpus(
@@ -142,39 +164,50 @@ def encode_lines(
     The report counts lines read, kept, truncated, dropped (too long), empty, tokens kept, UNK tokens
     among them, and the longest line in tokens.
     """
-    if overflow not in OVERFLOW:
-        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
     if max_len < 1:
         raise CorpusError(f"max_len={max_len}: a sequence needs at least one token before EOS; set max_len >= 1")
-    rows, kept, truncated, dropped, empty, longest = [], [], 0, 0, 0, 0
-    for i, line in enumerate(lines):
-        ids = tokenizer.encode(line)
-        longest = max(longest, len(ids))
-        if not ids:
-            empty += 1
-            continue
-        if len(ids) > max_len:
-            if overflow == "drop":
-                dropped += 1
-                continue
-            truncated += 1
-            ids = ids[:max_len]
-        rows.append(ids + [EOS] + [PAD] * (max_len - len(ids)))
-        kept.append(i)
+    fitted, kept, counts = fit_lengths(lines, tokenizer, max_len, overflow)
+    rows = [ids + [EOS] + [PAD] * (max_len - len(ids)) for ids in fitted]
     tokens = torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_len + 1)
     content = (tokens != PAD) & (tokens != EOS)
     report = {
         "lines": len(lines),
         "kept": len(rows),
-        "truncated": truncated,
-        "dropped": dropped,
-        "empty": empty,
+        "truncated": counts["truncated"],
+        "dropped": counts["dropped"],
+        "empty": counts["empty"],
         "tokens": int(content.sum()),
         "unk_tokens": int((tokens == UNK).sum()),
-        "longest": longest,
+        "longest": counts["longest"],
         "max_len": max_len,
     }
-    return tokens, torch.tensor(kept, dtype=torch.long), report
+    return tokens, kept, report
+
+
+def fit_lengths(
+    texts: list[str], tokenizer: Tokenizer, max_len: int, overflow: str
+) -> tuple[list[list[int]], torch.Tensor, dict[str, int]]:
+    """Each text's ids, the first `max_len` of a longer one kept (overflow='truncate') or the text
+    left out ('drop'); texts with no tokens are left out. Returns the ids of the kept texts, their
+    indices (R,) int64, and counts: truncated, dropped, empty, longest (in tokens, before cutting)."""
+    if overflow not in OVERFLOW:
+        raise CorpusError(f"overflow={overflow!r}: choose 'truncate' (cut long lines) or 'drop' (leave them out)")
+    fitted, kept, counts = [], [], {"truncated": 0, "dropped": 0, "empty": 0, "longest": 0}
+    for i, text in enumerate(texts):
+        ids = tokenizer.encode(text)
+        counts["longest"] = max(counts["longest"], len(ids))
+        if not ids:
+            counts["empty"] += 1
+            continue
+        if len(ids) > max_len:
+            if overflow == "drop":
+                counts["dropped"] += 1
+                continue
+            counts["truncated"] += 1
+            ids = ids[:max_len]
+        fitted.append(ids)
+        kept.append(i)
+    return fitted, torch.tensor(kept, dtype=torch.long), counts
 
 
 def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int], list[int]]:

@@ -9,9 +9,12 @@ truncated or dropped as configured, and every count goes into `report`.
 BLEU references are the raw lines (lower-cased when the tokenizer lower-cases), split into units:
 characters for the char tokenizer, whitespace-separated words otherwise.
 
-A conditional run (`condition.kind` label or features) also gets each split's conditions, row for
-row with its tokens (`cond_*`, see `seqgan.data.conditions`): the labels of each JSON Lines record,
-or the rows of the features file that goes with each corpus file.
+A conditional run (`condition.kind` label, features or source) also gets each split's
+conditions, row for row with its tokens (`cond_*`, see `seqgan.data.conditions`): the labels of
+each JSON Lines record, the rows of the features file that goes with each corpus file, or the
+source text of each record encoded to ids. Sources share the target's tokenizer, trained on the
+training lines and their sources (one vocabulary for both sides), and a pair whose target or
+source is dropped (`data.overflow=drop`) is dropped whole.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 
 from seqgan.config import ConditionConfig, DataConfig
-from seqgan.data.conditions import ConditionSpace, label_space, read_features
+from seqgan.data.conditions import ConditionSpace, encode_sources, label_space, read_features
 from seqgan.data.corpus import Corpus, encode_lines, read_corpus, split_heldout
 from seqgan.data.tokenizers import Tokenizer, build_tokenizer
 
@@ -63,32 +66,46 @@ def make_text_data(
     fixes the label values and feature width, else they come from the training file."""
     kind = "none" if condition is None else condition.kind
     fields = tuple(condition.label_fields) if kind == "label" else ()
-    corpus = read_corpus(cfg.train, cfg.text_field, fields)
-    conds = None
+    source_field = condition.source_field if kind == "source" else ""
+    corpus = read_corpus(cfg.train, cfg.text_field, fields, source_field)
+    conds = None  # the condition of each line: a tensor, or for sources their texts (encoded once the tokenizer exists)
     if kind == "label":
         space = space or label_space(list(fields), corpus)
         conds = space.label_ids(corpus, cfg.train)
     elif kind == "features":
         conds = read_features(condition.features, corpus, space.feature_dim if space else None)
         space = space or ConditionSpace("features", feature_dim=conds.shape[1])
+    elif kind == "source":
+        conds = corpus.sources
+        space = space or ConditionSpace("source", (source_field,), source_len=condition.max_source_len)
     train_idx, held_idx = split_heldout(len(corpus.lines), cfg.heldout_size, cfg.heldout_seed)
     train_lines = [corpus.lines[i] for i in train_idx]
     held_lines = [corpus.lines[i] for i in held_idx]
     if tokenizer is None:
-        tokenizer = build_tokenizer(cfg.tokenizer, train_lines, cfg.max_vocab or None, cfg.lowercase)
+        sources = [corpus.sources[i] for i in train_idx] if kind == "source" else []
+        tokenizer = build_tokenizer(cfg.tokenizer, train_lines + sources, cfg.max_vocab or None, cfg.lowercase)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
 
-    def encode(lines: list[str], line_conds: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode(
+        lines: list[str], line_conds: torch.Tensor | list[str] | None, name: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         tokens, kept, rep = encode_lines(lines, tokenizer, cfg.max_len, cfg.overflow)
         report[name] = rep
+        if kind == "source":  # encode the sources of the kept pairs, then keep the pairs whose source survived too
+            sources = [line_conds[i] for i in kept.tolist()]
+            cond, kept_sources, source_rep = encode_sources(sources, tokenizer, space.source_len, cfg.overflow)
+            rep |= source_rep | {"kept": len(kept_sources)}
+            return tokens[kept_sources], cond
         return tokens, None if line_conds is None else line_conds[kept]
 
-    def other_file(path: str, features: str) -> tuple[list[str], torch.Tensor | None]:
-        other = read_corpus(path, cfg.text_field, fields)
+    def other_file(path: str, features: str) -> tuple[list[str], torch.Tensor | list[str] | None]:
+        other = read_corpus(path, cfg.text_field, fields, source_field)
         return other.lines, _conditions(other, space, features, cfg.train)
 
-    def pick(idx: list[int]) -> torch.Tensor | None:
-        return None if conds is None else conds[idx]
+    def pick(idx: list[int]) -> torch.Tensor | list[str] | None:
+        if conds is None:
+            return None
+        return [conds[i] for i in idx] if kind == "source" else conds[idx]
 
     train, cond_train = encode(train_lines, pick(train_idx), "train")
     heldout, cond_heldout = encode(held_lines, pick(held_idx), "heldout")
@@ -107,10 +124,13 @@ def make_text_data(
     )  # fmt: skip
 
 
-def _conditions(corpus: Corpus, space: ConditionSpace | None, features: str, train_path: str) -> torch.Tensor | None:
-    """The conditions of a test or validation corpus, in the training data's label ids or feature width."""
+def _conditions(corpus: Corpus, space: ConditionSpace | None, features: str, train_path: str) -> torch.Tensor | list[str] | None:
+    """The conditions of a test or validation corpus, in the training data's label ids or feature
+    width; sources as texts (encoded with the split's lines)."""
     if space is None:
         return None
+    if space.kind == "source":
+        return corpus.sources
     if space.kind == "label":
         return space.label_ids(corpus, train_path)
     return read_features(features, corpus, space.feature_dim)

@@ -21,9 +21,12 @@ PANELS = [
     ("nll_oracle", "NLL-oracle (nats/token)"),
     ("nll_test", "NLL-test (nats/token)"),
     ("cond_acc", "condition accuracy"),
+    ("exact_match_greedy", "exact match (greedy, test sources)"),
     ("d_acc", "D accuracy"),
     ("mean_reward", "mean reward"),
 ]
+
+TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
 
 
 def oracle_floor(run_dir: Path) -> float | None:
@@ -81,19 +84,16 @@ def plot_runs(run_dirs: list[Path], out: Path, labels: list[str] | None = None) 
 def curve_table(run_dir: Path) -> str:
     """The learning curve of one run as aligned text: phase, epoch and each metric present."""
     rows = read_metrics(run_dir / "metrics.jsonl")
-    keys = [
-        k
-        for k in ("nll_oracle", "cond_acc", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")
-        if any(k in r for r in rows)
-    ]
+    keys = [k for k in TABLE_KEYS if any(k in r for r in rows)]
     floor = oracle_floor(run_dir)
     head = [f"oracle's own NLL on the held-out set (the floor): {floor:.4f}"] if floor is not None else []
     ceiling = oracle_condition_ceiling(run_dir)
     head += (
         [f"oracle's own condition accuracy on its held-out samples (the ceiling): {ceiling:.4f}"] if ceiling is not None else []
     )
-    lines = head + [f"{'phase':<12}{'epoch':>6}" + "".join(f"{k:>12}" for k in keys)]
+    widths = {k: max(12, len(k) + 1) for k in keys}
+    lines = head + [f"{'phase':<12}{'epoch':>6}" + "".join(f"{k:>{widths[k]}}" for k in keys)]
     for r in rows:
-        cells = "".join(f"{r[k]:>12.4f}" if k in r else f"{'':>12}" for k in keys)
+        cells = "".join(f"{r[k]:>{widths[k]}.4f}" if k in r else " " * widths[k] for k in keys)
         lines.append(f"{r['phase']:<12}{r['epoch']:>6}{cells}")
     return "\n".join(lines)

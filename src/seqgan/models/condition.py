@@ -8,18 +8,23 @@ policy and D each read c through an encoder of their own. G maps the vector to i
 - `LabelEncoder`: one or more categorical label fields, c (rows, fields) int64 of label ids; each
   field has its own embedding, and the embeddings are concatenated;
 - `FeatureEncoder`: a dense feature vector per sequence (e.g. image features, the cross-modal
-  case), c (rows, feature_dim) float, through a learned linear projection.
+  case), c (rows, feature_dim) float, through a learned linear projection;
+- `SourceEncoder`: a source token sequence (the seq2seq case), c (rows, S) int64 token ids, left
+  aligned, padding (id 0) after the last token, read by a (bidirectional) GRU or LSTM; the vector
+  is the final state of each direction. Its `encode` also returns the outputs of every source
+  step, the memory a G with source attention reads (`source_attention`, Luong et al., 2015,
+  "general" score, one head, masked at padding).
 
 Every encoder maps c (rows, ...) to (rows, dim) and has `dim`: that is the whole interface G and D
 rely on. Rollouts and D's negatives keep each sequence's raw c next to its tokens, repeating rows
-where the tokens are repeated (`repeat_rows`). A seq2seq condition (a source token sequence read by
-an encoder RNN) would be one more encoder of the same shape: c (rows, S) ids -> (rows, dim).
+where the tokens are repeated (`repeat_rows`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class LabelEncoder(nn.Module):
@@ -56,6 +61,73 @@ class FeatureEncoder(nn.Module):
                 f"feature conditions must be (rows, {self.feature_dim}) floats, got {tuple(cond.shape)} {cond.dtype}"
             )
         return self.proj(cond)
+
+
+class SourceEncoder(nn.Module):
+    """A source sequence -> the final states of an RNN reading it: c (rows, S) int64 -> (rows, dim).
+
+    Rows hold token ids from the left and `pad_token` after the last one; the RNN reads each row
+    packed to its length, so padding never reaches it: a source means the same at any padded
+    width, and the memory (`encode`) is zero at padded positions. dim = hidden_dim x directions
+    (the last layer's final h of each direction, concatenated)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_dim: int,
+        cell: str = "gru",
+        bidirectional: bool = True,
+        pad_token: int = 0,
+    ) -> None:
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        self.vocab_size = vocab_size
+        self.pad_token = pad_token
+        self.directions = 2 if bidirectional else 1
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
+        self.dim = hidden_dim * self.directions
+        self.memory_dim = self.dim
+
+    def mask(self, cond: torch.Tensor) -> torch.Tensor:
+        """(rows, S) bool, True at source tokens; checks that c is what this encoder reads."""
+        if cond.dim() != 2 or cond.dtype != torch.long or cond.shape[1] == 0:
+            raise ValueError(f"source conditions must be (rows, S) int64 token ids, got {tuple(cond.shape)} {cond.dtype}")
+        if len(cond) and (int(cond.min()) < 0 or int(cond.max()) >= self.vocab_size):
+            raise ValueError(f"source token ids must lie in 0..{self.vocab_size - 1}, got {int(cond.min())}..{int(cond.max())}")
+        mask = cond != self.pad_token
+        lengths = mask.sum(dim=1)
+        if len(cond) and int(lengths.min()) == 0:
+            raise ValueError(f"source row {int((lengths == 0).nonzero()[0])} is empty (all padding); every source needs a token")
+        if not torch.equal(mask, torch.arange(cond.shape[1], device=cond.device) < lengths.unsqueeze(1)):
+            raise ValueError(f"source rows must hold their tokens first and padding ({self.pad_token}) only after the last one")
+        return mask
+
+    def encode(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """c (rows, S) -> (vector (rows, dim), memory (rows, S, dim) zero at padding, mask (rows, S) bool)."""
+        mask = self.mask(cond)
+        packed = pack_padded_sequence(self.embedding(cond), mask.sum(dim=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        h = state[0] if isinstance(state, tuple) else state  # (layers x directions, rows, H)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=cond.shape[1])
+        return torch.cat(list(h[-self.directions :]), dim=1), memory, mask
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return self.encode(cond)[0]
+
+
+def source_attention(query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dot-product attention of each query over the source memory, padding masked out.
+
+    query (B, T, M) (G's outputs already mapped by W_a: the Luong "general" score o^T W_a m),
+    memory (B, S, M), mask (B, S) bool -> (read-out (B, T, M), weights (B, T, S)); the weights of
+    padded positions are exactly 0 and every row sums to 1 over the source's tokens."""
+    scores = query @ memory.transpose(1, 2)  # (B, T, S)
+    weights = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+    return weights @ memory, weights
 
 
 def pick_rows(pool: torch.Tensor | None, num: int, rng: torch.Generator) -> torch.Tensor | None:

@@ -32,6 +32,13 @@ when both are present. With `condition_input=True` e(c) is also joined to every 
 rollouts continue each row with its own condition with no further bookkeeping. Every method that
 reads or draws tokens takes `cond` (rows, ...); a conditional G refuses to run without it.
 
+Source attention (`source_attention=True`, with a `SourceEncoder`: the seq2seq condition): at
+step t the top-layer output o_t attends over the encoder's outputs m_1..m_S of the row's source
+(Luong et al., 2015, "general" score o_t^T W_a m_s, one head, padding masked out), and the
+read-out is joined to the output layer's input: [o_t; (a_t); r_t]. The memory (S, R, M) and its
+mask (S, R) ride in the state after e(c) (and before an attention cache), so rollouts continue
+each row attending to its own source.
+
 Self-attention read-out (`attention=True`): at step t the top-layer output o_t attends (one head,
 scaled dot product) to o_0..o_t, the outputs of every step so far, and the read-out a_t is joined
 to it: the output layer reads [o_t; a_t] (2H). In step-by-step use the past outputs travel in the
@@ -47,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.data.corpus import token_mask
+from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll
 from seqgan.models.sampling import greedy, sample_logits
 
@@ -69,6 +77,7 @@ class Generator(nn.Module):
         attention: bool = False,
         condition: nn.Module | None = None,
         condition_input: bool = False,
+        source_attention: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -85,20 +94,27 @@ class Generator(nn.Module):
         if condition_input and condition is None:
             raise ValueError("condition_input=True needs a condition encoder")
         self.condition_input = condition_input
+        if source_attention and not hasattr(condition, "memory_dim"):
+            raise ValueError("source_attention=True needs a condition encoder with a memory (a SourceEncoder)")
+        self.source_attention = source_attention
         self.parts = 2 if cell == "lstm" else 1  # recurrent entries of the state: (h, c) or (h,)
-        self.cache_at = self.parts + int(condition_input)  # where an attention cache starts in the state
+        self.memory_at = self.parts + int(condition_input)  # where a source memory and its mask sit in the state
+        self.cache_at = self.memory_at + 2 * int(source_attention)  # where an attention cache starts in the state
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         rnn_input = embed_dim + (condition.dim if condition_input else 0)
         self.rnn = rnn(rnn_input, hidden_dim, num_layers=num_layers, batch_first=True)
         if attention:  # query, key and value maps of the self-attention over past outputs
             self.attn = nn.Linear(hidden_dim, 3 * hidden_dim)
-        self.head = nn.Linear(hidden_dim * (2 if attention else 1), vocab_size)
+        read_dim = condition.memory_dim if source_attention else 0
+        self.head = nn.Linear(hidden_dim * (2 if attention else 1) + read_dim, vocab_size)
         if noise_dim > 0:  # z -> the initial state of every layer: h (and c for an LSTM)
             self.noise_map = nn.Linear(noise_dim, self.parts * num_layers * hidden_dim)
         self.condition = condition
         if condition is not None:  # e(c) -> the initial state of every layer, as z above
             self.condition_map = nn.Linear(condition.dim, self.parts * num_layers * hidden_dim)
+        if source_attention:  # W_a of the score o^T W_a m
+            self.source_query = nn.Linear(hidden_dim, condition.memory_dim, bias=False)
         if init_std > 0:  # the paper's code draws every weight and bias from N(0, 0.1^2)
             for p in self.parameters():
                 nn.init.normal_(p, 0.0, init_std)
@@ -132,7 +148,8 @@ class Generator(nn.Module):
         """The recurrent state before the start token: None (zeros) without noise or condition
         input, else tanh(W z + b [+ W_c e(c) + b_c]) split into layers; noise (rows, noise_dim) or
         None for z = 0; cond (rows, ...) each row's condition (required exactly when G is conditional).
-        With `condition_input` the state ends with e(c) as (1, rows, C)."""
+        With `condition_input` the state then holds e(c) as (1, rows, C), and with source attention
+        the source memory (S, rows, M) and its mask (S, rows)."""
         if self.noise_dim == 0 and noise is not None:
             raise ValueError("this generator has no noise input (noise_dim=0); pass noise=None")
         if (self.condition is None) != (cond is None):
@@ -148,15 +165,22 @@ class Generator(nn.Module):
             if noise is None:
                 noise = self.head.weight.new_zeros(rows, self.noise_dim)
             pre = self.noise_map(noise)
-        encoded = None
+        encoded = memory = None
         if cond is not None:
             if len(cond) != rows:
                 raise ValueError(f"cond has {len(cond)} rows for {rows} sequences; give one condition per sequence")
-            encoded = self.condition(cond)  # (rows, C)
+            if self.source_attention:
+                encoded, memory, mask = self.condition.encode(cond)  # (rows, C), (rows, S, M), (rows, S)
+            else:
+                encoded = self.condition(cond)  # (rows, C)
             pre = self.condition_map(encoded) if pre is None else pre + self.condition_map(encoded)
         init = torch.tanh(pre).view(rows, self.parts, self.num_layers, self.hidden_dim)
         state = tuple(init[:, i].transpose(0, 1).contiguous() for i in range(self.parts))  # each (L, rows, H)
-        return (*state, encoded.unsqueeze(0)) if self.condition_input else state
+        if self.condition_input:
+            state = (*state, encoded.unsqueeze(0))
+        if memory is not None:
+            state = (*state, memory.transpose(0, 1), mask.T)
+        return state
 
     @staticmethod
     def _rnn_state(state: State | None, cell: str):
@@ -205,7 +229,7 @@ class Generator(nn.Module):
 
     def hidden(self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced input of the output layer: tokens (B, T) -> (B, T, H), row t reading y_<t
-        (B, T, 2H with the attention read-out).
+        (B, T, 2H with the attention read-out; + M with the source read-out).
 
         noise (B, noise_dim): each row's z (None: z = 0; see the module docstring); cond (B, ...):
         each row's condition, for a conditional G."""
@@ -215,7 +239,15 @@ class Generator(nn.Module):
             x = torch.cat([x, state[self.parts].transpose(0, 1).expand(-1, x.shape[1], -1)], dim=2)
         init = self._rnn_state(state, self.cell)
         out, _ = self.rnn(x) if init is None else self.rnn(x, init)
-        return self._attend(out) if self.attention else out
+        features = self._attend(out) if self.attention else out
+        if self.source_attention:  # [features; read-out of the source memory] (B, T, ... + M)
+            features = torch.cat([features, self._read_source(out, state)], dim=-1)
+        return features
+
+    def _read_source(self, out: torch.Tensor, state: State) -> torch.Tensor:
+        """out (R, T, H), G's top-layer outputs -> the read-out (R, T, M) of each row's source memory in `state`."""
+        memory, mask = state[self.memory_at].transpose(0, 1), state[self.memory_at + 1].T  # (R, S, M), (R, S)
+        return source_attention(self.source_query(out), memory, mask)[0]
 
     def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
@@ -251,10 +283,16 @@ class Generator(nn.Module):
             new_state = (h,)
         if self.condition_input:
             new_state = (*new_state, state[self.parts])
+        if self.source_attention:
+            new_state = (*new_state, state[self.memory_at], state[self.memory_at + 1])
         if self.attention:
             features, cache, valid = self._attend_step(out.squeeze(1), state)
-            return self.head(features), (*new_state, cache, valid)
-        return self.head(out.squeeze(1)), new_state
+            new_state = (*new_state, cache, valid)
+        else:
+            features = out.squeeze(1)
+        if self.source_attention:
+            features = torch.cat([features, self._read_source(out, state).squeeze(1)], dim=-1)
+        return self.head(features), new_state
 
     def prefix_states(
         self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None

@@ -190,11 +190,13 @@ class Samples:
 
     def names(self, data: Data) -> list[str] | None:
         """The condition each sample was drawn for, as `seqgan sample --condition` takes it:
-        'field=value,...' or 'row=N'; None unless the conditions were drawn from the held-out set."""
+        'field=value,...', 'source=TEXT' or 'row=N'; None unless the conditions were drawn from the held-out set."""
         if self.rows is None:
             return None
         if data.condition.kind == "label":
             return data.condition.names(self.cond)
+        if data.condition.kind == "source":
+            return [f"source={text}" for text in decode_rows(data.text.tokenizer, self.cond)]
         return [f"row={r}" for r in self.rows.tolist()]
 
 

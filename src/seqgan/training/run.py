@@ -10,7 +10,9 @@
 
 An "MLE only" baseline is the same run with more `mle` epochs and no adversarial ones. A
 conditional run (`condition.kind`) is this same loop with each set's conditions passed along;
-on the conditional oracle it also logs cond_acc (`seqgan.metrics.conditional`).
+on the conditional oracle it also logs cond_acc (`seqgan.metrics.conditional`), and a run
+conditioned on source sequences logs the exact match and token accuracy of G's outputs against
+each test source's reference, sampled and greedy (`seqgan.metrics.seq2seq`).
 Metrics go to metrics.jsonl every `eval.every` epochs and at every phase end; checkpoints every
 `checkpoint.every` epochs and at every phase end.
 
@@ -38,6 +40,7 @@ from seqgan.data.text import resolve_paths
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
+from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.tensorboard import TensorBoardLog
 from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
@@ -69,6 +72,7 @@ from seqgan.training.signals import StopOnSignal, TrainingStopped
 from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
 
 PHASES = ("mle", "d_pretrain", "adversarial")
+SHOWN = ("nll_oracle", "nll_test", "bleu4_test", "exact_match_greedy")  # metrics on the progress bar
 
 
 class Trainer:
@@ -264,10 +268,23 @@ class Trainer:
         if text is not None and self.dist.is_main():
             if cfg.eval.bleu_samples:
                 out |= quick_text_metrics(self.generator, text, cfg.eval.bleu_samples, rng, cfg.eval.batch_size)
+        if data.condition is not None and data.condition.kind == "source":
+            out |= self._reference_match(rng)
         if with_discriminator:
             out["d_acc"] = discriminator_accuracy(
                 self.discriminator, data.test, self.generator, cfg.eval.d_samples, rng, self.dist, data.cond_test
             )
+        return out
+
+    def _reference_match(self, rng: torch.Generator) -> dict[str, float]:
+        """Exact match and token accuracy of G's outputs for every test source against its
+        reference: sampled at temperature 1 and greedy (suffix _greedy); each rank scores its part."""
+        part = self.dist.part(len(self.data.test))
+        sources, references = self.data.cond_test[part], self.data.test[part]
+        out: dict[str, float] = {}
+        for temperature, suffix in ((1.0, ""), (0.0, "_greedy")):
+            sums = reference_match_sums(self.generator, sources, references, rng, temperature, self.cfg.eval.batch_size)
+            out |= match_metrics(distributed.all_reduce_sum(sums, self.dist, self.device), suffix)
         return out
 
     def record(self, extra: dict[str, Any], with_discriminator: bool) -> dict[str, Any]:
@@ -360,7 +377,7 @@ class Trainer:
                 if self.due(cfg.eval.every, p.epochs) or stopped:
                     extra = {"mle_loss": loss} | ({"best_epoch": self.early["best_epoch"]} if stopped else {})
                     row = self.record(extra, with_discriminator=False)
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in SHOWN if k in row})
                 self._checkpoint_or_stop(p.epochs, phase_over=stopped)
 
     def _early_stop(self, patience: int) -> bool:
@@ -434,7 +451,7 @@ class Trainer:
                 if self.due(cfg.eval.every, a.epochs):
                     row = self.record({k: sum(v) / len(v) for k, v in acc.items() if v}, with_discriminator=True)
                     acc.clear()
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "bleu4_test") if k in row})
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in SHOWN if k in row})
                 self._checkpoint_or_stop(a.epochs)
 
     def write_samples(self) -> None:
