@@ -1,0 +1,109 @@
+"""A real labelled corpus: the fortunes converter on a fake package folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("prepare_fortunes", ROOT / "scripts" / "prepare_fortunes.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+prep = load_script()
+
+# ----------------------------------------------------------------------------- the converter
+
+ALPHA = [
+    "Short saying one.",
+    "A wrapped saying that goes on\nand on over two lines.",  # prose wrapped at the margin: one line once joined
+    "Attributed   saying\there.\n\t\t-- Somebody",  # the attribution goes, whitespace runs collapse
+    "\tAn indented\n\tpoem line",  # multi-line
+    "Dialogue:\n\nwith a blank line.",  # multi-line
+    "one two three four five six seven eight nine ten eleven twelve thirteen",  # 13 words: too long
+    "Short saying one.",  # duplicate
+    "Shared text.",  # also in beta: ambiguous
+] + [f"alpha saying number {i}" for i in range(20)]
+BETA = ["Shared text."] + [f"beta saying number {i}" for i in range(20)]
+
+
+def fortune_file(path: Path, entries: list[str]) -> None:
+    path.write_text("\n%\n".join(entries) + "\n%\n", encoding="utf-8")
+
+
+@pytest.fixture
+def fortunes(tmp_path: Path) -> Path:
+    folder = tmp_path / "usr" / "share" / "games" / "fortunes"
+    folder.mkdir(parents=True)
+    fortune_file(folder / "alpha", ALPHA)
+    fortune_file(folder / "beta", BETA)
+    fortune_file(folder / "gamma", ["too few", "lines here"])
+    (folder / "alpha.dat").write_bytes(b"\x00\xff\xfe strfile index")  # not text: must not be read
+    (folder / "alpha.u8").symlink_to("alpha")  # the package's links: not categories of their own
+    (folder / "off").mkdir()
+    fortune_file(folder / "off" / "rude", ["not read"])
+    return folder
+
+
+def read_split(out: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (out / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_converter_keeps_one_liners_of_the_categories_with_enough_lines(fortunes, tmp_path):
+    report = prep.prepare(fortunes, tmp_path / "out", max_words=12, min_lines=10, valid=0.1, test=0.2, seed=0)
+    alpha = report["categories"]["alpha"]
+    assert (alpha["entries"], alpha["multi_line"], alpha["too_long"], alpha["duplicates"], alpha["ambiguous"]) == (28, 2, 1, 1, 1)
+    assert alpha["kept"] == 23 and alpha["attribution_dropped"] == 1 and report["categories"]["beta"]["kept"] == 20
+    assert set(report["categories"]) == {"alpha", "beta"} and report["other_categories"] == {"gamma": 2}
+    rows = [r for s in ("train", "valid", "test") for r in read_split(tmp_path / "out", s)]
+    texts = {r["text"] for r in rows}
+    assert "A wrapped saying that goes on and on over two lines." in texts and "Attributed saying here." in texts
+    assert not any("poem" in t or "Dialogue" in t or "thirteen" in t or "Shared" in t for t in texts)
+    assert len(texts) == len(rows) == 43 and {r["category"] for r in rows} == {"alpha", "beta"}
+    counts = {s: len(read_split(tmp_path / "out", s)) for s in ("train", "valid", "test")}
+    assert (
+        counts == report["lines"] == {"train": 16 + 14, "valid": 2 + 2, "test": 5 + 4}
+    )  # round(0.1 n), round(0.2 n) per category
+    assert alpha["splits"] == {"train": 16, "valid": 2, "test": 5}
+
+
+def test_converter_split_is_seeded_and_disjoint(fortunes, tmp_path):
+    def run(seed: int, name: str) -> dict[str, list[dict]]:
+        prep.prepare(fortunes, tmp_path / name, max_words=12, min_lines=10, seed=seed)
+        return {s: read_split(tmp_path / name, s) for s in ("train", "valid", "test")}
+
+    a, again, other = run(0, "a"), run(0, "again"), run(1, "other")
+    assert a == again and a["test"] != other["test"]
+    sets = [{r["text"] for r in a[s]} for s in ("train", "valid", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert {r["text"] for r in other["train"] + other["valid"] + other["test"]} == set().union(*sets)
+
+
+def test_converter_names_its_categories_and_explains_bad_input(fortunes, tmp_path, capsys):
+    report = prep.prepare(fortunes, tmp_path / "named", ["beta", "alpha"], max_words=12, min_lines=10)
+    assert list(report["categories"]) == ["alpha", "beta"]
+    for kwargs, message in [
+        (
+            {"categories": ["alpha", "delta"]},
+            r"no fortune file delta; one-liners per category: alpha \(24\), beta \(21\), gamma \(2\)",
+        ),
+        ({"categories": ["alpha", "gamma"]}, r"gamma \(2\) have fewer than --min-lines=10"),
+        ({"min_lines": 22}, "fewer than 2 categories have >= 22 one-liners"),
+        ({"test": 0.0}, "fractions with 0 <= valid, 0 < test"),
+    ]:
+        with pytest.raises(prep.PrepareError, match=message):
+            prep.prepare(fortunes, tmp_path / "bad", **{"max_words": 12, "min_lines": 10, **kwargs})
+    assert prep.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a folder; pass the extracted usr/share/games/fortunes folder" in capsys.readouterr().err
+    assert prep.main([str(fortunes), "--out", str(tmp_path / "cli"), "--min-lines", "10", "--max-words", "12"]) == 0
+    assert "lines: train 33, valid 4, test 6" in capsys.readouterr().out
