@@ -1,13 +1,19 @@
-"""A real labelled corpus: the fortunes converter on a fake package folder."""
+"""A real labelled corpus: the fortunes converter on a fake package folder, and the held-out
+condition classifier on rigged corpora, with its bad inputs."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from seqgan.data.corpus import CorpusError
+from seqgan.metrics.classifier import ClassifierError, NgramClassifier, featurize, train_classifier, train_on_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +113,73 @@ def test_converter_names_its_categories_and_explains_bad_input(fortunes, tmp_pat
     assert "not a folder; pass the extracted usr/share/games/fortunes folder" in capsys.readouterr().err
     assert prep.main([str(fortunes), "--out", str(tmp_path / "cli"), "--min-lines", "10", "--max-words", "12"]) == 0
     assert "lines: train 33, valid 4, test 6" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- the classifier
+
+FILLER = "the a of and to in is it that was for on".split()
+MARKERS = [[f"m{k}x{j}" for j in range(5)] for k in range(4)]
+
+
+def rigged_corpus(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Lines of 3 shared filler words and 2 marker words of their class: separable by the markers alone."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        k = i % 4
+        words = rng.sample(FILLER, 3) + rng.sample(MARKERS[k], 2)
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(f"class{k}")
+    return texts, labels
+
+
+def test_classifier_learns_a_separable_corpus_and_not_shuffled_labels():
+    texts, labels = rigged_corpus(200, seed=0)
+    held_texts, held_labels = rigged_corpus(200, seed=1)
+    model = train_classifier(texts, labels, "kind")
+    assert model.labels == ["class0", "class1", "class2", "class3"]
+    assert model.accuracy(held_texts, held_labels) == 1.0
+    shuffled = labels[:]
+    random.Random(2).shuffle(shuffled)  # labels no longer depend on the text
+    chance = train_classifier(texts, shuffled, "kind").accuracy(held_texts, held_labels)
+    assert chance < 0.4  # 1/4 is chance; 200 held-out lines put 0.4 beyond 3 standard deviations
+
+
+def test_classifier_features_ignore_spacing_case_and_unknown_tokens():
+    assert featurize("End. <unk> NOW") == featurize("end .  now")
+    assert featurize("a b") == ["b:<s> a", "b:a b", "b:b </s>", "w:a", "w:b"]
+
+
+def test_classifier_saves_and_loads_exactly(tmp_path):
+    texts, labels = rigged_corpus(40, seed=0)
+    model = train_classifier(texts, labels, "kind")
+    model.save(tmp_path / "clf")
+    again = NgramClassifier.load(tmp_path / "clf")
+    assert again.label_field == "kind" and again.labels == model.labels
+    assert torch.equal(again.logits(texts), model.logits(texts))
+    with pytest.raises(ClassifierError, match="not a classifier folder"):
+        NgramClassifier.load(tmp_path / "missing")
+    (tmp_path / "clf" / "classifier.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ClassifierError, match="unreadable classifier"):
+        NgramClassifier.load(tmp_path / "clf")
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_classifier_training_input_is_checked(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"text": "a b", "kind": "x"}, {"text": "b c", "kind": "y"}] * 3)
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "a b", "kind": "x"}, {"text": "c", "kind": "z"}])
+    with pytest.raises(
+        CorpusError, match=r"test\.jsonl:2: label kind='z' does not occur in the training file .*known values: x, y"
+    ):
+        train_on_files(train, test, "kind")
+    with pytest.raises(CorpusError, match=r"train\.jsonl:1: no label field 'genre'"):
+        train_on_files(train, train, "genre")
+    with pytest.raises(ClassifierError, match=r"hold 1 value\(s\) of .kind.; a classifier needs at least 2"):
+        train_classifier(["a", "b"], ["x", "x"], "kind")
+    with pytest.raises(ClassifierError, match="no n-gram occurs in 3 or more"):
+        train_classifier(["a", "b"], ["x", "y"], "kind", min_count=3)
