@@ -24,7 +24,8 @@ ORDERS = (2, 3, 4, 5)
 def sample_units(
     generator: Generator, data: TextData, n: int, rng: torch.Generator, temperature: float, batch_size: int
 ) -> list[list[str]]:
-    cond = pick_rows(data.cond_test, n, rng)
+    cond = pick_rows(data.cond_test, n, rng)  # TextData lives on the CPU; G and rng on the run's device
+    cond = None if cond is None else cond.to(rng.device)
     samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size, cond=cond)
     return [text_units(s, data.tokenizer.kind) for s in decode_rows(data.tokenizer, samples)]
 
