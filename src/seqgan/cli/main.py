@@ -2,8 +2,9 @@
 
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
-    seqgan sample DIR [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
-    seqgan evaluate DIR [-n N] [--temperature T]
+    seqgan sample DIR[@CHECKPOINT] [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
+    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--classifier CLF_DIR]
+    seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
 
@@ -25,12 +26,13 @@ from seqgan.config import ConfigError, load_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.metrics.classifier import ClassifierError, train_on_files
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
 from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
-from seqgan.metrics.text_eval import full_text_metrics
+from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import format_samples, open_run, resolve_device, sample_for_data
@@ -40,6 +42,7 @@ from seqgan.training.steps import NonFiniteLossError
 
 USER_ERRORS = (
     ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
+    ClassifierError,
 )  # fmt: skip
 
 
@@ -86,6 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
     evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--classifier",
+        metavar="CLF_DIR",
+        help="label-conditioned text runs: also judge the samples of each condition with this held-out classifier "
+        "('seqgan classifier train'): cond_acc, and cond_acc_real on the test lines",
+    )
+    classifier = sub.add_parser("classifier", help="a held-out text classifier of a label field, to judge conditional samples")
+    classifier_sub = classifier.add_subparsers(dest="action", required=True)
+    fit = classifier_sub.add_parser("train", help="train on a JSON Lines file; print its accuracy on the held-out file")
+    fit.add_argument("train_file", help="JSON Lines training file (the run's data.train)")
+    fit.add_argument("--field", required=True, help="the label field to predict, e.g. category")
+    fit.add_argument("--test", required=True, help="held-out JSON Lines file (the run's data.test): its accuracy is reported")
+    fit.add_argument("--valid", help="another held-out file, reported too")
+    fit.add_argument("--text-field", default="text", help="the field holding the text (default: text)")
+    fit.add_argument("--out", required=True, help="folder for classifier.json and classifier.safetensors")
+    fit.add_argument("--min-count", type=int, default=2, help="drop n-grams in fewer training lines (default 2)")
+    fit.add_argument("--l2", type=float, default=1e-3, help="L2 penalty on the weights (default 0.001)")
+    fit.add_argument("--steps", type=int, default=100, help="full-batch Adam steps (default 100)")
     plot = sub.add_parser("plot", help="learning curves of one or more runs as a PNG (and a text table)")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
@@ -158,6 +179,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     data, cfg = run.data, run.config
+    classifier = classifier_for_run(args.classifier, cfg.data, data.condition) if args.classifier else None
     rng = torch.Generator(run.device).manual_seed(args.seed)
     result = {
         "run": str(run.dir),
@@ -182,8 +204,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
         per = result.pop("per_condition", {})
         held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
-        result["per_condition"] = {name: per.get(name, {}) | values for name, values in held.items()}
+        text: dict = {}
+        if data.text is not None:
+            text, overall = per_condition_text_metrics(
+                run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, classifier
+            )
+            if classifier is not None:
+                result |= overall | {"classifier": classifier_summary(args.classifier, classifier.info)}
+        names = sorted(set(held) | set(text))
+        result["per_condition"] = {name: per.get(name, {}) | text.get(name, {}) | held.get(name, {}) for name in names}
     print(json.dumps(result))
+
+
+def classifier_summary(folder: str, info: dict) -> dict:
+    """What evaluate reports of the classifier: where it is and its own held-out accuracy."""
+    keys = ("train_file", "test_file", "num_test", "test_accuracy")
+    return {"dir": str(Path(folder).resolve())} | {k: info[k] for k in keys if k in info}
+
+
+def cmd_classifier(args: argparse.Namespace) -> None:
+    model = train_on_files(
+        args.train_file, args.test, args.field, args.valid, args.text_field, min_count=args.min_count, l2=args.l2,
+        steps=args.steps,
+    )  # fmt: skip
+    model.save(args.out)
+    print(json.dumps({"out": str(Path(args.out).resolve()), "label_field": args.field, "labels": model.labels, **model.info}))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -240,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_evaluate(args)
         elif args.command == "sweep":
             cmd_sweep(args)
+        elif args.command == "classifier":
+            cmd_classifier(args)
         else:
             cmd_plot(args)
     except USER_ERRORS as err:

@@ -52,6 +52,7 @@ class TextData:
     cond_heldout: torch.Tensor | None = None
     cond_test: torch.Tensor | None = None
     cond_valid: torch.Tensor | None = None
+    cond_test_lines: torch.Tensor | None = None  # (len(test_lines), ...) the condition of every test line, encoded or not
 
 
 def make_text_data(
@@ -109,7 +110,7 @@ def make_text_data(
 
     train, cond_train = encode(train_lines, pick(train_idx), "train")
     heldout, cond_heldout = encode(held_lines, pick(held_idx), "heldout")
-    test_lines, test, cond_test = held_lines, heldout, cond_heldout
+    test_lines, test, cond_test, test_conds = held_lines, heldout, cond_heldout, pick(held_idx)
     if cfg.test:
         test_lines, test_conds = other_file(cfg.test, condition.test_features if kind == "features" else "")
         test, cond_test = encode(test_lines, test_conds, "test")
@@ -120,7 +121,7 @@ def make_text_data(
     return TextData(
         tokenizer, train, heldout, test, valid,
         [norm(x) for x in train_lines], [norm(x) for x in held_lines], [norm(x) for x in test_lines], report,
-        space, cond_train, cond_heldout, cond_test, cond_valid,
+        space, cond_train, cond_heldout, cond_test, cond_valid, test_conds,
     )  # fmt: skip
 
 
