@@ -65,6 +65,18 @@ def test_word_corpus_evaluate_reports_text_metrics(tmp_path, capsys):
     # a sample that never emits the end token fills all max_len + 1 positions
     assert 0.0 <= result["bleu2_test"] <= 1.0 and result["length_max"] <= 13
 
+    # Learning curves: a valid PNG, and the text table carries BLEU beside NLL-test, one row per logged epoch.
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(run), "--out", str(png), "--table"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = capsys.readouterr().out.splitlines()
+    header = table[1].split()
+    assert {"nll_test", "bleu4_test", "d_acc"} <= set(header) and "nll_oracle" not in header
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(table) == 2 + len(logged)
+    first = dict(zip(header, table[2].split(), strict=False))
+    assert float(first["bleu4_test"]) == round(logged[0]["bleu4_test"], 4)
+
     # The temperature sweep of a text run: BLEU-4 against Self-BLEU-4, one filled row per temperature.
     out = tmp_path / "sweep"
     assert main(["sweep", str(run), f"{run}@mle", "--temperatures", "0.5,1.5", "-n", "30", "--out", str(out)]) == 0

@@ -20,13 +20,14 @@ from seqgan.metrics.logger import read_metrics  # noqa: E402
 PANELS = [
     ("nll_oracle", "NLL-oracle (nats/token)"),
     ("nll_test", "NLL-test (nats/token)"),
+    ("bleu4_test", "BLEU-4 against the test lines (eval.bleu_samples samples)"),
     ("cond_acc", "condition accuracy"),
     ("exact_match_greedy", "exact match (greedy, test sources)"),
     ("d_acc", "D accuracy"),
     ("mean_reward", "mean reward"),
 ]
 
-TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
+TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "bleu2_test", "bleu4_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
 
 
 def oracle_floor(run_dir: Path) -> float | None:
