@@ -21,7 +21,7 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         if self.tensorboard is not None:
-            self.tensorboard.write(record, self.read())
+            self.tensorboard.write(record, self.read)  # the log is read only when the mirror is (re)built
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 

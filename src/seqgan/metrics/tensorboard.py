@@ -85,10 +85,10 @@ class TensorBoardLog:
             self._add(record)
         self._writer.flush()
 
-    def write(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        """Add one record; `history` (the records before it) rebuilds the folder on first use."""
+    def write(self, record: dict[str, Any], history: Callable[[], list[dict[str, Any]]]) -> None:
+        """Add one record; `history()` (the records before it) rebuilds the folder on first use only."""
         if self._writer is None:
-            self.open(history)
+            self.open(history())
         self._add(record)
         self._writer.flush()
 
