@@ -23,12 +23,12 @@ from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.nll import sequence_log_probs
-from seqgan.models.condition import FeatureEncoder, LabelEncoder
+from seqgan.models.condition import FeatureEncoder, LabelEncoder, mismatched_pairs
 from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
-from seqgan.training.steps import discriminator_round, policy_gradient_step
+from seqgan.training.steps import discriminator_condition_accuracy, discriminator_round, policy_gradient_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -147,6 +147,74 @@ def test_discriminator_learns_real_and_generated_pairs_with_their_own_conditions
     for tokens, c in pairs:  # every row, real or generated, is seen with the condition it belongs to
         assert int(tokens[0]) in (real_token[c], FILLER[c]) and bool((tokens == tokens[0]).all())
     assert {int(t[0]) for t, _ in pairs} & set(FILLER) and {int(t[0]) for t, _ in pairs} & set(real_token)
+
+
+@pytest.mark.parametrize("kind", ["label", "features"])
+def test_mismatched_pairs_never_pair_a_row_with_its_own_condition(kind):
+    rng = torch.Generator().manual_seed(0)
+    if kind == "label":  # two label fields: rows differ when either does
+        cond = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]]).repeat(5, 1)
+    else:
+        cond = torch.randn(3, 4, generator=rng).repeat(7, 1)
+    rows, wrong = mismatched_pairs(cond, 200, rng)
+    assert len(rows) == 200 and len(wrong) == 200  # with 3+ distinct conditions no draw survives 8 redraws by chance
+    assert not bool((cond[rows] == wrong).all(dim=1).any())
+    assert len({tuple(r.tolist()) for r in wrong}) == len({tuple(r.tolist()) for r in cond})  # every condition used
+    one = torch.zeros(10, 1, dtype=torch.long)  # a single condition: nothing can be mismatched
+    rows, wrong = mismatched_pairs(one, 5, rng)
+    assert rows.shape == (0,) and wrong.shape == (0, 1)
+
+
+def test_a_discriminator_round_shows_real_sequences_with_wrong_conditions_as_negatives():
+    real_token = [6, 7, 8]
+    cond = torch.arange(K).repeat(10).unsqueeze(1)  # (30, 1)
+    real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
+    d = RiggedD()
+    discriminator_round(
+        d, torch.optim.SGD(d.parameters(), lr=0.0), class_policy(), real, 12, 1, 6, 0.0, 0.0,
+        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=cond, mismatched=12,
+    )  # fmt: skip
+    pairs = [(int(tokens[i, 0]), int(c[i, 0])) for tokens, c in d.seen for i in range(len(tokens))]
+    assert len(pairs) == 36  # 12 real + 12 generated + 12 mismatched
+    wrong = [(tok, c) for tok, c in pairs if tok in real_token and real_token[c] != tok]
+    assert len(wrong) == 12
+
+
+def test_condition_accuracy_of_d_is_one_for_a_d_that_reads_c_and_half_for_one_that_does_not():
+    cond = torch.arange(K).repeat(10).unsqueeze(1)  # (30, 1)
+    real = torch.tensor(REWARDED)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()  # D(y, own c) = 1, D(y, other c) = 0
+    rng = torch.Generator().manual_seed(0)
+    assert discriminator_condition_accuracy(RiggedD(), real, cond, 30, rng) == 1.0
+
+    class Blind(RiggedD):
+        def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            return super().forward(tokens, torch.zeros_like(cond))
+
+    assert discriminator_condition_accuracy(Blind(), real, cond, 30, rng) == 0.5
+
+
+def train_conditional_cnn(mismatched: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conditional CNN D trained on real class-k sequences (all real_token[k]) against G's
+    (all FILLER[k]); returns D(y, c) on the real sequences under their own and under another class."""
+    torch.manual_seed(0)
+    real_token = [6, 7, 8]
+    cond = torch.arange(K).repeat(20).unsqueeze(1)  # (60, 1)
+    real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
+    d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=LabelEncoder([K], 4))
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    rngs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    for _ in range(30):
+        discriminator_round(d, opt, class_policy(), real, 60, 1, 20, 0.0, 0.0, *rngs, cond=cond, mismatched=mismatched)
+    d.eval()
+    return prob_real(d, real, cond=cond), prob_real(d, real, cond=(cond + 1) % K)
+
+
+def test_a_matching_aware_discriminator_tells_a_wrong_condition_from_the_right_one():
+    right, wrong = train_conditional_cnn(mismatched=60)
+    assert float(right.min()) > 0.9 and float(wrong.max()) < 0.1
+    # Without mismatched pairs nothing teaches D that a real sequence can have the wrong condition.
+    right, wrong = train_conditional_cnn(mismatched=0)
+    assert float(wrong.mean()) > 0.5
 
 
 # ----------------------------------------------------------------------------- an ignored condition is caught
@@ -290,14 +358,16 @@ def test_conditional_runs_are_deterministic_and_log_condition_accuracy(tmp_path)
     assert a == (tmp_path / "b" / "metrics.jsonl").read_text()
     rows = [json.loads(line) for line in a.splitlines()]
     assert all(0 <= r["cond_acc"] <= 1 for r in rows if "nll_oracle" in r)
+    assert all(0 <= r["d_cond_acc"] <= 1 for r in rows if "d_acc" in r) and any("d_acc" in r for r in rows)
     floor = json.loads((tmp_path / "a" / "oracle.json").read_text())
     assert floor["oracle_cond_acc"] > 0.5 and set(floor) == {"oracle_nll_test", "num_test", "oracle_cond_acc"}
 
 
 def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
-    cond_trainer(tmp_path / "full", "condition.kind=features").run()
+    overrides = ("condition.kind=features", "discriminator.mismatched=0.5")  # the mismatched draws resume too
+    cond_trainer(tmp_path / "full", *overrides).run()
     with crash_on_third_pg_step():
-        cond_trainer(tmp_path / "crash", "condition.kind=features").run()
+        cond_trainer(tmp_path / "crash", *overrides).run()
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()
     resumed.run()
@@ -423,6 +493,11 @@ def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
         (["condition.kind=label", "condition.feature_dim=3"], "condition.feature_dim does not apply to condition.kind='label'"),
         (["condition.kind=label", "condition.label_fields=[a]"], "condition.label_fields does not apply to data.source='oracle'"),
         (["condition.kind=colour"], "use 'none', 'label', 'features' or 'source'"),
+        (
+            ["discriminator.mismatched=1"],
+            "discriminator.mismatched pairs real sequences with wrong conditions: it needs condition.kind",
+        ),
+        (["condition.kind=label", "discriminator.mismatched=-1"], "discriminator.mismatched must be >= 0"),
         (["condition.kind=label", "condition.num_classes=1"], "num_classes must be >= 2"),
         (["condition.kind=label", "data.oracle=paper"], "the paper's oracle has no condition"),
         (

@@ -262,6 +262,10 @@ class DiscriminatorConfig:
     batch_size: int = 64
     label_smoothing: float = 0.0
     """One-sided: the real label becomes 1 - label_smoothing; fake stays 0."""
+    mismatched: float = 0.0
+    """Conditional runs: each D round also shows real sequences with another sequence's condition as
+    negatives, this many per generated negative (the matching-aware D of Reed et al. 2016, GAN-CLS),
+    so D, and through its rewards G, learn whether y fits c. 0: off (the paper has no condition)."""
 
     def __post_init__(self) -> None:
         _check(self.kind in ("cnn", "rnn"), f"discriminator.kind={self.kind!r}: use 'cnn' or 'rnn'")
@@ -271,6 +275,7 @@ class DiscriminatorConfig:
         _check(self.lr > 0, "discriminator.lr must be > 0")
         _check(self.batch_size >= 1, "discriminator.batch_size must be >= 1")
         _check(0.0 <= self.label_smoothing < 0.5, "discriminator.label_smoothing must be in [0, 0.5)")
+        _check(self.mismatched >= 0, "discriminator.mismatched must be >= 0 (0: off)")
         defaults = DiscriminatorConfig.__dataclass_fields__
         if self.kind == "cnn":
             _check(
@@ -494,6 +499,10 @@ class ExperimentConfig:
         """What the condition section may hold depends on the data source."""
         c, d = self.condition, self.data
         if c.kind == "none":
+            _check(
+                self.discriminator.mismatched == 0,
+                "discriminator.mismatched pairs real sequences with wrong conditions: it needs condition.kind; remove it",
+            )
             return
         other = TEXT_CONDITION_FIELDS if d.source == "oracle" else ORACLE_CONDITION_FIELDS
         for name in other:

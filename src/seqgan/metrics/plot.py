@@ -24,10 +24,11 @@ PANELS = [
     ("cond_acc", "condition accuracy"),
     ("exact_match_greedy", "exact match (greedy, test sources)"),
     ("d_acc", "D accuracy"),
+    ("d_cond_acc", "D prefers the right condition"),
     ("mean_reward", "mean reward"),
 ]
 
-TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "bleu2_test", "bleu4_test", "d_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
+TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "bleu2_test", "bleu4_test", "d_acc", "d_cond_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
 
 
 def oracle_floor(run_dir: Path) -> float | None:

@@ -141,6 +141,30 @@ def pick_index(pool: torch.Tensor, num: int, rng: torch.Generator) -> torch.Tens
     return torch.randint(len(pool), (num,), generator=rng, device=rng.device).to(pool.device)
 
 
+def mismatched_pairs(cond: torch.Tensor, num: int, rng: torch.Generator, tries: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """`num` rows of a data set, each to be shown with another row's condition: the negatives of a
+    matching-aware discriminator (Reed et al. 2016, GAN-CLS), which learns that a real sequence
+    under the wrong condition is not a real pair.
+
+    cond (R, ...) -> (rows (M,), wrong (M, ...)), M <= num: real row rows[i] goes with condition
+    wrong[i], which differs from cond[rows[i]] in at least one entry. A draw that matches is drawn
+    again (up to `tries` times) and dropped if it still matches, e.g. when every row shares one
+    condition."""
+    rows = pick_index(cond, num, rng)  # (num,)
+    other = pick_index(cond, num, rng)  # (num,)
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (num,) bool
+        return (cond[a] == cond[b]).reshape(len(a), -1).all(dim=1)
+
+    for _ in range(tries):
+        clash = same(rows, other)
+        if not bool(clash.any()):
+            break
+        other[clash] = pick_index(cond, int(clash.sum()), rng)
+    keep = ~same(rows, other)
+    return rows[keep], cond[other[keep]]
+
+
 def repeat_rows(cond: torch.Tensor | None, times: int) -> torch.Tensor | None:
     """c (B, ...) -> (times * B, ...) with row r holding c[r % B]: the condition of each row of
     `times` stacked copies of a batch, e.g. rollouts laid out (t, n, b)."""

@@ -69,7 +69,14 @@ from seqgan.training.experiment import (
     save_oracle_data,
 )
 from seqgan.training.signals import StopOnSignal, TrainingStopped
-from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_round, mle_epoch, policy_gradient_step
+from seqgan.training.steps import (
+    NonFiniteLossError,
+    discriminator_accuracy,
+    discriminator_condition_accuracy,
+    discriminator_round,
+    mle_epoch,
+    policy_gradient_step,
+)
 
 PHASES = ("mle", "d_pretrain", "adversarial")
 SHOWN = ("nll_oracle", "nll_test", "bleu4_test", "exact_match_greedy")  # metrics on the progress bar
@@ -271,9 +278,16 @@ class Trainer:
         if data.condition is not None and data.condition.kind == "source":
             out |= self._reference_match(rng)
         if with_discriminator:
-            out["d_acc"] = discriminator_accuracy(
-                self.discriminator, data.test, self.generator, cfg.eval.d_samples, rng, self.dist, data.cond_test
-            )
+            out |= self._d_metrics(rng)
+        return out
+
+    def _d_metrics(self, rng: torch.Generator) -> dict[str, float]:
+        """D's accuracy on held-out real sequences and fresh samples; conditional runs add
+        d_cond_acc, how often D prefers a real sequence's own condition to another one."""
+        data, n = self.data, self.cfg.eval.d_samples
+        out = {"d_acc": discriminator_accuracy(self.discriminator, data.test, self.generator, n, rng, self.dist, data.cond_test)}
+        if data.cond_test is not None:
+            out["d_cond_acc"] = discriminator_condition_accuracy(self.discriminator, data.test, data.cond_test, n, rng, self.dist)
         return out
 
     def _reference_match(self, rng: torch.Generator) -> dict[str, float]:
@@ -395,12 +409,13 @@ class Trainer:
 
     def _d_round(self, num_negatives: int, epochs: int) -> float:
         d = self.cfg.discriminator
-        pairs = min(num_negatives, len(self.data.train)) + num_negatives
+        mismatched = round(d.mismatched * num_negatives) if self.data.cond_train is not None else 0
+        pairs = min(num_negatives, len(self.data.train)) + num_negatives + mismatched
         self.steps["d"] += epochs * (pairs // d.batch_size)
         return discriminator_round(
             self.discriminator, self.d_opt, self.generator, self.data.train, num_negatives, epochs,
             d.batch_size, d.label_smoothing, d.l2_reg, self.rngs["sample"], self.rngs["shuffle"], self.dist, self.d_model,
-            self.data.cond_train,
+            self.data.cond_train, mismatched,
         )  # fmt: skip
 
     def _d_pretrain(self) -> None:
@@ -412,14 +427,11 @@ class Trainer:
                 bar.update()
                 if self.due(cfg.eval.every, p.steps):
                     self.generator.eval()
-                    acc = discriminator_accuracy(
-                        self.discriminator, self.data.test, self.generator, cfg.eval.d_samples, self._eval_rng(), self.dist,
-                        self.data.cond_test,
-                    )  # fmt: skip
-                    row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss, "d_acc": acc}
+                    d_metrics = self._d_metrics(self._eval_rng())
+                    row = {"phase": self.phase, "epoch": self.epoch, "g_epoch": self.g_epoch(), "d_loss": loss} | d_metrics
                     if self.dist.is_main():
                         self.log.write(row)
-                    bar.set_postfix(d_loss=f"{loss:.3f}", d_acc=f"{acc:.3f}")
+                    bar.set_postfix(d_loss=f"{loss:.3f}", d_acc=f"{d_metrics['d_acc']:.3f}")
                 self._checkpoint_or_stop(p.steps)
 
     def _adversarial(self) -> None:

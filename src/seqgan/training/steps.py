@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqgan.models.condition import pick_rows
+from seqgan.models.condition import mismatched_pairs, pick_rows
 from seqgan.models.discriminator import prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import discount_rewards, discriminator_loss, masked_mean, pg_loss, token_kl, token_nll
@@ -104,12 +104,15 @@ def discriminator_round(
     dist: Dist = SINGLE,
     model: nn.Module | None = None,
     cond: torch.Tensor | None = None,
+    mismatched: int = 0,
 ) -> float:
     """Draw `num_negatives` fresh sequences from G, pair them with as many real ones (all of
     `real` when it holds that many, as in the paper), and train D for `epochs` passes.
 
     Conditional runs: cond (R, ...) the conditions of `real`; negatives are sampled for conditions
-    drawn from them, and D learns real (y, c) pairs against generated ones.
+    drawn from them, and D learns real (y, c) pairs against generated ones. `mismatched` > 0 adds
+    up to that many more negatives: real sequences shown with another row's condition
+    (`mismatched_pairs`), so that D also judges whether y fits c.
     Under torchrun each rank samples num_negatives / world of the negatives, all ranks gather them
     (in rank order) into the same global set, and each trains on its rows of every global batch."""
     model = model or Methods(discriminator)
@@ -120,7 +123,11 @@ def discriminator_round(
     pick = torch.randperm(len(real), generator=shuffle)[: min(num_negatives, len(real))].to(real.device)
     x = torch.cat([real[pick], fake])
     x_cond = None if cond is None else torch.cat([cond[pick], all_gather_rows(fake_cond, dist)])
-    is_real = torch.cat([torch.ones(len(pick), dtype=torch.bool), torch.zeros(len(fake), dtype=torch.bool)]).to(x.device)
+    if cond is not None and mismatched > 0:
+        rows, wrong = mismatched_pairs(cond, mismatched, shuffle)  # the same draw on every rank
+        x, x_cond = torch.cat([x, real[rows]]), torch.cat([x_cond, wrong])
+    is_real = torch.zeros(len(x), dtype=torch.bool, device=x.device)  # (R,): real pairs first
+    is_real[: len(pick)] = True
     discriminator.train()
     losses = []
     for _ in range(epochs):
@@ -248,3 +255,22 @@ def discriminator_accuracy(
     correct = (prob_real(discriminator, real, cond=cond) > 0.5).sum() + (prob_real(discriminator, fake, cond=cond) <= 0.5).sum()
     correct, count = all_reduce_sum([float(correct), 2.0 * len(real)], dist, real.device)
     return correct / count
+
+
+@torch.no_grad()
+def discriminator_condition_accuracy(
+    discriminator: nn.Module, real: torch.Tensor, cond: torch.Tensor, num: int, rng: torch.Generator, dist: Dist = SINGLE
+) -> float:
+    """How often D prefers a held-out real sequence under its own condition to the same sequence
+    under another one (drawn by `mismatched_pairs`): D(y, c) > D(y, c'), a tie counting half. 0.5 is
+    a D that ignores the condition; the matching-aware negatives (discriminator.mismatched) train it towards 1.
+    real (R, T), cond (R, ...); under torchrun each rank scores its share of the pairs."""
+    discriminator.eval()
+    rows, wrong = mismatched_pairs(cond[:num], min(num, len(real)), rng)  # (M,), (M, ...)
+    part = dist.part(len(rows))
+    rows, wrong = rows[part], wrong[part]
+    right_p = prob_real(discriminator, real[rows], cond=cond[rows])
+    wrong_p = prob_real(discriminator, real[rows], cond=wrong)
+    wins = (right_p > wrong_p).float() + 0.5 * (right_p == wrong_p).float()  # (M,): a tie counts half
+    correct, count = all_reduce_sum([float(wins.sum()), float(len(rows))], dist, real.device)
+    return correct / max(count, 1.0)
