@@ -193,14 +193,14 @@ def test_condition_accuracy_of_d_is_one_for_a_d_that_reads_c_and_half_for_one_th
     assert discriminator_condition_accuracy(Blind(), real, cond, 30, rng) == 0.5
 
 
-def train_conditional_cnn(mismatched: int) -> tuple[torch.Tensor, torch.Tensor]:
+def train_conditional_cnn(mismatched: int, join: str = "concat") -> tuple[torch.Tensor, torch.Tensor]:
     """A conditional CNN D trained on real class-k sequences (all real_token[k]) against G's
     (all FILLER[k]); returns D(y, c) on the real sequences under their own and under another class."""
     torch.manual_seed(0)
     real_token = [6, 7, 8]
     cond = torch.arange(K).repeat(20).unsqueeze(1)  # (60, 1)
     real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
-    d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=LabelEncoder([K], 4))
+    d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=LabelEncoder([K], 4), condition_join=join)
     opt = torch.optim.Adam(d.parameters(), lr=1e-2)
     rngs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     for _ in range(30):
@@ -209,8 +209,9 @@ def train_conditional_cnn(mismatched: int) -> tuple[torch.Tensor, torch.Tensor]:
     return prob_real(d, real, cond=cond), prob_real(d, real, cond=(cond + 1) % K)
 
 
-def test_a_matching_aware_discriminator_tells_a_wrong_condition_from_the_right_one():
-    right, wrong = train_conditional_cnn(mismatched=60)
+@pytest.mark.parametrize("join", ["concat", "projection"])
+def test_a_matching_aware_discriminator_tells_a_wrong_condition_from_the_right_one(join):
+    right, wrong = train_conditional_cnn(mismatched=60, join=join)
     assert float(right.min()) > 0.9 and float(wrong.max()) < 0.1
     # Without mismatched pairs nothing teaches D that a real sequence can have the wrong condition.
     right, wrong = train_conditional_cnn(mismatched=0)
@@ -271,19 +272,47 @@ def test_step_input_alone_carries_the_condition():
     assert not torch.allclose(g.log_probs(y, cond=a), g.log_probs(y, cond=b))
 
 
+@pytest.mark.parametrize("join", ["concat", "projection"])
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
-def test_discriminator_reads_the_condition(kind):
+def test_discriminator_reads_the_condition(kind, join):
     torch.manual_seed(0)
     encoder = LabelEncoder([K, 2], 4)
     if kind == "cnn":
-        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=encoder)
+        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=encoder, condition_join=join)
     else:
-        d = RNNDiscriminator(V, 8, 6, condition=encoder)
+        d = RNNDiscriminator(V, 8, 6, condition=encoder, condition_join=join)
     d.eval()
     a, b = two_conditions("label")
     y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(prob_real(d, y, cond=a), prob_real(d, y, cond=b))
     torch.testing.assert_close(prob_real(d, y, batch_size=4, cond=a), prob_real(d, y, cond=a))  # chunks keep rows' conditions
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_the_projection_term_is_the_inner_product_of_the_condition_and_the_features(kind):
+    """Projection D: logits = out(h) + [0, <W e(c), h>], by hand from the modules' own parts."""
+    torch.manual_seed(0)
+    if kind == "cnn":
+        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=LabelEncoder([K, 2], 4), condition_join="projection")
+    else:
+        d = RNNDiscriminator(V, 8, 6, condition=LabelEncoder([K, 2], 4), condition_join="projection")
+    d.eval()
+    a, _ = two_conditions("label")
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    with torch.enable_grad():  # the CNN's plain convolution path, whose features() we can read
+        logits = d(y, a)
+        if kind == "cnn":
+            h = d.features(y, a)
+        else:
+            _, state = d.rnn(d.embedding(y))
+            h = torch.cat(list(state), dim=1)
+    e = d.condition(a)  # (6, 8)
+    want_real = d.out(h)[:, 1] + torch.einsum("bc,pc,bp->b", e, d.projection.weight, h)
+    torch.testing.assert_close(logits[:, 1], want_real)
+    torch.testing.assert_close(logits[:, 0], d.out(h)[:, 0])
+    assert d.out.in_features == h.shape[1]  # e(c) enters only through the projection
+    with pytest.raises(ValueError, match="this discriminator is conditional: pass cond"):
+        d(y)
 
 
 def test_missing_or_unexpected_conditions_are_errors():
@@ -374,8 +403,9 @@ def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
     assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
 
 
-def test_every_conditional_parameter_is_trained(tmp_path):
-    t = cond_trainer(tmp_path, "condition.step_input=true")
+@pytest.mark.parametrize("join", ["concat", "projection"])
+def test_every_conditional_parameter_is_trained(tmp_path, join):
+    t = cond_trainer(tmp_path, "condition.step_input=true", f"discriminator.condition_join={join}")
     g_before = {k: v.clone() for k, v in t.generator.state_dict().items()}
     d_before = {k: v.clone() for k, v in t.discriminator.state_dict().items()}
     t.run()
@@ -498,6 +528,8 @@ def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
             "discriminator.mismatched pairs real sequences with wrong conditions: it needs condition.kind",
         ),
         (["condition.kind=label", "discriminator.mismatched=-1"], "discriminator.mismatched must be >= 0"),
+        (["discriminator.condition_join=projection"], "discriminator.condition_join applies only to conditional runs"),
+        (["condition.kind=label", "discriminator.condition_join=dot"], "use 'concat' or 'projection'"),
         (["condition.kind=label", "condition.num_classes=1"], "num_classes must be >= 2"),
         (["condition.kind=label", "data.oracle=paper"], "the paper's oracle has no condition"),
         (

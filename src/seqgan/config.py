@@ -262,6 +262,10 @@ class DiscriminatorConfig:
     batch_size: int = 64
     label_smoothing: float = 0.0
     """One-sided: the real label becomes 1 - label_smoothing; fake stays 0."""
+    condition_join: str = "concat"
+    """Conditional runs: how e(c) meets D's pooled features h. 'concat': [h; e(c)] before the CNN's
+    highway layer (the RNN's output layer); 'projection': the real logit gains <W e(c), h> (the
+    projection discriminator of Miyato & Koyama 2018)."""
     mismatched: float = 0.0
     """Conditional runs: each D round also shows real sequences with another sequence's condition as
     negatives, this many per generated negative (the matching-aware D of Reed et al. 2016, GAN-CLS),
@@ -276,6 +280,10 @@ class DiscriminatorConfig:
         _check(self.batch_size >= 1, "discriminator.batch_size must be >= 1")
         _check(0.0 <= self.label_smoothing < 0.5, "discriminator.label_smoothing must be in [0, 0.5)")
         _check(self.mismatched >= 0, "discriminator.mismatched must be >= 0 (0: off)")
+        _check(
+            self.condition_join in ("concat", "projection"),
+            f"discriminator.condition_join={self.condition_join!r}: use 'concat' or 'projection'",
+        )
         defaults = DiscriminatorConfig.__dataclass_fields__
         if self.kind == "cnn":
             _check(
@@ -502,6 +510,10 @@ class ExperimentConfig:
             _check(
                 self.discriminator.mismatched == 0,
                 "discriminator.mismatched pairs real sequences with wrong conditions: it needs condition.kind; remove it",
+            )
+            _check(
+                self.discriminator.condition_join == "concat",
+                "discriminator.condition_join applies only to conditional runs (condition.kind); remove it",
             )
             return
         other = TEXT_CONDITION_FIELDS if d.source == "oracle" else ORACLE_CONDITION_FIELDS

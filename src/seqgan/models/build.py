@@ -45,8 +45,10 @@ def build_discriminator(
 ) -> nn.Module:
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     if cfg.kind == "cnn":
-        return CNNDiscriminator(vocab_size, cfg.embed_dim, cfg.filter_sizes, cfg.num_filters, cfg.dropout, encoder)
+        return CNNDiscriminator(
+            vocab_size, cfg.embed_dim, cfg.filter_sizes, cfg.num_filters, cfg.dropout, encoder, cfg.condition_join
+        )
     return RNNDiscriminator(
         vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,
-        cfg.attention_heads, encoder,
+        cfg.attention_heads, encoder, cfg.condition_join,
     )  # fmt: skip

@@ -58,15 +58,18 @@ class CNNDiscriminator(nn.Module):
         num_filters: list[int],
         dropout: float = 0.25,
         condition: nn.Module | None = None,
+        condition_join: str = "concat",
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
         self.condition = condition
-        total = sum(num_filters) + (condition.dim if condition is not None else 0)
+        project = _projects(condition, condition_join)
+        total = sum(num_filters) + (condition.dim if condition is not None and not project else 0)
         self.highway = Highway(total)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(total, 2)
+        self.projection = nn.Linear(condition.dim, total, bias=False) if project else None
         self._tables: list[torch.Tensor] | None = None
         self._tables_key: tuple | None = None
 
@@ -101,18 +104,23 @@ class CNNDiscriminator(nn.Module):
         return torch.cat(pooled, dim=1)
 
     def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T) -> pooled features (B, sum(num_filters)), joined with e(c) (B, C) when conditional."""
+        """tokens (B, T) -> pooled features (B, sum(num_filters)) after the highway layer, joined
+        with e(c) (B, C) before it when conditional by concatenation."""
         if self._use_tables():
             pooled = self._pooled_by_tables(tokens)
         else:
             x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
             pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
+        if self.projection is not None:
+            check_condition(self.condition, cond, len(pooled))
+            return self.highway(pooled.relu_())
         return self.highway(join_condition(pooled.relu_(), self.condition, cond))
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real."""
-        return self.out(self.dropout(self.features(tokens, cond)))
+        h = self.dropout(self.features(tokens, cond))  # (B, P)
+        return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
 
 class AttentionPooling(nn.Module):
@@ -142,6 +150,7 @@ class RNNDiscriminator(nn.Module):
         pooling: str = "last",
         attention_heads: int = 1,
         condition: nn.Module | None = None,
+        condition_join: str = "concat",
     ) -> None:
         super().__init__()
         if pooling not in ("last", "attention"):
@@ -153,7 +162,9 @@ class RNNDiscriminator(nn.Module):
         self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.condition = condition
-        self.out = nn.Linear(width + (condition.dim if condition is not None else 0), 2)
+        project = _projects(condition, condition_join)
+        self.out = nn.Linear(width + (condition.dim if condition is not None and not project else 0), 2)
+        self.projection = nn.Linear(condition.dim, width, bias=False) if project else None
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2): from the last layer's
@@ -164,22 +175,51 @@ class RNNDiscriminator(nn.Module):
         else:
             h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
             pooled = torch.cat(list(h), dim=1)
+        if self.projection is not None:
+            check_condition(self.condition, cond, len(pooled))
+            h = self.dropout(pooled)  # (B, P)
+            return project_condition(self.out(h), h, self.projection, self.condition, cond)
         return self.out(self.dropout(join_condition(pooled, self.condition, cond)))
 
 
-def join_condition(pooled: torch.Tensor, encoder: nn.Module | None, cond: torch.Tensor | None) -> torch.Tensor:
-    """pooled (B, P) -> [pooled; e(c)] (B, P + C) for a conditional D; pooled itself otherwise."""
+CONDITION_JOINS = ("concat", "projection")
+
+
+def _projects(condition: nn.Module | None, condition_join: str) -> bool:
+    if condition_join not in CONDITION_JOINS:
+        raise ValueError(f"condition_join must be one of {CONDITION_JOINS}, got {condition_join!r}")
+    return condition is not None and condition_join == "projection"
+
+
+def check_condition(encoder: nn.Module | None, cond: torch.Tensor | None, rows: int) -> None:
+    """A conditional D needs one condition per sequence; an unconditional one none."""
     if (encoder is None) != (cond is None):
         raise ValueError(
             "this discriminator is conditional: pass cond (B, ...), each sequence's condition"
             if cond is None
             else "this discriminator has no condition input; pass cond=None"
         )
-    if encoder is None:
-        return pooled
-    if len(cond) != len(pooled):
-        raise ValueError(f"cond has {len(cond)} rows for {len(pooled)} sequences; give one condition per sequence")
-    return torch.cat([pooled, encoder(cond)], dim=1)
+    if cond is not None and len(cond) != rows:
+        raise ValueError(f"cond has {len(cond)} rows for {rows} sequences; give one condition per sequence")
+
+
+def join_condition(pooled: torch.Tensor, encoder: nn.Module | None, cond: torch.Tensor | None) -> torch.Tensor:
+    """pooled (B, P) -> [pooled; e(c)] (B, P + C) for a conditional D; pooled itself otherwise."""
+    check_condition(encoder, cond, len(pooled))
+    return pooled if encoder is None else torch.cat([pooled, encoder(cond)], dim=1)
+
+
+def project_condition(
+    logits: torch.Tensor, h: torch.Tensor, projection: nn.Module | None, encoder: nn.Module | None, cond: torch.Tensor | None
+) -> torch.Tensor:
+    """The projection discriminator's condition term (Miyato & Koyama 2018): the "real" logit
+    gains <W e(c), h>, an inner product of the condition's embedding with D's features, so D
+    scores how well y fits c directly instead of through a layer over [h; e(c)].
+    logits (B, 2), h (B, P), cond (B, ...) -> (B, 2); unchanged without a projection."""
+    if projection is None:
+        return logits
+    score = (projection(encoder(cond)) * h).sum(dim=1)  # (B,)
+    return logits + torch.stack([torch.zeros_like(score), score], dim=1)
 
 
 @torch.no_grad()
