@@ -597,6 +597,10 @@ def test_cli_trains_samples_for_a_condition_and_evaluates_per_condition(tmp_path
     assert math.isclose(
         sum(p["cond_acc"] * p["num_samples"] for p in result["per_condition"].values()) / 200, result["cond_acc"], rel_tol=1e-6
     )
+    assert main(["evaluate", str(run), "-n", "200", "--discriminator"]) == 0  # adds D's figures, changes nothing else
+    with_d = json.loads(capsys.readouterr().out)
+    assert 0 <= with_d.pop("d_acc") <= 1 and 0 <= with_d.pop("d_cond_acc") <= 1
+    assert with_d == result
 
     plain = tmp_path / "plain"
     assert main(["train", str(SMOKE), "--out", str(plain), "--quiet", "adversarial.epochs=0", "d_pretrain.steps=0"]) == 0

@@ -3,7 +3,7 @@
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
     seqgan sample DIR[@CHECKPOINT] [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
-    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--classifier CLF_DIR]
+    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--classifier CLF_DIR] [--discriminator]
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
@@ -35,10 +35,10 @@ from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, writ
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import format_samples, open_run, resolve_device, sample_for_data
+from seqgan.training.experiment import Run, format_samples, load_discriminator, open_run, resolve_device, sample_for_data
 from seqgan.training.run import Trainer
 from seqgan.training.signals import TrainingStopped
-from seqgan.training.steps import NonFiniteLossError
+from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_condition_accuracy
 
 USER_ERRORS = (
     ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLF_DIR",
         help="label-conditioned text runs: also judge the samples of each condition with this held-out classifier "
         "('seqgan classifier train'): cond_acc, and cond_acc_real on the test lines",
+    )
+    evaluate.add_argument(
+        "--discriminator",
+        action="store_true",
+        help="also score the run's D from the same checkpoint: d_acc (held-out real sequences against as many fresh "
+        "samples at temperature 1, eval.d_samples of each) and, for conditional runs, d_cond_acc",
     )
     classifier = sub.add_parser("classifier", help="a held-out text classifier of a label field, to judge conditional samples")
     classifier_sub = classifier.add_subparsers(dest="action", required=True)
@@ -201,6 +207,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         for temperature, suffix in ((args.temperature, ""), (0.0, "_greedy")):
             sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
             result |= match_metrics(sums, suffix)
+    if args.discriminator:
+        result |= discriminator_metrics(run, rng)
     if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
         per = result.pop("per_condition", {})
         held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
@@ -214,6 +222,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         names = sorted(set(held) | set(text))
         result["per_condition"] = {name: per.get(name, {}) | text.get(name, {}) | held.get(name, {}) for name in names}
     print(json.dumps(result))
+
+
+def discriminator_metrics(run: Run, rng: torch.Generator) -> dict[str, float]:
+    """D's held-out accuracy and, for conditional runs, how often it prefers a real sequence's own condition."""
+    d, data, n = load_discriminator(run), run.data, run.config.eval.d_samples
+    out = {"d_acc": discriminator_accuracy(d, data.test, run.generator, n, rng, cond=data.cond_test)}
+    if data.cond_test is not None:
+        out["d_cond_acc"] = discriminator_condition_accuracy(d, data.test, data.cond_test, n, rng)
+    return out
 
 
 def classifier_summary(folder: str, info: dict) -> dict:

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from seqgan.config import ExperimentConfig, load_config
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.data.text import TextData, decode_rows, make_text_data
 from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
-from seqgan.models.build import build_generator
+from seqgan.models.build import build_discriminator, build_generator
 from seqgan.models.condition import pick_index
 from seqgan.models.generator import Generator
 from seqgan.runtime import configure
@@ -170,6 +171,14 @@ def open_run(run_dir: str | Path) -> Run:
     path = find_checkpoint(run_dir / "checkpoints", checkpoint)
     load_weights(path, "generator", generator)
     return Run(run_dir, cfg, data, generator.eval(), device, path.name)
+
+
+def load_discriminator(run: Run) -> nn.Module:
+    """The run's D as saved in the checkpoint its G came from (eval mode)."""
+    cfg, data = run.config, run.data
+    discriminator = build_discriminator(cfg.discriminator, data.vocab_size, cfg.condition, data.condition).to(run.device)
+    load_weights(find_checkpoint(run.dir / "checkpoints", run.checkpoint), "discriminator", discriminator)
+    return discriminator.eval()
 
 
 def split_run_spec(spec: str) -> tuple[Path, str | None]:
