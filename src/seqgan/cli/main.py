@@ -35,10 +35,10 @@ from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, writ
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import Run, format_samples, load_discriminator, open_run, resolve_device, sample_for_data
+from seqgan.training.experiment import format_samples, load_discriminator, open_run, resolve_device, sample_for_data
 from seqgan.training.run import Trainer
 from seqgan.training.signals import TrainingStopped
-from seqgan.training.steps import NonFiniteLossError, discriminator_accuracy, discriminator_condition_accuracy
+from seqgan.training.steps import NonFiniteLossError, discriminator_metrics
 
 USER_ERRORS = (
     ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
@@ -208,7 +208,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
             result |= match_metrics(sums, suffix)
     if args.discriminator:
-        result |= discriminator_metrics(run, rng)
+        result |= discriminator_metrics(
+            load_discriminator(run), run.data.test, run.generator, cfg.eval.d_samples, rng, cond=run.data.cond_test
+        )
     if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
         per = result.pop("per_condition", {})
         held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
@@ -222,15 +224,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         names = sorted(set(held) | set(text))
         result["per_condition"] = {name: per.get(name, {}) | text.get(name, {}) | held.get(name, {}) for name in names}
     print(json.dumps(result))
-
-
-def discriminator_metrics(run: Run, rng: torch.Generator) -> dict[str, float]:
-    """D's held-out accuracy and, for conditional runs, how often it prefers a real sequence's own condition."""
-    d, data, n = load_discriminator(run), run.data, run.config.eval.d_samples
-    out = {"d_acc": discriminator_accuracy(d, data.test, run.generator, n, rng, cond=data.cond_test)}
-    if data.cond_test is not None:
-        out["d_cond_acc"] = discriminator_condition_accuracy(d, data.test, data.cond_test, n, rng)
-    return out
 
 
 def classifier_summary(folder: str, info: dict) -> dict:

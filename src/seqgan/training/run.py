@@ -71,8 +71,7 @@ from seqgan.training.experiment import (
 from seqgan.training.signals import StopOnSignal, TrainingStopped
 from seqgan.training.steps import (
     NonFiniteLossError,
-    discriminator_accuracy,
-    discriminator_condition_accuracy,
+    discriminator_metrics,
     discriminator_round,
     mle_epoch,
     policy_gradient_step,
@@ -284,11 +283,10 @@ class Trainer:
     def _d_metrics(self, rng: torch.Generator) -> dict[str, float]:
         """D's accuracy on held-out real sequences and fresh samples; conditional runs add
         d_cond_acc, how often D prefers a real sequence's own condition to another one."""
-        data, n = self.data, self.cfg.eval.d_samples
-        out = {"d_acc": discriminator_accuracy(self.discriminator, data.test, self.generator, n, rng, self.dist, data.cond_test)}
-        if data.cond_test is not None:
-            out["d_cond_acc"] = discriminator_condition_accuracy(self.discriminator, data.test, data.cond_test, n, rng, self.dist)
-        return out
+        data = self.data
+        return discriminator_metrics(
+            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, self.dist, data.cond_test
+        )
 
     def _reference_match(self, rng: torch.Generator) -> dict[str, float]:
         """Exact match and token accuracy of G's outputs for every test source against its

@@ -274,3 +274,19 @@ def discriminator_condition_accuracy(
     wins = (right_p > wrong_p).float() + 0.5 * (right_p == wrong_p).float()  # (M,): a tie counts half
     correct, count = all_reduce_sum([float(wins.sum()), float(len(rows))], dist, real.device)
     return correct / max(count, 1.0)
+
+
+def discriminator_metrics(
+    discriminator: nn.Module,
+    real: torch.Tensor,
+    generator: Generator,
+    num: int,
+    rng: torch.Generator,
+    dist: Dist = SINGLE,
+    cond: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """d_acc (`discriminator_accuracy`) and, for conditional runs, d_cond_acc (`discriminator_condition_accuracy`)."""
+    out = {"d_acc": discriminator_accuracy(discriminator, real, generator, num, rng, dist, cond)}
+    if cond is not None:
+        out["d_cond_acc"] = discriminator_condition_accuracy(discriminator, real, cond, num, rng, dist)
+    return out
