@@ -333,6 +333,11 @@ class PretrainConfig:
     patience: int = 0
     """Early stopping: end MLE when the validation NLL has not improved for this many epochs and keep
     the best epoch's G (0: off, the paper). Needs a validation set: data.num_valid or data.valid."""
+    init_from: str = ""
+    """Start G from an earlier run instead of a fresh initialisation: `DIR` (its latest checkpoint),
+    `DIR@mle` (G at the end of its MLE phase) or `DIR@CHECKPOINT`; `pretrain.epochs` more MLE epochs
+    follow (0: none). That run's data (vocabulary, oracle and its samples, conditions) is reused, so
+    its data, condition and generator settings must equal this config's. '': off."""
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 0, "pretrain.epochs must be >= 0")

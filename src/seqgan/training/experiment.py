@@ -9,6 +9,7 @@ A conditional run's `Data` also holds the condition of every row of each set (`c
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seqgan.config import ExperimentConfig, load_config
+from seqgan.config import ConfigError, ExperimentConfig, load_config
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
-from seqgan.data.text import TextData, decode_rows, make_text_data
+from seqgan.data.text import TextData, decode_rows, make_text_data, resolve_paths
 from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
 from seqgan.models.build import build_discriminator, build_generator
 from seqgan.models.condition import pick_index
@@ -171,6 +172,40 @@ def open_run(run_dir: str | Path) -> Run:
     path = find_checkpoint(run_dir / "checkpoints", checkpoint)
     load_weights(path, "generator", generator)
     return Run(run_dir, cfg, data, generator.eval(), device, path.name)
+
+
+INIT_SECTIONS = ("data", "condition", "generator")  # what pretrain.init_from's run must share with this config
+
+
+def init_source(cfg: ExperimentConfig, base: Path) -> tuple[Path, Path]:
+    """pretrain.init_from -> (that run's folder, the checkpoint G starts from), once the run is
+    known to fit this config: the same data, condition and generator settings (paths resolved
+    against `base`, as a new run saves them)."""
+    spec = cfg.pretrain.init_from
+    run_dir, name = split_run_spec(spec)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(
+            f"pretrain.init_from={spec}: {run_dir} is not a run directory (no config.yaml); name the --out folder of an earlier 'seqgan train'"
+        )
+    source, here = load_config(run_dir / "config.yaml").to_dict(), _resolved(cfg, base).to_dict()
+    diffs = [
+        f"{section}.{key}: {value!r} there, {here[section].get(key)!r} here"
+        for section in INIT_SECTIONS
+        for key, value in source[section].items()
+        if here[section].get(key) != value
+    ]
+    if diffs:
+        raise ConfigError(
+            f"pretrain.init_from={spec}: that run was trained on other settings ({'; '.join(diffs[:3])}"
+            f"{' ...' if len(diffs) > 3 else ''}); give this run its data, condition and generator settings"
+        )
+    return run_dir, find_checkpoint(run_dir / "checkpoints", name)
+
+
+def _resolved(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
+    cfg = copy.deepcopy(cfg)
+    resolve_paths(cfg.data, base, cfg.condition)
+    return cfg
 
 
 def load_discriminator(run: Run) -> nn.Module:

@@ -61,12 +61,14 @@ from seqgan.training.experiment import (
     TOKENIZER_FILE,
     eval_generator,
     format_samples,
+    init_source,
     load_run_data,
     make_generator,
     resolve_device,
     sample_for_data,
     save_oracle,
     save_oracle_data,
+    split_run_spec,
 )
 from seqgan.training.signals import StopOnSignal, TrainingStopped
 from seqgan.training.steps import (
@@ -95,10 +97,16 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and dist.parallel:
             self.device = torch.device("cuda", dist.local_rank)
-        # A resumed run keeps its own data (oracle samples, vocabulary); a new one builds it.
-        self.data = load_run_data(cfg, self.dir, self.device)
+        # A resumed run keeps its own data (oracle samples, vocabulary); a new one builds it, or
+        # with pretrain.init_from takes that run's data and starts G from its checkpoint.
+        source = None
+        if cfg.pretrain.init_from and not (self.dir / "config.yaml").is_file():
+            source = init_source(cfg, Path.cwd())
+        self.data = load_run_data(cfg, self.dir if source is None else source[0], self.device)
         vocab = self.data.vocab_size
         self.generator = make_generator(cfg, self.data).to(self.device)
+        if source is not None:
+            load_weights(source[1], "generator", self.generator)
         self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
         # Only a run with a KL penalty has (and checkpoints) a reference model.
         self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
@@ -137,6 +145,9 @@ class Trainer:
     def _write_start(self, argv: list[str]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         resolve_paths(self.cfg.data, Path.cwd(), self.cfg.condition)
+        if self.cfg.pretrain.init_from:  # recorded absolute, like the data paths
+            folder, name = split_run_spec(self.cfg.pretrain.init_from)
+            self.cfg.pretrain.init_from = str(folder.resolve()) + (f"@{name}" if name else "")
         save_config(self.cfg, self.dir / "config.yaml")
         (self.dir / "command.txt").write_text(" ".join(argv) + "\n", encoding="utf-8")
         if self.data.condition is not None:
@@ -372,10 +383,10 @@ class Trainer:
 
     def _mle(self) -> None:
         cfg, p = self.cfg, self.cfg.pretrain
+        if self.epoch == 0 and (p.epochs > 0 or p.init_from):  # where G starts (from pretrain.init_from: that G)
+            self.record({}, with_discriminator=False)
         if p.epochs == 0:
             return
-        if self.epoch == 0:
-            self.record({}, with_discriminator=False)
         with self._bar(p.epochs, "MLE pre-training") as bar:
             while self.epoch < p.epochs and not self.early["stopped_at"]:
                 loss = mle_epoch(
