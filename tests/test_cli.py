@@ -36,6 +36,7 @@ def test_smoke_train_sample_evaluate(tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout)
     assert metrics["num_samples"] == 300 and metrics["temperature"] == 1.0
+    assert 0 < metrics["unique_frac"] <= 1 and 0 < metrics["distinct4"] <= 1  # the oracle run's diversity
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert abs(metrics["nll_test"] - last["nll_test"]) < 1e-4  # the same held-out set and generator
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from seqgan.metrics.text import bleu, copy_rate, distinct_n, length_stats, self_bleu
+from seqgan.metrics.text import bleu, copy_rate, distinct_n, length_stats, self_bleu, sequence_diversity, unique_fraction
 
 nltk_bleu = pytest.importorskip("nltk.translate.bleu_score")
 
@@ -94,6 +94,15 @@ def test_distinct_n_by_hand():
     assert distinct_n(samples, 2) == 2 / 4  # (a,b) x3, (b,a) x1
     assert distinct_n(samples, 3) == 2 / 2  # (a,b,a), (b,a,b)
     assert distinct_n([["a"]], 2) == 0.0
+
+
+def test_unique_fraction_by_hand():
+    assert unique_fraction([[1, 2], [1, 2], [2, 1], [3]]) == 3 / 4
+    assert unique_fraction([["a"]] * 5) == 1 / 5
+    d = sequence_diversity([[7, 7, 7], [7, 7, 7]])  # a collapsed generator
+    assert d["unique_frac"] == 0.5 and d["distinct1"] == 1 / 6 and d["distinct2"] == 1 / 4
+    with pytest.raises(ValueError, match="no samples"):
+        unique_fraction([])
 
 
 def test_copy_rate_by_hand():

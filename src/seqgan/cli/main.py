@@ -32,6 +32,7 @@ from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
+from seqgan.metrics.text import sequence_diversity
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
@@ -200,6 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
             cfg.eval.batch_size,
         )  # fmt: skip
+        result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
     result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
         result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)

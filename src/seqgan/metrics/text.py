@@ -12,6 +12,7 @@ sample given: no sub-sampling, so results depend only on the inputs.
 - Self-BLEU-n (Zhu et al. 2018): the same, with sample i scored against all other samples
   (by position: an identical copy elsewhere in the set still counts as a reference).
 - distinct-n: unique n-grams / total n-grams, pooled over all samples (Li et al. 2016).
+- unique fraction: distinct samples / samples (1: no two samples alike; mode collapse lowers it).
 - copy rate: the fraction of samples identical (token for token) to some training sequence.
 - lengths: mean, population std, min and max number of tokens per sample.
 
@@ -108,6 +109,18 @@ def distinct_n(samples: Sentences, n: int) -> float:
     counts = Counter(g for s in samples for g in ngrams(s, n))
     total = sum(counts.values())
     return len(counts) / total if total else 0.0
+
+
+def unique_fraction(samples: Sentences) -> float:
+    """Distinct samples (token for token) / samples."""
+    if not samples:
+        raise ValueError("the unique fraction of no samples is undefined; generate at least one sample")
+    return len({tuple(s) for s in samples}) / len(samples)
+
+
+def sequence_diversity(samples: Sentences) -> dict[str, float]:
+    """distinct1..4 and unique_frac of samples (words, characters or an oracle's token ids)."""
+    return {f"distinct{n}": distinct_n(samples, n) for n in (1, 2, 3, 4)} | {"unique_frac": unique_fraction(samples)}
 
 
 def copy_rate(samples: Sentences, training: Sentences) -> float:

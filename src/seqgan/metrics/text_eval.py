@@ -3,7 +3,7 @@
 - bleu{n}_test: BLEU-n (n = 2..5) of the samples against the test lines (Texygen protocol);
 - bleu{n}_heldout: the same against the held-out lines of the training file;
 - self_bleu{n}: Self-BLEU-n of the samples;
-- distinct{n} (n = 1..4), copy_rate (samples equal to a training line), length statistics
+- distinct{n} (n = 1..4), unique_frac (distinct samples / samples), copy_rate (samples equal to a training line), length statistics
   (in BLEU units: words, or characters for char-level corpora, without the end token).
 `quick_text_metrics` is the subset logged during training (BLEU against the test lines).
 A conditional run's samples are drawn for the conditions of test lines picked at random.
@@ -64,7 +64,7 @@ def full_text_metrics(
     out |= {f"bleu{k}_test": v for k, v in tm.bleu(hyps, _refs(data.test_lines, kind), ORDERS).items()}
     out |= {f"bleu{k}_heldout": v for k, v in tm.bleu(hyps, _refs(data.heldout_lines, kind), ORDERS).items()}
     out |= {f"self_bleu{k}": v for k, v in tm.self_bleu(hyps, ORDERS).items()}
-    out |= {f"distinct{k}": tm.distinct_n(hyps, k) for k in (1, 2, 3, 4)}
+    out |= tm.sequence_diversity(hyps)
     out["copy_rate"] = tm.copy_rate(hyps, _refs(data.train_lines, kind))
     out |= {f"length_{k}": v for k, v in tm.length_stats(hyps).items()}
     return out
