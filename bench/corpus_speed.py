@@ -8,9 +8,11 @@ Measured in one process, torch on one thread (fast-bleu runs its own C++ threads
   file as the reference set. Training lines rather than test lines, so that no hypothesis is its
   own reference; the time is the same either way;
 - self_bleu4_seconds / self_bleu4: Self-BLEU-4 of --num-hyps test lines (seeded pick).
-Sentences are split on whitespace for BLEU. Ends by printing one JSON line.
+Words are split as configs/coco_*.yaml split them (`--word-split nltk`, NLTK's Treebank word
+tokenizer; `whitespace` for plain splitting), for the vocabulary and for BLEU alike. Ends by
+printing one JSON line.
 
-    python bench/corpus_speed.py [--data ../shared/data/image_coco] [--max-len 40] [--num-hyps 1000]
+    python bench/corpus_speed.py [--data ../shared/data/image_coco] [--max-len 40] [--num-hyps 1000] [--word-split nltk]
 """
 
 from __future__ import annotations
@@ -34,19 +36,20 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=40)
     parser.add_argument("--num-hyps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--word-split", choices=("nltk", "whitespace"), default="nltk")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = Path(args.data)
 
     start = time.perf_counter()
     train = read_corpus(data / "train.txt")
-    tokenizer = build_tokenizer("word", train.lines)
+    tokenizer = build_tokenizer("word", train.lines, split=args.word_split)
     _, report = encode_corpus(train.lines, tokenizer, args.max_len, overflow="truncate")
     encode_seconds = time.perf_counter() - start
 
-    test = [line.split() for line in read_corpus(data / "test.txt").lines]
+    test = [tokenizer.split(line) for line in read_corpus(data / "test.txt").lines]
     rng = random.Random(args.seed)
-    hyps = [line.split() for line in rng.sample(train.lines, args.num_hyps)]
+    hyps = [tokenizer.split(line) for line in rng.sample(train.lines, args.num_hyps)]
     start = time.perf_counter()
     bleu4 = bleu(hyps, test, orders=(4,))[4]
     bleu_seconds = time.perf_counter() - start
@@ -59,6 +62,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "word_split": args.word_split,
                 "encode_seconds": round(encode_seconds, 3),
                 "lines": report["lines"],
                 "distinct_words": tokenizer.vocab_size - len(SPECIAL_TOKENS),

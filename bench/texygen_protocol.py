@@ -9,12 +9,19 @@ ones `seqgan evaluate RUN -n N --seed S` draws), so published Texygen rows can b
 ours on Texygen's terms. Prints one JSON line per run.
 
     python bench/texygen_protocol.py runs/coco_seqgan@mle runs/coco_seqgan@2-adversarial-000040 [-n 10000]
+
+`--samples FILE ...` scores sample files made elsewhere (one sample a line, words split on
+whitespace; e.g. another toolkit's generated captions) the same two ways against `--test`, so
+that the scorer itself can be checked against published figures for those very samples:
+
+    python bench/texygen_protocol.py --samples texygen_mle.txt --test ../shared/data/image_coco/test.txt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -27,12 +34,25 @@ ORDERS = (2, 3, 4, 5)
 TEXYGEN_SAMPLE_SIZE = 500  # Bleu.sample_size and SelfBleu.sample_size in Texygen
 
 
+def both_protocols(hyps: list[list[str]], refs: list[list[str]]) -> dict[str, float]:
+    """Texygen's fast protocol (500 references, Self-BLEU over 500 samples) and ours (all of both)."""
+    out = {f"texygen_bleu{k}": v for k, v in bleu(hyps, refs[:TEXYGEN_SAMPLE_SIZE], ORDERS).items()}
+    out |= {f"texygen_self_bleu{k}": v for k, v in self_bleu(hyps[:TEXYGEN_SAMPLE_SIZE], ORDERS).items()}
+    out |= {f"bleu{k}_test": v for k, v in bleu(hyps, refs, ORDERS).items()}
+    out |= {f"self_bleu{k}": v for k, v in self_bleu(hyps, ORDERS).items()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="DIR or DIR@CHECKPOINT of text runs")
+    parser.add_argument("runs", nargs="*", help="DIR or DIR@CHECKPOINT of text runs")
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", nargs="+", default=[], help="sample files to score instead of (or beside) runs")
+    parser.add_argument("--test", default="../shared/data/image_coco/test.txt", help="reference file for --samples")
     args = parser.parse_args()
+    if not args.runs and not args.samples:
+        parser.error("give text runs, or --samples FILE")
     for spec in args.runs:
         run = open_run(spec)
         text = run.data.text
@@ -41,11 +61,13 @@ def main() -> None:
         rng = torch.Generator(run.device).manual_seed(args.seed)
         hyps = sample_units(run.generator, text, args.n, rng, 1.0, run.config.eval.batch_size)
         refs = [text_units(line, text.tokenizer.kind) for line in text.test_lines]
-        out = {"run": spec, "num_samples": args.n}
-        out |= {f"texygen_bleu{k}": v for k, v in bleu(hyps, refs[:TEXYGEN_SAMPLE_SIZE], ORDERS).items()}
-        out |= {f"texygen_self_bleu{k}": v for k, v in self_bleu(hyps[:TEXYGEN_SAMPLE_SIZE], ORDERS).items()}
-        out |= {f"bleu{k}_test": v for k, v in bleu(hyps, refs, ORDERS).items()}
-        print(json.dumps(out), flush=True)
+        print(json.dumps({"run": spec, "num_samples": args.n} | both_protocols(hyps, refs)), flush=True)
+    if args.samples:
+        refs = [line.split() for line in Path(args.test).read_text(encoding="utf-8").splitlines() if line.strip()]
+        for file in args.samples:
+            hyps = [line.split() for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+            out = {"samples": file, "num_samples": len(hyps), "test": args.test, "num_test": len(refs)}
+            print(json.dumps(out | both_protocols(hyps, refs)), flush=True)
 
 
 if __name__ == "__main__":

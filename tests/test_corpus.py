@@ -146,3 +146,21 @@ def test_split_is_seeded_disjoint_and_complete():
 def test_split_size_must_leave_both_parts(size):
     with pytest.raises(CorpusError, match="held-out size"):
         split_heldout(100, size, seed=0)
+
+
+def test_nltk_word_split_gives_bleu_references_in_the_tokenizer_words(tmp_path):
+    """With data.word_split=nltk the stored lines (BLEU references, copy rate) are split like samples are."""
+    from seqgan.config import ConfigError, DataConfig
+    from seqgan.data.text import make_text_data
+
+    train = write(tmp_path, "train.txt", "A dog at night.\nTwo men, one bench.\n" * 3)
+    test = write(tmp_path, "test.txt", "A cat at night.\n")
+    cfg = DataConfig(source="text", train=str(train), test=str(test), word_split="nltk", lowercase=True, heldout_size=1)
+    data = make_text_data(cfg)
+    assert data.test_lines == ["a cat at night ."]
+    assert set(data.train_lines + data.heldout_lines) == {"a dog at night .", "two men , one bench ."}
+    assert data.tokenizer.decode(data.test[0].tolist()) == "a <unk> at night ."  # "cat" never trained on
+    with pytest.raises(ConfigError, match="word_split applies to data.tokenizer=word only"):
+        DataConfig(source="text", train=str(train), tokenizer="char", word_split="nltk")
+    with pytest.raises(ConfigError, match="use 'whitespace' or 'nltk'"):
+        DataConfig(source="text", train=str(train), word_split="treebank")

@@ -43,6 +43,29 @@ def test_word_round_trip_and_lowercase():
     assert lower.decode(lower.encode("A Dog")) == "a dog"
 
 
+def test_nltk_word_split_separates_punctuation_and_clitics(tmp_path):
+    """data.word_split=nltk: the Texygen COCO vocabulary, where "night." is two words."""
+    lines = ["several people skiing at night.", "a man's dog, by a bench."]
+    tok = build_tokenizer("word", lines, split="nltk")
+    assert tok.split("A man's dog at night.") == ["A", "man", "'s", "dog", "at", "night", "."]
+    assert {".", ",", "'s", "night", "bench"} <= set(tok.tokens) and "night." not in tok.tokens
+    assert tok.decode(tok.encode("a man's dog at night.")) == "a man 's dog at night ."
+    whitespace = build_tokenizer("word", lines)
+    assert "night." in whitespace.tokens and whitespace.split("at night.") == ["at", "night."]
+    tok.save(tmp_path / "vocab.json")
+    again = load_tokenizer(tmp_path / "vocab.json")
+    assert again.split_rule == "nltk" and again.encode("a dog at night.") == tok.encode("a dog at night.")
+    # a file written before word_split existed reads as whitespace splitting
+    payload = json.loads((tmp_path / "vocab.json").read_text())
+    del payload["split"]
+    (tmp_path / "old.json").write_text(json.dumps(payload))
+    assert load_tokenizer(tmp_path / "old.json").split("at night.") == ["at", "night."]
+    with pytest.raises(TokenizerError, match="word tokenizers only"):
+        build_tokenizer("bpe", lines, vocab_size=50, split="nltk")
+    with pytest.raises(TokenizerError, match="split='spaces'"):
+        build_tokenizer("word", lines, split="spaces")
+
+
 def test_decode_skips_pad_and_bos_and_stops_at_eos():
     tok = build_tokenizer("word", LINES)
     ids = tok.encode("a dog")

@@ -41,7 +41,7 @@ PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
 
 ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed", "num_valid", "valid_seed")  # fmt: skip
-TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
+TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "word_split", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
 
 
 @dataclass
@@ -79,6 +79,9 @@ class DataConfig:
     """Text, .jsonl only: the field holding the text."""
     tokenizer: str = "word"
     """Text: 'word' (whitespace), 'char' (any script, no spaces needed) or 'bpe' (HF tokenizers, trained on data.train)."""
+    word_split: str = "whitespace"
+    """Text, word tokenizer: 'whitespace', or 'nltk' (NLTK's Treebank word tokenizer: punctuation and
+    clitics split off, "night." -> "night ."; the Texygen benchmark's tokenisation). BLEU counts these words."""
     lowercase: bool = False
     max_vocab: int = 0
     """Text: vocabulary size limit including 4 special tokens (0: every word / character; bpe needs a limit)."""
@@ -111,6 +114,11 @@ class DataConfig:
                 self.max_vocab == 0 or self.max_vocab >= 5, "data.max_vocab must be 0 (no limit) or >= 5 (4 special tokens + 1)"
             )
             _check(self.tokenizer != "bpe" or self.max_vocab > 0, "data.tokenizer=bpe needs data.max_vocab, e.g. 8000")
+            _check(self.word_split in ("whitespace", "nltk"), f"data.word_split={self.word_split!r}: use 'whitespace' or 'nltk'")
+            _check(
+                self.tokenizer == "word" or self.word_split == "whitespace",
+                f"data.word_split applies to data.tokenizer=word only ({self.tokenizer} splits its own way); remove it",
+            )
             _check(self.max_len >= 1, "data.max_len must be >= 1")
             _check(self.overflow in ("truncate", "drop"), "data.overflow must be 'truncate' or 'drop'")
             _check(self.heldout_size >= 1, "data.heldout_size must be >= 1")

@@ -84,7 +84,7 @@ def make_text_data(
     held_lines = [corpus.lines[i] for i in held_idx]
     if tokenizer is None:
         sources = [corpus.sources[i] for i in train_idx] if kind == "source" else []
-        tokenizer = build_tokenizer(cfg.tokenizer, train_lines + sources, cfg.max_vocab or None, cfg.lowercase)
+        tokenizer = build_tokenizer(cfg.tokenizer, train_lines + sources, cfg.max_vocab or None, cfg.lowercase, cfg.word_split)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
 
     def encode(
@@ -117,7 +117,14 @@ def make_text_data(
     valid = cond_valid = None
     if cfg.valid:
         valid, cond_valid = encode(*other_file(cfg.valid, condition.valid_features if kind == "features" else ""), "valid")
-    norm = (lambda s: s.lower()) if cfg.lowercase else (lambda s: s)
+
+    def norm(line: str) -> str:
+        """The line as BLEU reads it: lower-cased if asked, and with data.word_split=nltk in the
+        tokenizer's words joined by spaces ("at night." -> "at night ."), like decoded samples."""
+        if cfg.tokenizer == "word" and cfg.word_split == "nltk":
+            return " ".join(tokenizer.split(line))
+        return line.lower() if cfg.lowercase else line
+
     return TextData(
         tokenizer, train, heldout, test, valid,
         [norm(x) for x in train_lines], [norm(x) for x in held_lines], [norm(x) for x in test_lines], report,
