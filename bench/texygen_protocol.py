@@ -14,7 +14,10 @@ ours on Texygen's terms. Prints one JSON line per run.
 whitespace; e.g. another toolkit's generated captions) the same two ways against `--test`, so
 that the scorer itself can be checked against published figures for those very samples:
 
-    python bench/texygen_protocol.py --samples texygen_mle.txt --test ../shared/data/image_coco/test.txt
+    python bench/texygen_protocol.py --samples texygen_mle.txt --test ../shared/data/image_coco/test.txt --word-split nltk
+
+(`--word-split nltk` splits samples and test lines with NLTK's word tokenizer, as Texygen's
+`Bleu` does with `nltk.word_tokenize`; `whitespace`, the default, splits on spaces.)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import torch
 
 from seqgan.data.text import text_units
+from seqgan.data.tokenizers import SPECIAL_TOKENS, WORD_SPLITS, VocabTokenizer
 from seqgan.metrics.text import bleu, self_bleu
 from seqgan.metrics.text_eval import sample_units
 from seqgan.training.experiment import open_run
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", nargs="+", default=[], help="sample files to score instead of (or beside) runs")
     parser.add_argument("--test", default="../shared/data/image_coco/test.txt", help="reference file for --samples")
+    parser.add_argument("--word-split", choices=WORD_SPLITS, default="whitespace", help="how --samples and --test split words")
     args = parser.parse_args()
     if not args.runs and not args.samples:
         parser.error("give text runs, or --samples FILE")
@@ -63,10 +68,21 @@ def main() -> None:
         refs = [text_units(line, text.tokenizer.kind) for line in text.test_lines]
         print(json.dumps({"run": spec, "num_samples": args.n} | both_protocols(hyps, refs)), flush=True)
     if args.samples:
-        refs = [line.split() for line in Path(args.test).read_text(encoding="utf-8").splitlines() if line.strip()]
+        split = VocabTokenizer("word", list(SPECIAL_TOKENS), split_rule=args.word_split).split
+
+        def read(path: str) -> list[list[str]]:
+            return [split(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+        refs = read(args.test)
         for file in args.samples:
-            hyps = [line.split() for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
-            out = {"samples": file, "num_samples": len(hyps), "test": args.test, "num_test": len(refs)}
+            hyps = read(file)
+            out = {
+                "samples": file,
+                "word_split": args.word_split,
+                "num_samples": len(hyps),
+                "test": args.test,
+                "num_test": len(refs),
+            }
             print(json.dumps(out | both_protocols(hyps, refs)), flush=True)
 
 
