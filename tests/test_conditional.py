@@ -24,8 +24,9 @@ from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.nll import sequence_log_probs
 from seqgan.models.condition import FeatureEncoder, LabelEncoder, mismatched_pairs
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real
+from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
+from seqgan.rl.losses import condition_classifier_loss
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
 from seqgan.training.steps import discriminator_condition_accuracy, discriminator_round, policy_gradient_step
@@ -213,7 +214,53 @@ def train_conditional_cnn(mismatched: int, join: str = "concat") -> tuple[torch.
 def test_a_matching_aware_discriminator_tells_a_wrong_condition_from_the_right_one(join):
     right, wrong = train_conditional_cnn(mismatched=60, join=join)
     assert float(right.min()) > 0.9 and float(wrong.max()) < 0.1
-    # Without mismatched pairs nothing teaches D that a real sequence can have the wrong condition.
+
+
+def test_a_classifier_discriminator_learns_the_class_from_real_sequences_alone():
+    """AC-GAN D: no mismatched pairs, yet D(y, wrong c) is low, because its class head reads y's class."""
+    right, wrong = train_conditional_cnn(mismatched=0, join="classifier")
+    assert float(right.min()) > 0.9 and float(wrong.max()) < 0.1
+
+
+def test_the_classifier_loss_sees_only_real_rows_with_their_labels():
+    """The class head is trained on the real rows of a round, against their own labels."""
+    torch.manual_seed(0)
+    d = CNNDiscriminator(V, 8, [1, 2], [4, 4], dropout=0.0, condition=LabelEncoder([K], 4), condition_join="classifier")
+    seen = []
+    d.classifier.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    real_token = [6, 7, 8]
+    cond = torch.arange(K).repeat(4).unsqueeze(1)  # (12, 1)
+    real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
+    before = d.classifier.linear.weight.clone()
+    discriminator_round(
+        d, torch.optim.SGD(d.parameters(), lr=0.1), class_policy(), real, 12, 1, 24, 0.0, 0.0,
+        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=cond,
+    )  # fmt: skip
+    assert seen == [24] and not torch.equal(before, d.classifier.linear.weight)
+    # the same round with every real row's class replaced gives another update: the labels are read
+    d2 = copy.deepcopy(d)
+    d.classifier.linear.weight.data.copy_(before)
+    d2.classifier.linear.weight.data.copy_(before)
+    updates = []
+    for model, c in ((d, cond), (d2, (cond + 1) % K)):
+        opt = torch.optim.SGD(model.classifier.parameters(), lr=0.1)
+        discriminator_round(
+            model, opt, class_policy(), real, 12, 1, 24, 0.0, 0.0,
+            torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=c,
+        )  # fmt: skip
+        updates.append(model.classifier.linear.weight.detach() - before)
+    assert not torch.allclose(updates[0], updates[1])
+
+
+def test_condition_classifier_loss_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0, 1.0, -1.0], [0.0, 0.0, 0.0, 0.0, 3.0]])  # fields of 3 and 2 classes
+    cond = torch.tensor([[0, 0], [2, 1]])
+    lse = math.log(math.exp(2) + 2)
+    want = -((2 - lse) + (1 - math.log(math.exp(1) + math.exp(-1))) + (0 - math.log(3)) + (3 - math.log(1 + math.exp(3)))) / 2
+    assert condition_classifier_loss(logits, cond, [3, 2]).item() == pytest.approx(want, rel=1e-6)
+    assert (
+        condition_classifier_loss(logits[:0], cond[:0], [3, 2]).item() == 0.0
+    )  # Without mismatched pairs nothing teaches D that a real sequence can have the wrong condition.
     right, wrong = train_conditional_cnn(mismatched=0)
     assert float(wrong.mean()) > 0.5
 
@@ -272,7 +319,7 @@ def test_step_input_alone_carries_the_condition():
     assert not torch.allclose(g.log_probs(y, cond=a), g.log_probs(y, cond=b))
 
 
-@pytest.mark.parametrize("join", ["concat", "projection"])
+@pytest.mark.parametrize("join", ["concat", "projection", "classifier"])
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_discriminator_reads_the_condition(kind, join):
     torch.manual_seed(0)
@@ -313,6 +360,31 @@ def test_the_projection_term_is_the_inner_product_of_the_condition_and_the_featu
     assert d.out.in_features == h.shape[1]  # e(c) enters only through the projection
     with pytest.raises(ValueError, match="this discriminator is conditional: pass cond"):
         d(y)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_a_classifier_d_scores_real_times_the_class_probabilities(kind):
+    """Classifier D: softmax(logits)[:, 1] = P(real | y) * P(c_1 | y) * P(c_2 | y), by hand from its
+    two heads; e(c) enters nowhere else (no encoder, an output layer over y's features alone)."""
+    torch.manual_seed(0)
+    if kind == "cnn":
+        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=LabelEncoder([K, 2], 4), condition_join="classifier")
+    else:
+        d = RNNDiscriminator(V, 8, 6, condition=LabelEncoder([K, 2], 4), condition_join="classifier")
+    d.eval()
+    a, _ = two_conditions("label")
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    real, classes = d.realness_and_classes(y)
+    p_real = torch.softmax(real, dim=1)[:, 1]
+    p_first = torch.softmax(classes[:, :K], dim=1).gather(1, a[:, :1]).squeeze(1)
+    p_second = torch.softmax(classes[:, K:], dim=1).gather(1, a[:, 1:]).squeeze(1)
+    torch.testing.assert_close(prob_real(d, y, cond=a), p_real * p_first * p_second)
+    torch.testing.assert_close(prob_real_alone(d, y, batch_size=4), p_real)  # d_acc's score: the real/fake head
+    assert d.condition is None and d.out.in_features == d.classifier.linear.in_features
+    with pytest.raises(ValueError, match="this discriminator is conditional: pass cond"):
+        d(y)
+    with pytest.raises(ValueError, match="it needs label conditions"):
+        CNNDiscriminator(V, 8, [1], [2], condition=FeatureEncoder(5, 4), condition_join="classifier")
 
 
 def test_missing_or_unexpected_conditions_are_errors():
@@ -403,7 +475,7 @@ def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
     assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
 
 
-@pytest.mark.parametrize("join", ["concat", "projection"])
+@pytest.mark.parametrize("join", ["concat", "projection", "classifier"])
 def test_every_conditional_parameter_is_trained(tmp_path, join):
     t = cond_trainer(tmp_path, "condition.step_input=true", f"discriminator.condition_join={join}")
     g_before = {k: v.clone() for k, v in t.generator.state_dict().items()}
@@ -529,7 +601,12 @@ def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
         ),
         (["condition.kind=label", "discriminator.mismatched=-1"], "discriminator.mismatched must be >= 0"),
         (["discriminator.condition_join=projection"], "discriminator.condition_join applies only to conditional runs"),
-        (["condition.kind=label", "discriminator.condition_join=dot"], "use 'concat' or 'projection'"),
+        (["condition.kind=label", "discriminator.condition_join=dot"], "use 'concat', 'projection' or 'classifier'"),
+        (["condition.kind=features", "discriminator.condition_join=classifier"], "it needs condition.kind=label"),
+        (
+            ["condition.kind=label", "discriminator.condition_join=classifier", "discriminator.mismatched=1"],
+            "set discriminator.mismatched=0",
+        ),
         (["condition.kind=label", "condition.num_classes=1"], "num_classes must be >= 2"),
         (["condition.kind=label", "data.oracle=paper"], "the paper's oracle has no condition"),
         (

@@ -273,7 +273,9 @@ class DiscriminatorConfig:
     condition_join: str = "concat"
     """Conditional runs: how e(c) meets D's pooled features h. 'concat': [h; e(c)] before the CNN's
     highway layer (the RNN's output layer); 'projection': the real logit gains <W e(c), h> (the
-    projection discriminator of Miyato & Koyama 2018)."""
+    projection discriminator of Miyato & Koyama 2018); 'classifier' (labels only): D reads y alone
+    and an auxiliary head predicts each label field, trained on real sequences (AC-GAN, Odena et al.
+    2017); D(y, c) = P(real | y) * prod_f P(c_f | y), so a sequence of the wrong class earns nothing."""
     mismatched: float = 0.0
     """Conditional runs: each D round also shows real sequences with another sequence's condition as
     negatives, this many per generated negative (the matching-aware D of Reed et al. 2016, GAN-CLS),
@@ -289,8 +291,8 @@ class DiscriminatorConfig:
         _check(0.0 <= self.label_smoothing < 0.5, "discriminator.label_smoothing must be in [0, 0.5)")
         _check(self.mismatched >= 0, "discriminator.mismatched must be >= 0 (0: off)")
         _check(
-            self.condition_join in ("concat", "projection"),
-            f"discriminator.condition_join={self.condition_join!r}: use 'concat' or 'projection'",
+            self.condition_join in ("concat", "projection", "classifier"),
+            f"discriminator.condition_join={self.condition_join!r}: use 'concat', 'projection' or 'classifier'",
         )
         defaults = DiscriminatorConfig.__dataclass_fields__
         if self.kind == "cnn":
@@ -529,6 +531,18 @@ class ExperimentConfig:
                 "discriminator.condition_join applies only to conditional runs (condition.kind); remove it",
             )
             return
+        if self.discriminator.condition_join == "classifier":
+            _check(
+                c.kind == "label",
+                "discriminator.condition_join=classifier predicts label fields: it needs condition.kind=label "
+                "(for features or sources use 'concat' or 'projection')",
+            )
+            _check(
+                self.discriminator.mismatched == 0,
+                "discriminator.condition_join=classifier learns the class from real sequences alone; set "
+                "discriminator.mismatched=0 (real sequences shown as negatives would teach its real/fake output "
+                "that real text is fake)",
+            )
         other = TEXT_CONDITION_FIELDS if d.source == "oracle" else ORACLE_CONDITION_FIELDS
         for name in other:
             _check(

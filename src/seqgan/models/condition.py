@@ -46,6 +46,17 @@ class LabelEncoder(nn.Module):
         return torch.cat([emb(cond[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
 
 
+def label_log_prob(class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int]) -> torch.Tensor:
+    """log prod_f P(c_f | y) under one softmax per label field: class_logits (B, sum_f K_f) with the
+    fields side by side, cond (B, F) int64 label ids -> (B,)."""
+    if cond.dim() != 2 or cond.shape[1] != len(num_classes) or cond.dtype != torch.long:
+        raise ValueError(
+            f"label conditions must be (rows, {len(num_classes)}) int64 label ids, got {tuple(cond.shape)} {cond.dtype}"
+        )
+    fields = torch.split(class_logits, list(num_classes), dim=1)  # F x (B, K_f)
+    return sum(torch.log_softmax(logits, dim=1).gather(1, cond[:, f : f + 1]).squeeze(1) for f, logits in enumerate(fields))
+
+
 class FeatureEncoder(nn.Module):
     """A feature vector per sequence -> a learned linear projection: c (rows, feature_dim) -> (rows, dim)."""
 

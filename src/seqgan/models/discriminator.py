@@ -12,6 +12,9 @@ A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) 
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
 classify them (the CNN's highway and output layers, the RNN's output layer), so its score can
 depend on whether y fits c. `forward(tokens, cond)` then needs each row's condition.
+With `condition_join="classifier"` (labels only; AC-GAN, Odena et al. 2017) D reads y alone and an
+auxiliary head (`ConditionClassifier`) predicts each label field from the same features; the
+logits it returns are those of the event "real and of class c", P(real | y) * prod_f P(c_f | y).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from seqgan.models.condition import LabelEncoder, label_log_prob
 
 
 class Highway(nn.Module):
@@ -63,9 +68,10 @@ class CNNDiscriminator(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
-        self.condition = condition
         project = _projects(condition, condition_join)
-        total = sum(num_filters) + (condition.dim if condition is not None and not project else 0)
+        self.classifier = _classifier(condition, condition_join, sum(num_filters))
+        self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
+        total = sum(num_filters) + (self.condition.dim if self.condition is not None and not project else 0)
         self.highway = Highway(total)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(total, 2)
@@ -113,14 +119,24 @@ class CNNDiscriminator(nn.Module):
             pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
         if self.projection is not None:
-            check_condition(self.condition, cond, len(pooled))
+            check_condition(True, cond, len(pooled))
             return self.highway(pooled.relu_())
         return self.highway(join_condition(pooled.relu_(), self.condition, cond))
 
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real."""
+        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
+        (a classifier D: real and of class c)."""
+        if self.classifier is not None:
+            check_condition(True, cond, len(tokens))
+            return self.classifier.joint_logits(*self.realness_and_classes(tokens), cond)
         h = self.dropout(self.features(tokens, cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
+
+    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A classifier D's two outputs from one read of y: tokens (B, T) -> real/fake logits (B, 2)
+        and class logits (B, sum_f K_f), the label fields side by side."""
+        h = self.dropout(self.features(tokens))  # (B, P)
+        return self.out(h), self.classifier(h)
 
 
 class AttentionPooling(nn.Module):
@@ -161,28 +177,64 @@ class RNNDiscriminator(nn.Module):
         width = hidden_dim * (2 if bidirectional else 1)
         self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.condition = condition
         project = _projects(condition, condition_join)
-        self.out = nn.Linear(width + (condition.dim if condition is not None and not project else 0), 2)
+        self.classifier = _classifier(condition, condition_join, width)
+        self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
+        self.out = nn.Linear(width + (self.condition.dim if self.condition is not None and not project else 0), 2)
         self.projection = nn.Linear(condition.dim, width, bias=False) if project else None
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2): from the last layer's
-        final state of each direction, or from attention pooling over the outputs of every step."""
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) -> (B, P): the last layer's final state of each direction, or attention
+        pooling over the outputs of every step."""
         out, state = self.rnn(self.embedding(tokens))  # out (B, T, directions * H)
         if self.pool is not None:
-            pooled = self.pool(out)
-        else:
-            h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
-            pooled = torch.cat(list(h), dim=1)
+            return self.pool(out)
+        h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
+        return torch.cat(list(h), dim=1)
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
+        (a classifier D: real and of class c)."""
+        if self.classifier is not None:
+            check_condition(True, cond, len(tokens))
+            return self.classifier.joint_logits(*self.realness_and_classes(tokens), cond)
+        pooled = self.pooled(tokens)
         if self.projection is not None:
-            check_condition(self.condition, cond, len(pooled))
+            check_condition(True, cond, len(pooled))
             h = self.dropout(pooled)  # (B, P)
             return project_condition(self.out(h), h, self.projection, self.condition, cond)
         return self.out(self.dropout(join_condition(pooled, self.condition, cond)))
 
+    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A classifier D's two outputs: tokens (B, T) -> real/fake logits (B, 2), class logits (B, sum_f K_f)."""
+        h = self.dropout(self.pooled(tokens))
+        return self.out(h), self.classifier(h)
 
-CONDITION_JOINS = ("concat", "projection")
+
+class ConditionClassifier(nn.Module):
+    """The auxiliary classifier of an AC-GAN D (Odena et al., 2017): D's features h (B, P) -> class
+    logits (B, sum_f K_f), one softmax per label field. It is trained on real sequences only (a
+    classifier of the data's p(c | y) that G cannot teach its own mistakes), and D scores a pair as
+    D(y, c) = P(real | y) * prod_f P(c_f | y): a sequence of the wrong class earns nothing, one
+    that fits every class equally earns 1/K of its realness."""
+
+    def __init__(self, in_dim: int, num_classes: list[int]) -> None:
+        super().__init__()
+        self.num_classes = list(num_classes)
+        self.linear = nn.Linear(in_dim, sum(num_classes))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(h)
+
+    def joint_logits(self, logits: torch.Tensor, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Real/fake logits (B, 2), class logits (B, sum K), labels (B, F) -> logits (B, 2) whose
+        softmax is (1 - P, P), P = P(real | y) * prod_f P(c_f | y)."""
+        log_p = F.logsigmoid(logits[:, 1] - logits[:, 0]) + label_log_prob(class_logits, cond, self.num_classes)  # (B,)
+        log_not = torch.log((-torch.expm1(log_p)).clamp_min(1e-30))  # log(1 - P)
+        return torch.stack([log_not, log_p], dim=1)
+
+
+CONDITION_JOINS = ("concat", "projection", "classifier")
 
 
 def _projects(condition: nn.Module | None, condition_join: str) -> bool:
@@ -191,9 +243,18 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
     return condition is not None and condition_join == "projection"
 
 
-def check_condition(encoder: nn.Module | None, cond: torch.Tensor | None, rows: int) -> None:
+def _classifier(condition: nn.Module | None, condition_join: str, in_dim: int) -> ConditionClassifier | None:
+    """The auxiliary classifier of condition_join='classifier', sized by the label encoder's fields."""
+    if condition is None or condition_join != "classifier":
+        return None
+    if not isinstance(condition, LabelEncoder):
+        raise ValueError("condition_join='classifier' predicts labels: it needs label conditions (a LabelEncoder)")
+    return ConditionClassifier(in_dim, condition.num_classes)
+
+
+def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:
     """A conditional D needs one condition per sequence; an unconditional one none."""
-    if (encoder is None) != (cond is None):
+    if conditional == (cond is None):
         raise ValueError(
             "this discriminator is conditional: pass cond (B, ...), each sequence's condition"
             if cond is None
@@ -205,7 +266,7 @@ def check_condition(encoder: nn.Module | None, cond: torch.Tensor | None, rows: 
 
 def join_condition(pooled: torch.Tensor, encoder: nn.Module | None, cond: torch.Tensor | None) -> torch.Tensor:
     """pooled (B, P) -> [pooled; e(c)] (B, P + C) for a conditional D; pooled itself otherwise."""
-    check_condition(encoder, cond, len(pooled))
+    check_condition(encoder is not None, cond, len(pooled))
     return pooled if encoder is None else torch.cat([pooled, encoder(cond)], dim=1)
 
 
@@ -233,6 +294,16 @@ def prob_real(
     """
     out = [
         torch.softmax(discriminator(tokens[i : i + batch_size], None if cond is None else cond[i : i + batch_size]), dim=-1)[:, 1]
+        for i in range(0, len(tokens), batch_size)
+    ]
+    return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)
+
+
+@torch.no_grad()
+def prob_real_alone(discriminator: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """A classifier D's P(real | y) from its real/fake head alone, ignoring the class: tokens (R, T) -> (R,)."""
+    out = [
+        torch.softmax(discriminator.realness_and_classes(tokens[i : i + batch_size])[0], dim=-1)[:, 1]
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)

@@ -4,6 +4,7 @@
 - `mle_loss`: per-token negative log-likelihood (teacher forcing), for pre-training.
 - `discriminator_loss`: cross-entropy of the real/fake classifier (Eq. 5), with optional
   one-sided label smoothing and the paper code's L2 penalty on the output layer.
+- `condition_classifier_loss`: the auxiliary classifier's cross-entropy of an AC-GAN D (labels).
 - `discount_rewards`: the reward discount the paper's code defines (gamma = 0.95) but never uses.
 - `token_kl`: KL(G || G_ref) per position, a regulariser keeping G near its MLE-pre-trained copy.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from seqgan.models.condition import label_log_prob
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -128,3 +131,12 @@ def discriminator_loss(
             raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
         loss = loss + l2_reg * 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
     return loss
+
+
+def condition_classifier_loss(class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int]) -> torch.Tensor:
+    """Cross-entropy of an AC-GAN D's auxiliary classifier (Odena et al., 2017), summed over label
+    fields and averaged over rows: class_logits (B, sum_f K_f), cond (B, F) the true labels.
+    The caller passes real sequences only; no rows give 0 (a batch of generated ones)."""
+    if len(cond) == 0:
+        return class_logits.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
+    return -label_log_prob(class_logits, cond, num_classes).mean()

@@ -18,9 +18,17 @@ import torch
 from torch import nn
 
 from seqgan.models.condition import mismatched_pairs, pick_rows
-from seqgan.models.discriminator import prob_real
+from seqgan.models.discriminator import prob_real, prob_real_alone
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import discount_rewards, discriminator_loss, masked_mean, pg_loss, token_kl, token_nll
+from seqgan.rl.losses import (
+    condition_classifier_loss,
+    discount_rewards,
+    discriminator_loss,
+    masked_mean,
+    pg_loss,
+    token_kl,
+    token_nll,
+)
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
 from seqgan.training.distributed import (
     SINGLE,
@@ -112,7 +120,8 @@ def discriminator_round(
     Conditional runs: cond (R, ...) the conditions of `real`; negatives are sampled for conditions
     drawn from them, and D learns real (y, c) pairs against generated ones. `mismatched` > 0 adds
     up to that many more negatives: real sequences shown with another row's condition
-    (`mismatched_pairs`), so that D also judges whether y fits c.
+    (`mismatched_pairs`), so that D also judges whether y fits c. A classifier D
+    (condition_join=classifier) learns real/fake on every row and each real row's class.
     Under torchrun each rank samples num_negatives / world of the negatives, all ranks gather them
     (in rank order) into the same global set, and each trains on its rows of every global batch."""
     model = model or Methods(discriminator)
@@ -128,6 +137,7 @@ def discriminator_round(
         x, x_cond = torch.cat([x, real[rows]]), torch.cat([x_cond, wrong])
     is_real = torch.zeros(len(x), dtype=torch.bool, device=x.device)  # (R,): real pairs first
     is_real[: len(pick)] = True
+    classifier = getattr(discriminator, "classifier", None)  # an AC-GAN D (condition_join=classifier)
     discriminator.train()
     losses = []
     for _ in range(epochs):
@@ -135,8 +145,13 @@ def discriminator_round(
         for i in range(0, len(x) - batch_size + 1, batch_size):
             idx = perm[i : i + batch_size][dist.rows(batch_size)]
             # equal shards of a plain batch mean: DDP's average of the ranks' gradients is the global one
-            logits = model("forward", x[idx], None if x_cond is None else x_cond[idx])
-            loss = discriminator_loss(
+            if classifier is None:
+                logits, class_loss = model("forward", x[idx], None if x_cond is None else x_cond[idx]), 0.0
+            else:  # AC-GAN: real/fake on every row, the class on the real rows only
+                logits, class_logits = model("realness_and_classes", x[idx])
+                real_rows = is_real[idx]
+                class_loss = condition_classifier_loss(class_logits[real_rows], x_cond[idx][real_rows], classifier.num_classes)
+            loss = class_loss + discriminator_loss(
                 logits, is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
             )
             check_finite(loss, "discriminator")
@@ -244,7 +259,8 @@ def discriminator_accuracy(
 ) -> float:
     """Accuracy of D on `num` held-out real sequences and `num` fresh samples of G (threshold 0.5);
     conditional runs: cond (R, ...) the conditions of `real`, and each sample is drawn for the
-    condition of a real one, so D is judged on the same conditions both ways.
+    condition of a real one, so D is judged on the same conditions both ways. A classifier D
+    (condition_join=classifier) is judged by its real/fake head alone (its class head: d_cond_acc).
 
     Under torchrun each rank scores its rows of the real ones and as many samples of its own."""
     discriminator.eval()
@@ -252,7 +268,12 @@ def discriminator_accuracy(
     part = dist.part(min(num, len(real)))
     real, cond = real[:num][part], None if cond is None else cond[:num][part]
     fake = generator.sample(len(real), real.shape[1], rng, cond=cond)
-    correct = (prob_real(discriminator, real, cond=cond) > 0.5).sum() + (prob_real(discriminator, fake, cond=cond) <= 0.5).sum()
+    if getattr(discriminator, "classifier", None) is not None:  # a classifier D: its real/fake head alone
+        correct = (prob_real_alone(discriminator, real) > 0.5).sum() + (prob_real_alone(discriminator, fake) <= 0.5).sum()
+    else:
+        correct = (prob_real(discriminator, real, cond=cond) > 0.5).sum() + (
+            prob_real(discriminator, fake, cond=cond) <= 0.5
+        ).sum()
     correct, count = all_reduce_sum([float(correct), 2.0 * len(real)], dist, real.device)
     return correct / count
 
