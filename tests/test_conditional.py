@@ -23,10 +23,10 @@ from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.nll import sequence_log_probs
-from seqgan.models.condition import FeatureEncoder, LabelEncoder, mismatched_pairs
+from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder, mismatched_pairs
 from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import condition_classifier_loss
+from seqgan.rl.losses import condition_classifier_loss, condition_matching_loss
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
 from seqgan.training.steps import discriminator_condition_accuracy, discriminator_round, policy_gradient_step
@@ -383,8 +383,83 @@ def test_a_classifier_d_scores_real_times_the_class_probabilities(kind):
     assert d.condition is None and d.out.in_features == d.classifier.linear.in_features
     with pytest.raises(ValueError, match="this discriminator is conditional: pass cond"):
         d(y)
-    with pytest.raises(ValueError, match="it needs label conditions"):
-        CNNDiscriminator(V, 8, [1], [2], condition=FeatureEncoder(5, 4), condition_join="classifier")
+    with pytest.raises(ValueError, match="needs label or feature-vector conditions"):
+        CNNDiscriminator(V, 8, [1], [2], condition=SourceEncoder(V, 4, 4), condition_join="classifier")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_a_feature_matcher_d_scores_real_times_the_softmax_against_its_references(kind):
+    """Features: P(c | y) = exp s(y, c) / (exp s(y, c) + sum_r exp s(y, r)), s(y, c) = (W h) . e(c),
+    by hand from the heads; a reference row equal to c itself is left out of the sum."""
+    torch.manual_seed(0)
+    if kind == "cnn":
+        d = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=FeatureEncoder(5, 4), condition_join="classifier")
+    else:
+        d = RNNDiscriminator(V, 8, 6, condition=FeatureEncoder(5, 4), condition_join="classifier")
+    d.eval()
+    a, b = two_conditions("features")
+    d.classifier.set_reference(torch.cat([b, b[:3], a[:1]]).repeat(7, 1)[:63])  # a[0] is among the references
+    y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
+    real, query = d.realness_and_classes(y)
+    query = query.detach()
+    enc = d.classifier.encoder
+    want = []
+    for i in range(6):
+        own = float(query[i] @ enc(a[i : i + 1])[0].detach())
+        others = [float(query[i] @ enc(r[None])[0].detach()) for r in d.classifier.reference if not torch.equal(r, a[i])]
+        want.append(math.exp(own) / (math.exp(own) + sum(math.exp(s) for s in others)))
+    p_real = torch.softmax(real, dim=1)[:, 1]
+    torch.testing.assert_close(prob_real(d, y, cond=a), p_real * torch.tensor(want))
+    assert d.condition is None and d.out.in_features == d.classifier.query.in_features
+    saved = copy.deepcopy(d.state_dict())  # the references travel with D's weights
+    fresh = CNNDiscriminator(V, 8, [1, 2], [4, 4], condition=FeatureEncoder(5, 4), condition_join="classifier")
+    if kind == "rnn":
+        fresh = RNNDiscriminator(V, 8, 6, condition=FeatureEncoder(5, 4), condition_join="classifier")
+    fresh.load_state_dict(saved)
+    assert torch.equal(fresh.classifier.reference, d.classifier.reference)
+    with pytest.raises(ValueError, match="reference conditions must be"):
+        d.classifier.set_reference(b)
+
+
+def test_condition_matching_loss_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    k = torch.tensor([[2.0, 0.0], [0.0, 1.0], [-1.0, 1.0]])
+    s = [[2.0, 0.0, -1.0], [0.0, 2.0, 2.0], [2.0, 1.0, 0.0]]  # q_i . k_j
+    want = -sum(s[i][i] - math.log(sum(math.exp(v) for v in s[i])) for i in range(3)) / 3
+    assert condition_matching_loss(q, k).item() == pytest.approx(want, rel=1e-6)
+    assert condition_matching_loss(q[:0], k[:0]).item() == 0.0
+
+
+def test_a_feature_matcher_d_learns_which_vector_fits_from_real_pairs_alone():
+    """Real class-k sequences (all token 6 + k) come with vectors near 3 e_k; the generated ones
+    (FILLER) with the same kind of vectors. No mismatched pairs, yet D(y, c) under the right
+    vector beats D(y, c') under another class's vector, because the matcher reads y's class."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(K).repeat(20)  # (60,)
+    vectors = 3.0 * torch.eye(K)[labels] + 0.3 * torch.randn(60, K, generator=g)  # (60, K)
+    real = (6 + labels).unsqueeze(1).expand(-1, T).contiguous()
+    d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=FeatureEncoder(K, 4), condition_join="classifier")
+    d.classifier.set_reference(vectors[torch.randint(60, (63,), generator=g)])
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    rngs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    policy = FeaturePolicy()
+    for _ in range(40):
+        discriminator_round(d, opt, policy, real, 60, 1, 20, 0.0, 0.0, *rngs, cond=vectors)
+    d.eval()
+    wrong = vectors[(torch.arange(60) + 20) % 60]  # row i + 20 is of class (i + 2) % 3: another class's vector
+    right_p, wrong_p = prob_real(d, real, cond=vectors), prob_real(d, real, cond=wrong)
+    assert float((right_p > wrong_p).float().mean()) > 0.95 and float(wrong_p.max()) < 0.2
+
+
+class FeaturePolicy(nn.Module):
+    """A stand-in G for feature-vector runs: emits FILLER[argmax c] at every step."""
+
+    def sample(self, num, seq_len, rng, cond=None, **kwargs):
+        return torch.tensor(FILLER)[cond.argmax(dim=1)].unsqueeze(1).expand(-1, seq_len).contiguous()
+
+    def eval(self):
+        return self
 
 
 def test_missing_or_unexpected_conditions_are_errors():
@@ -475,15 +550,20 @@ def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
     assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
 
 
-@pytest.mark.parametrize("join", ["concat", "projection", "classifier"])
-def test_every_conditional_parameter_is_trained(tmp_path, join):
-    t = cond_trainer(tmp_path, "condition.step_input=true", f"discriminator.condition_join={join}")
-    g_before = {k: v.clone() for k, v in t.generator.state_dict().items()}
-    d_before = {k: v.clone() for k, v in t.discriminator.state_dict().items()}
+@pytest.mark.parametrize(
+    ("kind", "join"), [("label", "concat"), ("label", "projection"), ("label", "classifier"), ("features", "classifier")]
+)
+def test_every_conditional_parameter_is_trained(tmp_path, kind, join):
+    t = cond_trainer(tmp_path, f"condition.kind={kind}", "condition.step_input=true", f"discriminator.condition_join={join}")
+    g_before = {k: v.clone() for k, v in t.generator.named_parameters()}
+    d_before = {k: v.clone() for k, v in t.discriminator.named_parameters()}
     t.run()
     for before, model in ((g_before, t.generator), (d_before, t.discriminator)):
-        for name, value in model.state_dict().items():
+        for name, value in model.named_parameters():
             assert not torch.equal(before[name], value), f"{name} did not change"
+    if kind == "features":  # the matcher's reference vectors are rows of the training conditions
+        ref, train = t.discriminator.classifier.reference, t.data.cond_train
+        assert all(bool((train == r).all(dim=1).any()) for r in ref)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -602,7 +682,7 @@ def test_features_of_another_width_for_the_test_file_are_an_error(tmp_path):
         (["condition.kind=label", "discriminator.mismatched=-1"], "discriminator.mismatched must be >= 0"),
         (["discriminator.condition_join=projection"], "discriminator.condition_join applies only to conditional runs"),
         (["condition.kind=label", "discriminator.condition_join=dot"], "use 'concat', 'projection' or 'classifier'"),
-        (["condition.kind=features", "discriminator.condition_join=classifier"], "it needs condition.kind=label"),
+        (["condition.kind=source", "discriminator.condition_join=classifier"], "it needs condition.kind=label or features"),
         (
             ["condition.kind=label", "discriminator.condition_join=classifier", "discriminator.mismatched=1"],
             "set discriminator.mismatched=0",

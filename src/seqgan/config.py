@@ -273,9 +273,11 @@ class DiscriminatorConfig:
     condition_join: str = "concat"
     """Conditional runs: how e(c) meets D's pooled features h. 'concat': [h; e(c)] before the CNN's
     highway layer (the RNN's output layer); 'projection': the real logit gains <W e(c), h> (the
-    projection discriminator of Miyato & Koyama 2018); 'classifier' (labels only): D reads y alone
-    and an auxiliary head predicts each label field, trained on real sequences (AC-GAN, Odena et al.
-    2017); D(y, c) = P(real | y) * prod_f P(c_f | y), so a sequence of the wrong class earns nothing."""
+    projection discriminator of Miyato & Koyama 2018); 'classifier' (labels or features): D reads y
+    alone and an auxiliary head trained on real sequences scores c (AC-GAN, Odena et al. 2017): it
+    predicts each label field, or for a feature vector scores c against 63 reference vectors of the
+    training data (InfoNCE); D(y, c) = P(real | y) * P(c | y), so a sequence that fits another
+    condition earns little."""
     mismatched: float = 0.0
     """Conditional runs: each D round also shows real sequences with another sequence's condition as
     negatives, this many per generated negative (the matching-aware D of Reed et al. 2016, GAN-CLS),
@@ -533,9 +535,9 @@ class ExperimentConfig:
             return
         if self.discriminator.condition_join == "classifier":
             _check(
-                c.kind == "label",
-                "discriminator.condition_join=classifier predicts label fields: it needs condition.kind=label "
-                "(for features or sources use 'concat' or 'projection')",
+                c.kind in ("label", "features"),
+                "discriminator.condition_join=classifier scores labels or feature vectors: it needs condition.kind=label "
+                "or features (for sources use 'concat' or 'projection')",
             )
             _check(
                 self.discriminator.mismatched == 0,

@@ -12,9 +12,11 @@ A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) 
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
 classify them (the CNN's highway and output layers, the RNN's output layer), so its score can
 depend on whether y fits c. `forward(tokens, cond)` then needs each row's condition.
-With `condition_join="classifier"` (labels only; AC-GAN, Odena et al. 2017) D reads y alone and an
-auxiliary head (`ConditionClassifier`) predicts each label field from the same features; the
-logits it returns are those of the event "real and of class c", P(real | y) * prod_f P(c_f | y).
+With `condition_join="classifier"` (AC-GAN, Odena et al. 2017) D reads y alone and an auxiliary
+head trained on real sequences scores c from the same features: for labels `ConditionClassifier`
+predicts each label field, for feature vectors `ConditionMatcher` scores c against reference
+vectors; the logits D returns are those of the event "real and of condition c",
+P(real | y) * P(c | y).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.condition import LabelEncoder, label_log_prob
+from seqgan.models.condition import FeatureEncoder, LabelEncoder, label_log_prob
+from seqgan.rl.losses import condition_classifier_loss, condition_matching_loss
 
 
 class Highway(nn.Module):
@@ -134,7 +137,8 @@ class CNNDiscriminator(nn.Module):
 
     def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A classifier D's two outputs from one read of y: tokens (B, T) -> real/fake logits (B, 2)
-        and class logits (B, sum_f K_f), the label fields side by side."""
+        and its head's output: class logits (B, sum_f K_f), the label fields side by side, or a
+        matcher's query (B, E)."""
         h = self.dropout(self.features(tokens))  # (B, P)
         return self.out(h), self.classifier(h)
 
@@ -206,7 +210,8 @@ class RNNDiscriminator(nn.Module):
         return self.out(self.dropout(join_condition(pooled, self.condition, cond)))
 
     def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A classifier D's two outputs: tokens (B, T) -> real/fake logits (B, 2), class logits (B, sum_f K_f)."""
+        """A classifier D's two outputs: tokens (B, T) -> real/fake logits (B, 2), and class logits
+        (B, sum_f K_f) or a matcher's query (B, E)."""
         h = self.dropout(self.pooled(tokens))
         return self.out(h), self.classifier(h)
 
@@ -226,12 +231,72 @@ class ConditionClassifier(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h)
 
+    def log_prob(self, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """log prod_f P(c_f | y): class logits (B, sum K), labels (B, F) -> (B,)."""
+        return label_log_prob(class_logits, cond, self.num_classes)
+
+    def loss(self, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on real rows: class logits (B, sum K), their labels (B, F) -> ()."""
+        return condition_classifier_loss(class_logits, cond, self.num_classes)
+
     def joint_logits(self, logits: torch.Tensor, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Real/fake logits (B, 2), class logits (B, sum K), labels (B, F) -> logits (B, 2) whose
         softmax is (1 - P, P), P = P(real | y) * prod_f P(c_f | y)."""
-        log_p = F.logsigmoid(logits[:, 1] - logits[:, 0]) + label_log_prob(class_logits, cond, self.num_classes)  # (B,)
-        log_not = torch.log((-torch.expm1(log_p)).clamp_min(1e-30))  # log(1 - P)
-        return torch.stack([log_not, log_p], dim=1)
+        return real_and_fitting_logits(logits, self.log_prob(class_logits, cond))
+
+
+class ConditionMatcher(nn.Module):
+    """The feature-vector counterpart of `ConditionClassifier` (condition_join=classifier with
+    condition.kind=features): a vector has no classes to predict, so the head scores how well y
+    fits a vector c by a bilinear form s(y, c) = (W h) . e(c), h D's features (B, P), e D's own
+    `FeatureEncoder`, and P(c | y) is a softmax over c and `reference` (R, F), R other conditions
+    of the training data fixed when the run starts (saved with D):
+        P(c | y) = exp s(y, c) / (exp s(y, c) + sum_r exp s(y, r)), a reference row equal to c left out.
+    Like the class head it is trained on real pairs only, here contrastively (InfoNCE over the
+    batch: each real y against the other rows' conditions, `condition_matching_loss`), and D scores
+    D(y, c) = P(real | y) * P(c | y): a sequence that fits another vector better earns little."""
+
+    def __init__(self, in_dim: int, encoder: FeatureEncoder, num_reference: int = 63) -> None:
+        super().__init__()
+        if num_reference < 1:
+            raise ValueError(f"num_reference must be >= 1, got {num_reference}")
+        self.encoder = encoder
+        self.query = nn.Linear(in_dim, encoder.dim, bias=False)
+        self.register_buffer("reference", torch.zeros(num_reference, encoder.feature_dim))
+
+    def set_reference(self, rows: torch.Tensor) -> None:
+        """The R conditions every c competes with: rows (R, F), e.g. drawn from the training data's."""
+        if rows.shape != self.reference.shape:
+            raise ValueError(f"reference conditions must be {tuple(self.reference.shape)}, got {tuple(rows.shape)}")
+        self.reference.copy_(rows)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """D's features h (B, P) -> the query W h (B, E) that meets each e(c)."""
+        return self.query(h)
+
+    def log_prob(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """log P(c | y) against the reference conditions: query (B, E), c (B, F) -> (B,)."""
+        own = (query * self.encoder(cond)).sum(dim=1, keepdim=True)  # (B, 1)
+        ref = query @ self.encoder(self.reference).T  # (B, R)
+        same = (cond.unsqueeze(1) == self.reference.unsqueeze(0)).all(dim=2)  # (B, R): c itself among the references
+        scores = torch.cat([own, ref.masked_fill(same, float("-inf"))], dim=1)  # (B, 1 + R)
+        return own[:, 0] - torch.logsumexp(scores, dim=1)
+
+    def loss(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """InfoNCE on real rows: query (B, E), their conditions (B, F) -> ()."""
+        return condition_matching_loss(query, self.encoder(cond))
+
+    def joint_logits(self, logits: torch.Tensor, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Real/fake logits (B, 2), query (B, E), c (B, F) -> logits (B, 2) of P(real | y) * P(c | y)."""
+        return real_and_fitting_logits(logits, self.log_prob(query, cond))
+
+
+def real_and_fitting_logits(logits: torch.Tensor, log_p_cond: torch.Tensor) -> torch.Tensor:
+    """Real/fake logits (B, 2) and log P(c | y) (B,) -> logits (B, 2) whose softmax is (1 - P, P),
+    P = P(real | y) * P(c | y): the event "real and of condition c"."""
+    log_p = F.logsigmoid(logits[:, 1] - logits[:, 0]) + log_p_cond  # (B,)
+    log_not = torch.log((-torch.expm1(log_p)).clamp_min(1e-30))  # log(1 - P)
+    return torch.stack([log_not, log_p], dim=1)
 
 
 CONDITION_JOINS = ("concat", "projection", "classifier")
@@ -243,13 +308,16 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
     return condition is not None and condition_join == "projection"
 
 
-def _classifier(condition: nn.Module | None, condition_join: str, in_dim: int) -> ConditionClassifier | None:
-    """The auxiliary classifier of condition_join='classifier', sized by the label encoder's fields."""
+def _classifier(condition: nn.Module | None, condition_join: str, in_dim: int) -> ConditionClassifier | ConditionMatcher | None:
+    """The auxiliary head of condition_join='classifier': a class head sized by the label encoder's
+    fields, or for feature vectors a matcher that owns D's feature encoder."""
     if condition is None or condition_join != "classifier":
         return None
-    if not isinstance(condition, LabelEncoder):
-        raise ValueError("condition_join='classifier' predicts labels: it needs label conditions (a LabelEncoder)")
-    return ConditionClassifier(in_dim, condition.num_classes)
+    if isinstance(condition, LabelEncoder):
+        return ConditionClassifier(in_dim, condition.num_classes)
+    if isinstance(condition, FeatureEncoder):
+        return ConditionMatcher(in_dim, condition)
+    raise ValueError("condition_join='classifier' needs label or feature-vector conditions (a LabelEncoder or FeatureEncoder)")
 
 
 def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:

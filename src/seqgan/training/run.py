@@ -44,6 +44,8 @@ from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.tensorboard import TensorBoardLog
 from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
+from seqgan.models.condition import pick_rows
+from seqgan.models.discriminator import ConditionMatcher
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
 from seqgan.training import distributed
@@ -114,6 +116,10 @@ class Trainer:
         self.mle_best = copy.deepcopy(self.generator).requires_grad_(False) if cfg.pretrain.patience > 0 else None
         self.early = {"best": float("inf"), "best_epoch": 0, "stopped_at": 0}
         self.discriminator = build_discriminator(cfg.discriminator, vocab, cfg.condition, self.data.condition).to(self.device)
+        matcher = getattr(self.discriminator, "classifier", None)
+        if isinstance(matcher, ConditionMatcher):  # the vectors each c competes with: seeded, the same on every rank
+            ref_rng = torch.Generator(self.data.cond_train.device).manual_seed(cfg.seed + 2)
+            matcher.set_reference(pick_rows(self.data.cond_train, len(matcher.reference), ref_rng))
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)

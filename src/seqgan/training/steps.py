@@ -21,7 +21,6 @@ from seqgan.models.condition import mismatched_pairs, pick_rows
 from seqgan.models.discriminator import prob_real, prob_real_alone
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import (
-    condition_classifier_loss,
     discount_rewards,
     discriminator_loss,
     masked_mean,
@@ -121,7 +120,8 @@ def discriminator_round(
     drawn from them, and D learns real (y, c) pairs against generated ones. `mismatched` > 0 adds
     up to that many more negatives: real sequences shown with another row's condition
     (`mismatched_pairs`), so that D also judges whether y fits c. A classifier D
-    (condition_join=classifier) learns real/fake on every row and each real row's class.
+    (condition_join=classifier) learns real/fake on every row and, on the real rows alone, their
+    class (labels) or which of the batch's vectors is theirs (features).
     Under torchrun each rank samples num_negatives / world of the negatives, all ranks gather them
     (in rank order) into the same global set, and each trains on its rows of every global batch."""
     model = model or Methods(discriminator)
@@ -150,7 +150,7 @@ def discriminator_round(
             else:  # AC-GAN: real/fake on every row, the class on the real rows only
                 logits, class_logits = model("realness_and_classes", x[idx])
                 real_rows = is_real[idx]
-                class_loss = condition_classifier_loss(class_logits[real_rows], x_cond[idx][real_rows], classifier.num_classes)
+                class_loss = classifier.loss(class_logits[real_rows], x_cond[idx][real_rows])
             loss = class_loss + discriminator_loss(
                 logits, is_real[idx], label_smoothing, discriminator.out.weight, discriminator.out.bias, l2_reg
             )
