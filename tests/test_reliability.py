@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import signal
@@ -175,3 +176,31 @@ def test_truncated_last_metrics_line_is_ignored_on_resume(tmp_path):
     resumed = Trainer(trainer.cfg, tmp_path, quiet=True)
     resumed.resume()
     assert log.read_text() == complete
+
+
+def test_resume_lengthens_a_finished_run_as_if_it_had_been_given_that_length(tmp_path, capsys):
+    """`train --resume DIR adversarial.epochs=N` runs on from the final checkpoint: the same
+    weights and final metrics as one run of N epochs; the config and command record the change."""
+    short, full = tmp_path / "short", tmp_path / "full"
+    for run, epochs in ((full, 4), (short, 2)):
+        assert (
+            run_cli(capsys, "train", "configs/smoke.yaml", "--out", str(run), "--quiet", f"adversarial.epochs={epochs}")[0] == 0
+        )
+    assert run_cli(capsys, "train", "--resume", str(short), "adversarial.epochs=4", "--quiet")[0] == 0
+    last = [json.loads(r.read_text().splitlines()[-1]) for r in (short / "metrics.jsonl", full / "metrics.jsonl")]
+    assert last[0] == last[1] and last[0]["phase"] == "adversarial" and last[0]["epoch"] == 4
+    for name in ("generator", "discriminator"):
+        a, b = (load_file(latest_checkpoint(r / "checkpoints") / f"{name}.safetensors") for r in (short, full))
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    assert load_config(short / "config.yaml").adversarial.epochs == 4
+    assert (
+        (short / "command.txt").read_text().splitlines()[-1].endswith("--resume " + str(short) + " adversarial.epochs=4 --quiet")
+    )
+
+    code, err = run_cli(capsys, "train", "--resume", str(short), "adversarial.epochs=3")
+    assert code == 2 and "has already run 4 adversarial epochs; give at least that many" in err
+    assert load_config(short / "config.yaml").adversarial.epochs == 4  # a refused resume leaves the record alone
+    code, err = run_cli(capsys, "train", "--resume", str(short), "generator.hidden_dim=8")
+    assert code == 2 and "so generator.hidden_dim cannot change; only adversarial.epochs" in err
+    code, err = run_cli(capsys, "train", "--resume", str(short), "configs/smoke.yaml")
+    assert code == 2 and "give no CONFIG or --out" in err

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from seqgan.config import ConfigError, load_config
+from seqgan.config import ConfigError, ExperimentConfig, load_config, save_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import UNK, TokenizerError
@@ -37,7 +37,7 @@ from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import format_samples, load_discriminator, open_run, resolve_device, sample_for_data
-from seqgan.training.run import Trainer
+from seqgan.training.run import PHASES, Trainer
 from seqgan.training.signals import TrainingStopped
 from seqgan.training.steps import NonFiniteLossError, discriminator_metrics
 
@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="YAML config, e.g. configs/oracle_seqgan.yaml")
     train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
     train.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
-    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, with its own config")
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its last checkpoint, with its own config; overrides may lengthen it "
+        "(adversarial.epochs=N) or change checkpoint.every / checkpoint.keep",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
@@ -131,13 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
     """Train in this process, or as one rank of a torchrun job (see `seqgan.training.distributed`)."""
+    changed: list[str] = []
     if args.resume:
-        if args.config or args.overrides or args.out:
-            raise ConfigError("--resume DIR continues a run with the config saved in DIR: give no CONFIG, overrides or --out")
+        # argparse reads the first override as CONFIG: with --resume every positional is an override
+        overrides = ([args.config] if args.config else []) + list(args.overrides)
+        if args.out or any("=" not in o for o in overrides):
+            raise ConfigError(
+                "--resume DIR continues a run with the config saved in DIR: give no CONFIG or --out "
+                f"(only overrides of {', '.join(RESUME_OVERRIDES)}, e.g. adversarial.epochs=200 to run longer)"
+            )
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
-        cfg = load_config(run_dir / "config.yaml")
+        saved = load_config(run_dir / "config.yaml")
+        cfg = load_config(run_dir / "config.yaml", overrides)
+        changed = changed_settings(saved, cfg)
+        fixed = [key for key in changed if key not in RESUME_OVERRIDES]
+        if fixed:
+            raise ConfigError(
+                f"--resume keeps the run's settings, so {', '.join(fixed)} cannot change; only "
+                f"{', '.join(RESUME_OVERRIDES)} can (to run longer or checkpoint differently); start a new run for the rest"
+            )
     elif not args.config:
         raise ConfigError("give a CONFIG.yaml to start a run (e.g. configs/smoke.yaml), or --resume DIR to continue one")
     else:
@@ -151,6 +170,15 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
         if args.resume:
             trainer.resume()
+            if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
+                raise ConfigError(
+                    f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
+                    "epochs; give at least that many"
+                )
+            if changed and dist.is_main():  # the run's record follows the settings it now runs with
+                save_config(cfg, run_dir / "config.yaml")
+                with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
+                    f.write(" ".join(argv) + "\n")
         else:
             trainer.start(argv)
         trainer.run()
@@ -158,6 +186,22 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         distributed.cleanup()
     if dist.is_main():
         print(f"run written to {trainer.dir}", file=sys.stderr)
+
+
+RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
+"""The settings `train --resume DIR` may change: the adversarial phase's length and checkpointing."""
+
+
+def changed_settings(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:
+    """The `section.key` names whose values differ between two configs."""
+    a, b = before.to_dict(), after.to_dict()
+    out = []
+    for section in b:
+        if isinstance(b[section], dict):
+            out += [f"{section}.{key}" for key in b[section] if a.get(section, {}).get(key) != b[section][key]]
+        elif a.get(section) != b[section]:
+            out.append(section)
+    return out
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
