@@ -150,6 +150,9 @@ def test_checkpoint_errors_are_one_line_with_status_2(tmp_path, capsys):
     code, err = run_cli(capsys, "train", "--resume", str(run))
     assert code == 2 and "does not match the model in the config" in err and "checkpoint (64,) vs config (96,)" in err
     assert err.count("\n") == 1
+    (run / "config.yaml").write_text(cfg_text.replace("g_lr: 0.01", "g_lr: 0.02"))  # the optimizer state holds 0.01
+    code, err = run_cli(capsys, "train", "--resume", str(run))
+    assert code == 2 and "its optimizer ran with adversarial.g_lr=0.01, the config says 0.02" in err
     (run / "config.yaml").write_text(cfg_text)
 
     latest = latest_checkpoint(run / "checkpoints")

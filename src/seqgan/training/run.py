@@ -180,6 +180,17 @@ class Trainer:
         self.mle_opt.load_state_dict(state["optimizers"]["mle"])
         self.adv_opt.load_state_dict(state["optimizers"]["adversarial"])
         self.d_opt.load_state_dict(state["optimizers"]["discriminator"])
+        # An optimizer's state carries its learning rate: a config edited since would be silently ignored.
+        for key, opt, lr in (
+            ("pretrain.lr", self.mle_opt, self.cfg.pretrain.lr),
+            ("adversarial.g_lr", self.adv_opt, self.cfg.adversarial.g_lr),
+            ("discriminator.lr", self.d_opt, self.cfg.discriminator.lr),
+        ):
+            if opt.param_groups[0]["lr"] != lr:
+                raise CheckpointError(
+                    f"{path}: its optimizer ran with {key}={opt.param_groups[0]['lr']}, the config says {lr}; "
+                    "a resumed run keeps its settings: put the value back, or start a new run"
+                )
         ranks = state.get("rng_ranks", [state["rng"]])
         if len(ranks) != self.dist.world:
             raise CheckpointError(
