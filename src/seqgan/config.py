@@ -718,5 +718,18 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise ConfigError(f"{where}{err}") from None
 
 
+def changed_settings(before: ExperimentConfig, after: ExperimentConfig, sections: tuple[str, ...] | None = None) -> list[str]:
+    """The `section.key` names (a bare name for a top-level setting) whose values differ between
+    two configs, in field order; only those of `sections` when given."""
+    a, b = before.to_dict(), after.to_dict()
+    out = []
+    for section in sections or tuple(b):
+        if isinstance(b[section], dict):
+            out += [f"{section}.{key}" for key in b[section] if a.get(section, {}).get(key) != b[section][key]]
+        elif a.get(section) != b[section]:
+            out.append(section)
+    return out
+
+
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from seqgan.config import ConfigError, ExperimentConfig, load_config, save_config
+from seqgan.config import ConfigError, changed_settings, load_config, save_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import UNK, TokenizerError
@@ -190,18 +190,6 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 
 RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
 """The settings `train --resume DIR` may change: the adversarial phase's length and checkpointing."""
-
-
-def changed_settings(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:
-    """The `section.key` names whose values differ between two configs."""
-    a, b = before.to_dict(), after.to_dict()
-    out = []
-    for section in b:
-        if isinstance(b[section], dict):
-            out += [f"{section}.{key}" for key in b[section] if a.get(section, {}).get(key) != b[section][key]]
-        elif a.get(section) != b[section]:
-            out.append(section)
-    return out
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seqgan.config import ConfigError, ExperimentConfig, load_config
+from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.data.text import TextData, decode_rows, make_text_data, resolve_paths
@@ -187,12 +187,12 @@ def init_source(cfg: ExperimentConfig, base: Path) -> tuple[Path, Path]:
         raise FileNotFoundError(
             f"pretrain.init_from={spec}: {run_dir} is not a run directory (no config.yaml); name the --out folder of an earlier 'seqgan train'"
         )
-    source, here = load_config(run_dir / "config.yaml").to_dict(), _resolved(cfg, base).to_dict()
+    source, here = load_config(run_dir / "config.yaml"), _resolved(cfg, base)
+    values = source.to_dict(), here.to_dict()
     diffs = [
-        f"{section}.{key}: {value!r} there, {here[section].get(key)!r} here"
-        for section in INIT_SECTIONS
-        for key, value in source[section].items()
-        if here[section].get(key) != value
+        f"{name}: {values[0][section][key]!r} there, {values[1][section][key]!r} here"
+        for name in changed_settings(source, here, INIT_SECTIONS)
+        for section, key in [name.split(".", 1)]
     ]
     if diffs:
         raise ConfigError(
