@@ -1,16 +1,22 @@
-"""How well can a class judge be learnt from a conditional-oracle run's training sequences?
+"""How well can a condition judge be learnt from a conditional-oracle run's training sequences?
 
-A SeqGAN G with a class-head D cannot become more class-faithful than D's class head is right
-(see the README), so this measures the judges that could be learnt from the same data, each on
-the run's held-out sequences (condition accuracy of real data; the oracle's own is the ceiling):
-- `gru_classifier`: a bidirectional GRU classifier (embedding 32, `--hidden` units per direction,
-  dropout) trained with Adam on the run's training sequences, its held-out accuracy after each
-  epoch and the best of them;
+A SeqGAN G with a class-head (or matcher) D cannot become more condition-faithful than D's head
+is right (see the README), so this measures the judges that could be learnt from the same data,
+each on the run's held-out sequences (condition accuracy of real data, scored as `seqgan
+evaluate` scores samples; the oracle's own is the ceiling):
+- `gru_classifier` (labels): a bidirectional GRU classifier (embedding 32, `--hidden` units per
+  direction, dropout) trained with Adam on the run's training sequences, its held-out accuracy
+  after each epoch and the best of them;
+- `gru_matcher` (feature vectors): the same GRU reading y, scoring s(y, c) = (W h(y)) . (V c + v)
+  as the matcher D does, trained by InfoNCE over batches of real pairs; held-out accuracy = how
+  often the asked-for vector scores strictly highest among `condition.candidates` vectors (the
+  others drawn from the held-out vectors, as the metric draws them);
 - `generator_as_classifier`: the run's G (at the checkpoint named) used as a Bayes classifier,
-  argmax_c log p_G(y | c) with a uniform prior;
+  argmax_c log p_G(y | c) with a uniform prior, over the same candidates;
 - `oracle`: the oracle's own posterior, argmax_c log p_oracle(y | c).
 
     python bench/cond_oracle_judges.py runs/cond_cls_rnn_h64_s0@mle --hidden 64 --epochs 20
+    python bench/cond_oracle_judges.py runs/feat_mle_si@mle --hidden 64 --epochs 20
 """
 
 from __future__ import annotations
@@ -23,35 +29,51 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.metrics.conditional import oracle_condition_scores
+from seqgan.metrics.conditional import candidate_conditions, oracle_condition_scores
+from seqgan.rl.losses import condition_matching_loss
 from seqgan.training.experiment import open_run
 
 
 class GRUClassifier(nn.Module):
-    def __init__(self, vocab_size: int, hidden: int, num_classes: int, dropout: float) -> None:
+    """Labels: tokens (B, T) -> class logits (B, out_dim). Feature vectors: the same network's
+    output is the query W h(y) of a matcher, and `keys` maps vectors c (B, F) -> (B, out_dim)."""
+
+    def __init__(self, vocab_size: int, hidden: int, out_dim: int, dropout: float, feature_dim: int = 0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, 32)
         self.rnn = nn.GRU(32, hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(2 * hidden, num_classes)
+        self.out = nn.Linear(2 * hidden, out_dim)
+        self.keys = nn.Linear(feature_dim, out_dim) if feature_dim else None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> class logits (B, K) from the final state of both directions."""
+        """tokens (B, T) -> (B, out_dim) from the final state of both directions."""
         _, h = self.rnn(self.dropout(self.embedding(tokens)))  # h (2, B, H)
         return self.out(self.dropout(torch.cat([h[0], h[1]], dim=1)))
 
 
-def bayes_accuracy(model: nn.Module, data) -> float:
-    """How often argmax_c log p(y | c) is the true class of a held-out sequence (the score
+def bayes_accuracy(model: nn.Module, data, candidates: int) -> float:
+    """How often argmax_c log p(y | c) is the asked-for condition of a held-out sequence (the score
     `seqgan evaluate` gives G's samples under the oracle, here for real sequences under `model`)."""
-    rng = torch.Generator().manual_seed(0)  # unused for labels: every class is a candidate
-    hits = oracle_condition_scores(model, data.test, data.cond_test, data.condition, data.cond_test, 1, rng)[1]
+    rng = torch.Generator().manual_seed(0)  # draws the other candidate vectors; unused for labels
+    hits = oracle_condition_scores(model, data.test, data.cond_test, data.condition, data.cond_test, candidates, rng)[1]
     return hits.float().mean().item()
+
+
+@torch.no_grad()
+def matcher_accuracy(clf: GRUClassifier, data, candidates: int) -> float:
+    """Held-out accuracy of a matcher: how often the asked-for vector scores strictly highest
+    among the candidates (drawn from the same seed as `bayes_accuracy`'s)."""
+    rng = torch.Generator().manual_seed(0)
+    options, _ = candidate_conditions(data.condition, data.cond_test, data.cond_test, candidates, rng)
+    query = clf(data.test)  # (R, E)
+    scores = torch.stack([(query * clf.keys(c)).sum(dim=1) for c in options], dim=1)  # (R, K), target 0
+    return (scores[:, 0] > scores[:, 1:].amax(dim=1)).float().mean().item()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="DIR or DIR@CHECKPOINT of a conditional-oracle run with labels")
+    parser.add_argument("run", help="DIR or DIR@CHECKPOINT of a conditional-oracle run (labels or feature vectors)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.25)
     parser.add_argument("--epochs", type=int, default=20)
@@ -61,31 +83,47 @@ def main() -> None:
     torch.manual_seed(args.seed)
     run = open_run(args.run)
     data = run.data
-    if data.oracle is None or data.condition is None or data.condition.kind != "label":
-        raise SystemExit(f"{args.run}: not a run on the conditional oracle with labels")
-    K = data.condition.num_classes[0]
-    train, train_c = data.train, data.cond_train[:, 0]
-    test, test_c = data.test, data.cond_test[:, 0]
-    clf = GRUClassifier(data.vocab_size, args.hidden, K, args.dropout)
+    if data.oracle is None or data.condition is None:
+        raise SystemExit(f"{args.run}: not a run on the conditional oracle")
+    labels = data.condition.kind == "label"
+    candidates = run.config.condition.candidates
+    if labels:
+        clf = GRUClassifier(data.vocab_size, args.hidden, data.condition.num_classes[0], args.dropout)
+    else:
+        clf = GRUClassifier(data.vocab_size, args.hidden, 2 * args.hidden, args.dropout, data.condition.feature_dim)
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
     curve, start = [], time.time()
     for _ in range(args.epochs):
         clf.train()
-        for idx in torch.randperm(len(train)).split(64):
-            loss = F.cross_entropy(clf(train[idx]), train_c[idx])
+        for idx in torch.randperm(len(data.train)).split(64):
+            out = clf(data.train[idx])
+            if labels:
+                loss = F.cross_entropy(out, data.cond_train[idx, 0])
+            else:
+                loss = condition_matching_loss(out, clf.keys(data.cond_train[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()
         clf.eval()
         with torch.no_grad():
-            curve.append(round((clf(test).argmax(dim=1) == test_c).float().mean().item(), 4))
+            if labels:
+                acc = (clf(data.test).argmax(dim=1) == data.cond_test[:, 0]).float().mean().item()
+            else:
+                acc = matcher_accuracy(clf, data, candidates)
+        curve.append(round(acc, 4))
     out = {
         "run": args.run,
-        "num_train": len(train),
-        "num_test": len(test),
-        "gru_classifier": {"hidden": args.hidden, "dropout": args.dropout, "best": max(curve), "per_epoch": curve},
-        "generator_as_classifier": round(bayes_accuracy(run.generator.eval(), data), 4),
-        "oracle": round(bayes_accuracy(data.oracle, data), 4),
+        "kind": data.condition.kind,
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "gru_classifier" if labels else "gru_matcher": {
+            "hidden": args.hidden,
+            "dropout": args.dropout,
+            "best": max(curve),
+            "per_epoch": curve,
+        },
+        "generator_as_classifier": round(bayes_accuracy(run.generator.eval(), data, candidates), 4),
+        "oracle": round(bayes_accuracy(data.oracle, data, candidates), 4),
         "seconds": round(time.time() - start),
     }
     print(json.dumps(out), flush=True)
