@@ -69,6 +69,16 @@ def test_metrics_hold_what_the_issue_asks_for(tmp_path):
     assert all(0.0 <= r["mean_reward"] <= 1.0 and 0.0 <= r["d_acc"] <= 1.0 for r in adv)
 
 
+def test_eval_logs_the_unique_fraction_that_flags_mode_collapse(tmp_path):
+    t = smoke_trainer(tmp_path, "eval.num_samples=200")
+    assert 0.9 < t.evaluate(with_discriminator=False)["unique_frac"] <= 1.0  # a fresh G: (almost) all distinct
+    with torch.no_grad():  # rig G: token 7 certain at every step, so every sample is the same sequence
+        t.generator.head.weight.zero_()
+        t.generator.head.bias.fill_(-1e4)
+        t.generator.head.bias[7] = 0.0
+    assert t.evaluate(with_discriminator=False)["unique_frac"] == 1 / 200
+
+
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_third_pg_step):
     smoke_trainer(tmp_path / "full").run()
     with crash_on_third_pg_step():  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies

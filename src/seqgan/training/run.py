@@ -42,6 +42,7 @@ from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
 from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.tensorboard import TensorBoardLog
+from seqgan.metrics.text import unique_fraction
 from seqgan.metrics.text_eval import quick_text_metrics
 from seqgan.models.build import build_discriminator
 from seqgan.models.condition import pick_rows
@@ -295,6 +296,7 @@ class Trainer:
             out["nll_oracle"] = total / max(count, 1)
             if data.condition is not None:
                 out["cond_acc"] = hits / n
+            out["unique_frac"] = unique_fraction(distributed.all_gather_rows(samples.tokens, self.dist).tolist())
         out["nll_test"] = self._nll(self.generator, data.test, data.cond_test)
         if data.valid is not None:
             out["nll_valid"] = self._nll(self.generator, data.valid, data.cond_valid)
