@@ -97,6 +97,18 @@ def test_resume_under_torchrun_equals_uninterrupted(runs, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("overrides", [[], ["condition.kind=features", "discriminator.condition_join=classifier"]])
+def test_every_rank_ends_with_the_same_weights(tmp_path, overrides):
+    """Including a feature-vector matcher D, whose InfoNCE loss reads D's condition encoder outside
+    the DDP forward: its gradients must still be averaged over the ranks."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    script = ROOT / "tests" / "scripts" / "ddp_ranks_agree.py"
+    done = subprocess.run(
+        [*cmd, str(script), str(tmp_path / "run"), *overrides], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_resume_with_another_number_of_processes_is_refused(runs, tmp_path, capsys):
     _, double = runs
     copy = tmp_path / "copy"

@@ -1,0 +1,29 @@
+"""Run under torchrun by tests/test_distributed.py: train the smoke config with the overrides given
+after the run folder, then check that every rank ends with the same G and D weights and buffers
+(a parameter used outside the DDP forward would get no averaged gradient and drift apart).
+Exits 1 naming each tensor that differs."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+from seqgan.config import load_config
+from seqgan.training import distributed
+from seqgan.training.run import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+cfg = load_config(ROOT / "configs" / "smoke.yaml", sys.argv[2:])
+dist = distributed.init_from_env(torch.device("cpu"))
+trainer = Trainer(cfg, Path(sys.argv[1]), quiet=True, dist=dist)
+trainer.start(["ddp_ranks_agree"])
+trainer.run()
+differ = []
+for name, model in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+    for key, value in model.state_dict().items():
+        every = distributed.all_gather_rows(value.detach().double().reshape(1, -1), dist)  # (world, numel)
+        if not bool((every == every[0]).all()):
+            differ.append(f"{name}.{key}")
+if differ:
+    print(f"rank {dist.rank}: weights differ between ranks: {differ}", file=sys.stderr)
+    sys.exit(1)
