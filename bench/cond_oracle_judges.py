@@ -38,13 +38,19 @@ class GRUClassifier(nn.Module):
     """Labels: tokens (B, T) -> class logits (B, out_dim). Feature vectors: the same network's
     output is the query W h(y) of a matcher, and `keys` maps vectors c (B, F) -> (B, out_dim)."""
 
-    def __init__(self, vocab_size: int, hidden: int, out_dim: int, dropout: float, feature_dim: int = 0) -> None:
+    def __init__(
+        self, vocab_size: int, hidden: int, out_dim: int, dropout: float, feature_dim: int = 0, key_hidden: int = 0
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, 32)
         self.rnn = nn.GRU(32, hidden, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(2 * hidden, out_dim)
-        self.keys = nn.Linear(feature_dim, out_dim) if feature_dim else None
+        self.keys = None
+        if feature_dim and key_hidden:  # a nonlinear key: V2 tanh(V1 c + v1) + v2
+            self.keys = nn.Sequential(nn.Linear(feature_dim, key_hidden), nn.Tanh(), nn.Linear(key_hidden, out_dim))
+        elif feature_dim:
+            self.keys = nn.Linear(feature_dim, out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> (B, out_dim) from the final state of both directions."""
@@ -78,6 +84,9 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.25)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--key-hidden", type=int, default=0, help="feature vectors: a tanh layer of this width in the key (0: linear)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -90,7 +99,9 @@ def main() -> None:
     if labels:
         clf = GRUClassifier(data.vocab_size, args.hidden, data.condition.num_classes[0], args.dropout)
     else:
-        clf = GRUClassifier(data.vocab_size, args.hidden, 2 * args.hidden, args.dropout, data.condition.feature_dim)
+        clf = GRUClassifier(
+            data.vocab_size, args.hidden, 2 * args.hidden, args.dropout, data.condition.feature_dim, args.key_hidden
+        )
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
     curve, start = [], time.time()
     for _ in range(args.epochs):
@@ -118,6 +129,7 @@ def main() -> None:
         "num_test": len(data.test),
         "gru_classifier" if labels else "gru_matcher": {
             "hidden": args.hidden,
+            "key_hidden": args.key_hidden,
             "dropout": args.dropout,
             "best": max(curve),
             "per_epoch": curve,

@@ -1,0 +1,67 @@
+"""Is a weak condition judge what stops SeqGAN on the feature-vector oracle? A control with a strong one.
+
+On 100,000 training sequences the MLE G, used as a Bayes classifier, picks a held-out sequence's
+own vector among 4 candidates 0.91 of the time; a GRU matcher trained on the same data 0.60
+(`bench/cond_oracle_judges.py`; the matcher D prefers the own vector to one other 0.73-0.77 of the time).
+This runs the adversarial phase of `configs/cond_features_seqgan_classifier.yaml` with D's P(c | y)
+replaced by the frozen starting G's posterior over c and `--references` vectors of the training
+data (a uniform prior), D(y, c) = P(real | y) x P_G0(c | y); everything else is the config's
+(overrides as for `seqgan train`). Not a feature of the package: D's forward is replaced in this
+script only.
+
+    python bench/cond_features_generative_judge.py runs/feat_genjudge data.num_train=100000 \
+        pretrain.init_from=runs/feat_mle_si_n100000@mle pretrain.epochs=0 d_pretrain.steps=0 \
+        adversarial.batch_size=128 adversarial.epochs=40
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+from seqgan.config import load_config
+from seqgan.metrics.nll import sequence_log_probs
+from seqgan.models.condition import pick_rows
+from seqgan.models.discriminator import real_and_fitting_logits
+from seqgan.training.run import Trainer
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cond_features_seqgan_classifier.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", help="the run folder to write")
+    parser.add_argument("overrides", nargs="*", help="section.key=value settings")
+    parser.add_argument("--references", type=int, default=7, help="vectors each c competes with (each costs one G pass)")
+    args = parser.parse_args()
+    cfg = load_config(CONFIG, args.overrides)
+    if cfg.condition.kind != "features" or cfg.discriminator.condition_join != "classifier":
+        raise SystemExit("needs condition.kind=features and discriminator.condition_join=classifier")
+    trainer = Trainer(cfg, Path(args.out), quiet=True)
+    trainer.start(["bench/cond_features_generative_judge.py", *sys.argv[1:]])
+    judge = copy.deepcopy(trainer.generator).eval().requires_grad_(False)  # G at the start of the adversarial phase
+    refs = pick_rows(trainer.data.cond_train, args.references, torch.Generator().manual_seed(cfg.seed + 2))  # (R, F)
+    d = trainer.discriminator
+    realness_and_classes = d.realness_and_classes
+
+    @torch.no_grad()
+    def log_posterior(tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """log P_G0(c | y) against the references: tokens (B, T), c (B, F) -> (B,)."""
+        own = sequence_log_probs(judge, tokens, cond, 4096)  # (B,)
+        other = [sequence_log_probs(judge, tokens, r.expand(len(tokens), -1), 4096) for r in refs]  # R x (B,)
+        return own - torch.logsumexp(torch.stack([own, *other], dim=1), dim=1)
+
+    def forward(tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        logits, _ = realness_and_classes(tokens)
+        return real_and_fitting_logits(logits, log_posterior(tokens, cond))
+
+    d.forward = forward  # the reward and d_cond_acc now use the generative judge
+    trainer.run()
+
+
+if __name__ == "__main__":
+    main()
