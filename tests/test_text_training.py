@@ -41,7 +41,8 @@ def test_chinese_characters_train_and_decode(tmp_path, capsys):
     assert len(samples) == 5 and all(" " not in s and set(s) <= vocab | {"<unk>"} for s in samples)
     assert any(samples)  # at least one non-empty sample, decoded back to characters
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {"nll_test", "bleu4_test"} <= rows[-1].keys() and "nll_oracle" not in rows[-1]
+    assert {"nll_test", "bleu4_test", "distinct2", "unique_frac"} <= rows[-1].keys() and "nll_oracle" not in rows[-1]
+    assert 0.0 < rows[-1]["unique_frac"] <= 1.0 and 0.0 <= rows[-1]["distinct2"] <= 1.0
     report = json.loads((run / "data_report.json").read_text())
     assert report["train"]["kept"] == len(POEM) * 4 - 4 and report["heldout"]["kept"] == 4
 
