@@ -5,7 +5,8 @@ own vector among 4 candidates 0.91 of the time; a GRU matcher trained on the sam
 (`bench/cond_oracle_judges.py`; the matcher D prefers the own vector to one other 0.73-0.77 of the time).
 This runs the adversarial phase of `configs/cond_features_seqgan_classifier.yaml` with D's P(c | y)
 replaced by the frozen starting G's posterior over c and `--references` vectors of the training
-data (a uniform prior), D(y, c) = P(real | y) x P_G0(c | y); everything else is the config's
+data (a uniform prior), D(y, c) = P(real | y) x P_G0(c | y) (with `--realness none`: P_G0(c | y)
+alone); everything else is the config's
 (overrides as for `seqgan train`). Not a feature of the package: D's forward is replaced in this
 script only.
 
@@ -37,6 +38,9 @@ def main() -> None:
     parser.add_argument("out", help="the run folder to write")
     parser.add_argument("overrides", nargs="*", help="section.key=value settings")
     parser.add_argument("--references", type=int, default=7, help="vectors each c competes with (each costs one G pass)")
+    parser.add_argument(
+        "--realness", choices=("d", "none"), default="d", help="none: P(real | y) = 1, the reward is P_G0(c | y) alone"
+    )
     args = parser.parse_args()
     cfg = load_config(CONFIG, args.overrides)
     if cfg.condition.kind != "features" or cfg.discriminator.condition_join != "classifier":
@@ -57,6 +61,8 @@ def main() -> None:
 
     def forward(tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         logits, _ = realness_and_classes(tokens)
+        if args.realness == "none":
+            logits = torch.stack([torch.full_like(logits[:, 0], -30.0), torch.zeros_like(logits[:, 1])], dim=1)
         return real_and_fitting_logits(logits, log_posterior(tokens, cond))
 
     d.forward = forward  # the reward and d_cond_acc now use the generative judge
