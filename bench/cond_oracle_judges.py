@@ -8,7 +8,8 @@ evaluate` scores samples; the oracle's own is the ceiling):
   direction, dropout) trained with Adam on the run's training sequences, its held-out accuracy
   after each epoch and the best of them;
 - `gru_matcher` (feature vectors): the same GRU reading y, scoring s(y, c) = (W h(y)) . (V c + v)
-  as the matcher D does, trained by InfoNCE over batches of real pairs; held-out accuracy = how
+  as the matcher D does (with `--key-hidden K` the key is V2 tanh(V1 c + v1) + v2, K units),
+  trained by InfoNCE over batches of real pairs; held-out accuracy = how
   often the asked-for vector scores strictly highest among `condition.candidates` vectors (the
   others drawn from the held-out vectors, as the metric draws them);
 - `generator_as_classifier`: the run's G (at the checkpoint named) used as a Bayes classifier,

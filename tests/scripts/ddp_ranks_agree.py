@@ -1,6 +1,6 @@
 """Run under torchrun by tests/test_distributed.py: train the smoke config with the overrides given
 after the run folder, then check that every rank ends with the same G and D weights and buffers
-(a parameter used outside the DDP forward would get no averaged gradient and drift apart).
+(a parameter whose gradient DDP did not average would drift apart).
 Exits 1 naming each tensor that differs."""
 
 import sys
