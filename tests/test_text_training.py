@@ -6,7 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 from seqgan.cli.main import main
+from seqgan.config import load_config
+from seqgan.data.tokenizers import UNK
+from seqgan.training.run import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POEM = [
     "床前明月光", "疑是地上霜", "举头望明月", "低头思故乡", "白日依山尽", "黄河入海流",
@@ -41,8 +49,9 @@ def test_chinese_characters_train_and_decode(tmp_path, capsys):
     assert len(samples) == 5 and all(" " not in s and set(s) <= vocab | {"<unk>"} for s in samples)
     assert any(samples)  # at least one non-empty sample, decoded back to characters
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {"nll_test", "bleu4_test", "distinct2", "unique_frac"} <= rows[-1].keys() and "nll_oracle" not in rows[-1]
-    assert 0.0 < rows[-1]["unique_frac"] <= 1.0 and 0.0 <= rows[-1]["distinct2"] <= 1.0
+    assert {"nll_test", "bleu4_test", "self_bleu4", "distinct2", "unique_frac"} <= rows[-1].keys()
+    assert "nll_oracle" not in rows[-1]
+    assert 0.0 < rows[-1]["unique_frac"] <= 1.0 and 0.0 <= rows[-1]["distinct2"] <= 1.0 and 0.0 <= rows[-1]["self_bleu4"] <= 1.0
     report = json.loads((run / "data_report.json").read_text())
     assert report["train"]["kept"] == len(POEM) * 4 - 4 and report["heldout"]["kept"] == 4
 
@@ -146,3 +155,22 @@ def test_text_run_resumes_exactly_with_its_saved_tokenizer(tmp_path, monkeypatch
     corpus.write_text("\n".join(POEM * 4 + ["新的字符在这里"]) + "\n", encoding="utf-8")
     again = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     assert again.data.vocab_size == vocab
+
+
+def test_training_logs_show_mode_collapse(tmp_path):
+    """quick_text_metrics (logged every eval.every epochs): a G rigged to write one character at
+    every step gives identical samples, so Self-BLEU is 1 and unique_frac 1/n."""
+    corpus = tmp_path / "poems.txt"
+    corpus.write_text("\n".join(POEM * 4) + "\n", encoding="utf-8")
+    overrides = [f"data.train={corpus}", "data.tokenizer=char", *SMALL_TEXT, "eval.bleu_samples=20"]
+    trainer = Trainer(load_config(ROOT / "configs" / "text.yaml", overrides), tmp_path / "run", quiet=True)
+    fresh = trainer.evaluate(with_discriminator=False)
+    assert fresh["unique_frac"] > 0.5 and fresh["self_bleu4"] < 0.5
+    with torch.no_grad():
+        trainer.generator.head.weight.zero_()
+        trainer.generator.head.bias.fill_(-1e4)
+        trainer.generator.head.bias[UNK + 1] = 0.0  # the first real character, never the end token
+    rigged = trainer.evaluate(with_discriminator=False)
+    T = trainer.data.train.shape[1]  # a sample that never ends fills every step
+    assert rigged["unique_frac"] == 1 / 20 and rigged["distinct1"] == 1 / (20 * T)
+    assert rigged["self_bleu4"] == pytest.approx(1.0)

@@ -5,8 +5,8 @@
 - self_bleu{n}: Self-BLEU-n of the samples;
 - distinct{n} (n = 1..4), unique_frac (distinct samples / samples), copy_rate (samples equal to a training line), length statistics
   (in BLEU units: words, or characters for char-level corpora, without the end token).
-`quick_text_metrics` is the subset logged during training (BLEU against the test lines, distinct{n}
-and unique_frac).
+`quick_text_metrics` is the subset logged during training (BLEU against the test lines, Self-BLEU,
+distinct{n} and unique_frac).
 A conditional run's samples are drawn for the conditions of test lines picked at random.
 
 Per condition (label runs, `per_condition_text_metrics`): for each of the K label conditions of
@@ -54,7 +54,9 @@ def _refs(lines: list[str], kind: str) -> list[list[str]]:
 def quick_text_metrics(generator: Generator, data: TextData, n: int, rng: torch.Generator, batch_size: int) -> dict[str, float]:
     hyps = sample_units(generator, data, n, rng, 1.0, batch_size)
     out = {f"bleu{k}_test": v for k, v in tm.bleu(hyps, _refs(data.test_lines, data.tokenizer.kind), ORDERS).items()}
-    return out | tm.sequence_diversity(hyps)  # distinct1..4, unique_frac: mode collapse lowers them
+    if len(hyps) >= 2:  # mode collapse raises Self-BLEU and lowers distinct-n and unique_frac
+        out |= {f"self_bleu{k}": v for k, v in tm.self_bleu(hyps, ORDERS).items()}
+    return out | tm.sequence_diversity(hyps)
 
 
 def full_text_metrics(
