@@ -453,7 +453,8 @@ class EvalConfig:
     final_samples: int = 100
     """Samples written to samples.txt at the end of the run."""
     bleu_samples: int = 1000
-    """Text: samples scored by BLEU-2..5 against the test lines at each evaluation (0: none)."""
+    """Text: samples scored at each evaluation by BLEU-2..5 against the test lines, Self-BLEU and
+    distinct-n (0: none)."""
     tensorboard: bool = False
     """Also log every metric to RUN_DIR/tensorboard (needs `pip install 'seqgan[tensorboard]'`)."""
 
@@ -461,7 +462,10 @@ class EvalConfig:
         for name in ("every", "num_samples", "d_samples", "batch_size"):
             _check(getattr(self, name) >= 1, f"eval.{name} must be >= 1")
         _check(self.final_samples >= 0, "eval.final_samples must be >= 0")
-        _check(self.bleu_samples >= 0, "eval.bleu_samples must be >= 0")
+        _check(
+            self.bleu_samples == 0 or self.bleu_samples >= 2,
+            f"eval.bleu_samples={self.bleu_samples}: use 0 (no text metrics during training) or >= 2 (Self-BLEU compares samples)",
+        )
 
 
 @dataclass

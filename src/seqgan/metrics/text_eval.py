@@ -51,12 +51,16 @@ def _refs(lines: list[str], kind: str) -> list[list[str]]:
     return [text_units(line, kind) for line in lines]
 
 
-def quick_text_metrics(generator: Generator, data: TextData, n: int, rng: torch.Generator, batch_size: int) -> dict[str, float]:
-    hyps = sample_units(generator, data, n, rng, 1.0, batch_size)
+def _quality_and_diversity(hyps: tm.Sentences, data: TextData) -> dict[str, float]:
+    """BLEU against the test lines, Self-BLEU, distinct-n and unique_frac of samples (>= 2): mode
+    collapse raises Self-BLEU and lowers distinct-n and unique_frac."""
     out = {f"bleu{k}_test": v for k, v in tm.bleu(hyps, _refs(data.test_lines, data.tokenizer.kind), ORDERS).items()}
-    if len(hyps) >= 2:  # mode collapse raises Self-BLEU and lowers distinct-n and unique_frac
-        out |= {f"self_bleu{k}": v for k, v in tm.self_bleu(hyps, ORDERS).items()}
+    out |= {f"self_bleu{k}": v for k, v in tm.self_bleu(hyps, ORDERS).items()}
     return out | tm.sequence_diversity(hyps)
+
+
+def quick_text_metrics(generator: Generator, data: TextData, n: int, rng: torch.Generator, batch_size: int) -> dict[str, float]:
+    return _quality_and_diversity(sample_units(generator, data, n, rng, 1.0, batch_size), data)
 
 
 def full_text_metrics(
@@ -64,11 +68,8 @@ def full_text_metrics(
 ) -> dict[str, float]:
     kind = data.tokenizer.kind
     hyps = sample_units(generator, data, n, rng, temperature, batch_size)
-    out: dict[str, float] = {}
-    out |= {f"bleu{k}_test": v for k, v in tm.bleu(hyps, _refs(data.test_lines, kind), ORDERS).items()}
+    out = _quality_and_diversity(hyps, data)
     out |= {f"bleu{k}_heldout": v for k, v in tm.bleu(hyps, _refs(data.heldout_lines, kind), ORDERS).items()}
-    out |= {f"self_bleu{k}": v for k, v in tm.self_bleu(hyps, ORDERS).items()}
-    out |= tm.sequence_diversity(hyps)
     out["copy_rate"] = tm.copy_rate(hyps, _refs(data.train_lines, kind))
     out |= {f"length_{k}": v for k, v in tm.length_stats(hyps).items()}
     return out
