@@ -278,6 +278,16 @@ class DiscriminatorConfig:
     predicts each label field, or for a feature vector scores c against 63 reference vectors of the
     training data (InfoNCE); D(y, c) = P(real | y) * P(c | y), so a sequence that fits another
     condition earns little."""
+    condition_judge: str = "head"
+    """condition_join=classifier: what scores P(c | y). 'head': an auxiliary head on D's features
+    (the class head, or the feature-vector matcher). 'generator': a conditional language model of
+    G's shape, copied from the pre-trained G when D pre-training starts and trained on real pairs
+    as a Bayes classifier, P(c | y) = p(y | c) / sum_c' p(y | c') over every class (one label
+    field) or over c and `judge_references` vectors (`seqgan.models.judge`); one LM pass per c'."""
+    judge_references: int = 7
+    """condition_judge=generator with feature vectors: the training data's vectors each c competes
+    with in the reward (in training: as many other conditions of the batch). Each costs a pass of
+    the judge over every scored sequence."""
     mismatched: float = 0.0
     """Conditional runs: each D round also shows real sequences with another sequence's condition as
     negatives, this many per generated negative (the matching-aware D of Reed et al. 2016, GAN-CLS),
@@ -295,6 +305,20 @@ class DiscriminatorConfig:
         _check(
             self.condition_join in ("concat", "projection", "classifier"),
             f"discriminator.condition_join={self.condition_join!r}: use 'concat', 'projection' or 'classifier'",
+        )
+        _check(
+            self.condition_judge in ("head", "generator"),
+            f"discriminator.condition_judge={self.condition_judge!r}: use 'head' or 'generator'",
+        )
+        _check(self.judge_references >= 1, "discriminator.judge_references must be >= 1")
+        _check(
+            self.condition_judge == "head" or self.condition_join == "classifier",
+            "discriminator.condition_judge=generator is the P(c | y) of condition_join=classifier; set "
+            "discriminator.condition_join=classifier or remove condition_judge",
+        )
+        _check(
+            _is_default(self, "judge_references") or self.condition_judge == "generator",
+            "discriminator.judge_references applies only to condition_judge=generator; remove it",
         )
         defaults = DiscriminatorConfig.__dataclass_fields__
         if self.kind == "cnn":
@@ -543,6 +567,16 @@ class ExperimentConfig:
                 "discriminator.condition_join=classifier scores labels or feature vectors: it needs condition.kind=label "
                 "or features (for sources use 'concat' or 'projection')",
             )
+            if self.discriminator.condition_judge == "generator":
+                _check(
+                    self.generator.noise_dim == 0,
+                    "discriminator.condition_judge=generator needs p(y | c) exactly, a G without noise input: set "
+                    "generator.noise_dim=0 or use condition_judge=head",
+                )
+                _check(
+                    c.kind == "features" or _is_default(self.discriminator, "judge_references"),
+                    "discriminator.judge_references applies to feature vectors (a label judge compares every class); remove it",
+                )
             _check(
                 self.discriminator.mismatched == 0,
                 "discriminator.condition_join=classifier learns the class from real sequences alone; set "

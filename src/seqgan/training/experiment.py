@@ -25,6 +25,7 @@ from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
 from seqgan.models.build import build_discriminator, build_generator
 from seqgan.models.condition import pick_index
 from seqgan.models.generator import Generator
+from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
 from seqgan.runtime import configure
 from seqgan.training.checkpoint import find_checkpoint, load_weights
 
@@ -108,6 +109,28 @@ def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
     return build_generator(
         cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
     )
+
+
+def make_discriminator(cfg: ExperimentConfig, data: Data) -> nn.Module:
+    """The run's D; with discriminator.condition_judge=generator an unconditional D joined to a
+    `GenerativeJudge` of G's shape (its weights set from G when D pre-training starts)."""
+    d = cfg.discriminator
+    if d.condition_judge == "head":
+        return build_discriminator(d, data.vocab_size, cfg.condition, data.condition)
+    space = data.condition
+    if space.kind == "label" and len(space.fields) != 1:
+        raise ConfigError(
+            f"discriminator.condition_judge=generator scores one label field, this data has {len(space.fields)} "
+            f"({', '.join(space.fields)}); keep one (condition.label_fields) or use condition_judge=head"
+        )
+    labels = space.kind == "label"
+    judge = GenerativeJudge(
+        make_generator(cfg, data),
+        num_classes=space.num_classes[0] if labels else None,
+        feature_dim=None if labels else space.feature_dim,
+        num_reference=d.judge_references,
+    )
+    return JudgedDiscriminator(build_discriminator(d, data.vocab_size), judge)
 
 
 def save_oracle(oracle: Generator, path: Path) -> None:
@@ -211,7 +234,7 @@ def _resolved(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
 def load_discriminator(run: Run) -> nn.Module:
     """The run's D as saved in the checkpoint its G came from (eval mode)."""
     cfg, data = run.config, run.data
-    discriminator = build_discriminator(cfg.discriminator, data.vocab_size, cfg.condition, data.condition).to(run.device)
+    discriminator = make_discriminator(cfg, data).to(run.device)
     load_weights(find_checkpoint(run.dir / "checkpoints", run.checkpoint), "discriminator", discriminator)
     return discriminator.eval()
 

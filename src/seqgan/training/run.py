@@ -44,9 +44,8 @@ from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.tensorboard import TensorBoardLog
 from seqgan.metrics.text import unique_fraction
 from seqgan.metrics.text_eval import quick_text_metrics
-from seqgan.models.build import build_discriminator
 from seqgan.models.condition import pick_rows
-from seqgan.models.discriminator import ConditionMatcher
+from seqgan.models.judge import GenerativeJudge
 from seqgan.runtime import configure
 from seqgan.seeding import rng_state, set_rng_state, set_seed
 from seqgan.training import distributed
@@ -66,6 +65,7 @@ from seqgan.training.experiment import (
     format_samples,
     init_source,
     load_run_data,
+    make_discriminator,
     make_generator,
     resolve_device,
     sample_for_data,
@@ -106,7 +106,6 @@ class Trainer:
         if cfg.pretrain.init_from and not (self.dir / "config.yaml").is_file():
             source = init_source(cfg, Path.cwd())
         self.data = load_run_data(cfg, self.dir if source is None else source[0], self.device)
-        vocab = self.data.vocab_size
         self.generator = make_generator(cfg, self.data).to(self.device)
         if source is not None:
             load_weights(source[1], "generator", self.generator)
@@ -116,11 +115,11 @@ class Trainer:
         # Early stopping keeps the best MLE epoch's G and its validation NLL (both in checkpoints).
         self.mle_best = copy.deepcopy(self.generator).requires_grad_(False) if cfg.pretrain.patience > 0 else None
         self.early = {"best": float("inf"), "best_epoch": 0, "stopped_at": 0}
-        self.discriminator = build_discriminator(cfg.discriminator, vocab, cfg.condition, self.data.condition).to(self.device)
-        matcher = getattr(self.discriminator, "classifier", None)
-        if isinstance(matcher, ConditionMatcher):  # the vectors each c competes with: seeded, the same on every rank
+        self.discriminator = make_discriminator(cfg, self.data).to(self.device)
+        head = getattr(self.discriminator, "classifier", None)
+        if getattr(head, "reference", None) is not None:  # the vectors each c competes with: seeded, the same on every rank
             ref_rng = torch.Generator(self.data.cond_train.device).manual_seed(cfg.seed + 2)
-            matcher.set_reference(pick_rows(self.data.cond_train, len(matcher.reference), ref_rng))
+            head.set_reference(pick_rows(self.data.cond_train, len(head.reference), ref_rng))
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.pretrain.lr)
         self.adv_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.adversarial.g_lr)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
@@ -448,6 +447,9 @@ class Trainer:
 
     def _d_pretrain(self) -> None:
         cfg, p = self.cfg, self.cfg.d_pretrain
+        judge = getattr(self.discriminator, "classifier", None)
+        if self.epoch == 0 and isinstance(judge, GenerativeJudge):  # the judge starts as the pre-trained G
+            judge.lm.load_state_dict(self.generator.state_dict())
         with self._bar(p.steps, "D pre-training") as bar:
             while self.epoch < p.steps:
                 loss = self._d_round(p.num_negatives, p.epochs)

@@ -1,0 +1,124 @@
+"""A condition judge that is a conditional language model (discriminator.condition_judge=generator).
+
+The AC-GAN D of `seqgan.models.discriminator` (condition_join=classifier) scores a pair as
+D(y, c) = P(real | y) * P(c | y), its P(c | y) a head on D's own features of y. On the
+feature-vector oracle such heads learn the condition far more slowly than G does: on 100,000
+sequences a GRU matcher picks a held-out sequence's own vector among 4 0.60-0.66 of the time, the
+MLE G used as a Bayes classifier 0.91 (`bench/cond_oracle_judges.py`). `GenerativeJudge` is that
+Bayes classifier made a part of D: a conditional LM of G's shape, started from the pre-trained G,
+whose posterior over conditions with a uniform prior is
+
+    P(c | y) = p(y | c) / sum_c' p(y | c'),
+
+c' ranging over every class (one label field) or over c and R reference vectors of the training
+data (a reference equal to c left out), each c' one pass of the LM over y. It is trained on real
+pairs only, as a classifier rather than a language model (`loss`): -log P(c | y) with c' over the
+classes, or for vectors over c and R other conditions of the same batch. `JudgedDiscriminator`
+joins it to an unconditional D that scores P(real | y).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqgan.models.discriminator import real_and_fitting_logits
+from seqgan.models.generator import Generator
+
+
+class GenerativeJudge(nn.Module):
+    """P(c | y) from a conditional LM `lm` (a `Generator` without noise input).
+
+    Labels (`num_classes`, one label field): c' over all classes. Feature vectors (`feature_dim`):
+    c' over c and `num_reference` reference rows (`set_reference`, saved with D)."""
+
+    def __init__(
+        self, lm: Generator, num_classes: int | None = None, feature_dim: int | None = None, num_reference: int = 7
+    ) -> None:
+        super().__init__()
+        if (num_classes is None) == (feature_dim is None):
+            raise ValueError("give num_classes (one label field) or feature_dim (feature vectors)")
+        if lm.noise_dim:
+            raise ValueError("a judge needs p(y | c) exactly: its LM must have no noise input (generator.noise_dim=0)")
+        if num_reference < 1:
+            raise ValueError(f"num_reference must be >= 1, got {num_reference}")
+        self.lm = lm
+        self.num_classes = num_classes
+        self.num_reference = num_reference
+        if feature_dim is not None:
+            self.register_buffer("reference", torch.zeros(num_reference, feature_dim))
+        else:
+            self.reference = None
+
+    def set_reference(self, rows: torch.Tensor) -> None:
+        """Feature vectors: the R conditions every c competes with, rows (R, F)."""
+        if self.reference is None:
+            raise ValueError("a label judge compares every class; it has no reference vectors")
+        if rows.shape != self.reference.shape:
+            raise ValueError(f"reference conditions must be {tuple(self.reference.shape)}, got {tuple(rows.shape)}")
+        self.reference.copy_(rows)
+
+    def log_likelihoods(self, tokens: torch.Tensor, options: torch.Tensor) -> torch.Tensor:
+        """log p(y | c') of each sequence under each of its options: tokens (B, T), options (B, M, ...)
+        -> (B, M), in one batched pass over the B M pairs (padding after an end token left out)."""
+        B, M = options.shape[:2]
+        rows = tokens.repeat_interleave(M, dim=0)  # (B M, T), row b M + m = tokens[b]
+        logp = self.lm.log_probs(rows, 1.0, cond=options.flatten(0, 1))  # (B M, T)
+        mask = self.lm.mask(rows)
+        return (logp if mask is None else logp * mask).sum(dim=1).view(B, M)
+
+    def log_prob(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """log P(c | y): tokens (B, T), cond (B, 1) int64 labels or (B, F) vectors -> (B,)."""
+        B = len(tokens)
+        if self.reference is None:  # every class: the target is c itself
+            options = torch.arange(self.num_classes, device=cond.device).view(1, -1, 1).expand(B, -1, 1)  # (B, K, 1)
+            scores = self.log_likelihoods(tokens, options)  # (B, K)
+            return scores.gather(1, cond[:, :1]).squeeze(1) - torch.logsumexp(scores, dim=1)
+        refs = self.reference.unsqueeze(0).expand(B, -1, -1)  # (B, R, F)
+        scores = self.log_likelihoods(tokens, torch.cat([cond.unsqueeze(1), refs], dim=1))  # (B, 1 + R), own first
+        same = (cond.unsqueeze(1) == refs).all(dim=2)  # (B, R): c itself among the references
+        scores = torch.cat([scores[:, :1], scores[:, 1:].masked_fill(same, float("-inf"))], dim=1)
+        return scores[:, 0] - torch.logsumexp(scores, dim=1)
+
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """-mean log P(c | y) on real pairs: tokens (B, T), cond (B, ...) -> (). Labels: c' over the
+        classes. Vectors: c' over c and the conditions of the next min(R, B - 1) rows of the batch
+        (cyclically), other conditions of the data rather than the fixed references."""
+        if self.reference is None:
+            return -self.log_prob(tokens, cond).mean()
+        B = len(tokens)
+        shifts = range(1, min(self.num_reference, B - 1) + 1)
+        options = torch.stack([cond, *(cond.roll(-s, dims=0) for s in shifts)], dim=1)  # (B, 1 + S, F), own first
+        scores = self.log_likelihoods(tokens, options)  # (B, 1 + S)
+        return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What D's training step hands to `loss`: the sequences themselves (the judge reads y, not D's features)."""
+        return tokens
+
+
+class JudgedDiscriminator(nn.Module):
+    """D(y, c) = P(real | y) * P_judge(c | y): an unconditional D `realness` (CNN or RNN, logits
+    (B, 2)) and a `GenerativeJudge`. It keeps the AC-GAN D's interface (`classifier`, `out`,
+    `realness_and_classes`), so D's training step trains real/fake on every row and the judge on
+    the real rows."""
+
+    def __init__(self, realness: nn.Module, judge: GenerativeJudge) -> None:
+        super().__init__()
+        self.realness = realness
+        self.classifier = judge
+
+    @property
+    def out(self) -> nn.Linear:
+        """The real/fake output layer (its L2 penalty is D's)."""
+        return self.realness.out
+
+    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, T) -> real/fake logits (B, 2), and what the judge's `loss` reads (the tokens)."""
+        return self.realness(tokens), self.classifier(tokens)
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T), cond (B, ...) -> logits (B, 2) of "real and of condition c"."""
+        if cond is None or len(cond) != len(tokens):
+            raise ValueError("this discriminator is conditional: pass cond (B, ...), one condition per sequence")
+        return real_and_fitting_logits(self.realness(tokens), self.classifier.log_prob(tokens, cond))
