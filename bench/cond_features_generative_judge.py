@@ -39,6 +39,12 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value settings")
     parser.add_argument("--references", type=int, default=7, help="vectors each c competes with (each costs one G pass)")
     parser.add_argument(
+        "--judge",
+        choices=("g0", "oracle"),
+        default="g0",
+        help="whose posterior P(c | y) is: the starting G's, or (a ceiling control) the oracle's own",
+    )
+    parser.add_argument(
         "--realness", choices=("d", "none"), default="d", help="none: P(real | y) = 1, the reward is P_G0(c | y) alone"
     )
     args = parser.parse_args()
@@ -47,7 +53,10 @@ def main() -> None:
         raise SystemExit("needs condition.kind=features and discriminator.condition_join=classifier")
     trainer = Trainer(cfg, Path(args.out), quiet=True)
     trainer.start(["bench/cond_features_generative_judge.py", *sys.argv[1:]])
-    judge = copy.deepcopy(trainer.generator).eval().requires_grad_(False)  # G at the start of the adversarial phase
+    if args.judge == "oracle":
+        judge = trainer.data.oracle.eval().requires_grad_(False)
+    else:
+        judge = copy.deepcopy(trainer.generator).eval().requires_grad_(False)  # G at the start of the adversarial phase
     refs = pick_rows(trainer.data.cond_train, args.references, torch.Generator().manual_seed(cfg.seed + 2))  # (R, F)
     d = trainer.discriminator
     realness_and_classes = d.realness_and_classes

@@ -14,6 +14,12 @@ evaluate` scores samples; the oracle's own is the ceiling):
   others drawn from the held-out vectors, as the metric draws them);
 - `generator_as_classifier`: the run's G (at the checkpoint named) used as a Bayes classifier,
   argmax_c log p_G(y | c) with a uniform prior, over the same candidates;
+- `generator_tuned` (with `--tune-epochs N`): a copy of that G trained further as a classifier,
+  not a language model: for real pairs (y, c) and `--tune-refs` other training vectors r drawn per
+  batch, the loss is -log softmax_c'(log p_G(y | c'))[c], c' over c and the r's (a uniform prior);
+  its held-out accuracy as for `generator_as_classifier`, after each epoch;
+- `d_judge`: for a run with discriminator.condition_judge=generator, its D's judge (at the same
+  checkpoint) used the same way;
 - `oracle`: the oracle's own posterior, argmax_c log p_oracle(y | c).
 
     python bench/cond_oracle_judges.py runs/cond_cls_rnn_h64_s0@mle --hidden 64 --epochs 20
@@ -23,6 +29,7 @@ evaluate` scores samples; the oracle's own is the ceiling):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -32,7 +39,7 @@ from torch import nn
 
 from seqgan.metrics.conditional import candidate_conditions, oracle_condition_scores
 from seqgan.rl.losses import condition_matching_loss
-from seqgan.training.experiment import open_run
+from seqgan.training.experiment import load_discriminator, open_run
 
 
 class GRUClassifier(nn.Module):
@@ -78,6 +85,43 @@ def matcher_accuracy(clf: GRUClassifier, data, candidates: int) -> float:
     return (scores[:, 0] > scores[:, 1:].amax(dim=1)).float().mean().item()
 
 
+def posterior_loss(model: nn.Module, tokens: torch.Tensor, cond: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+    """-mean log P(c | y) of a conditional LM used as a Bayes classifier with a uniform prior over c
+    and the references: tokens (B, T), cond (B, F), refs (R, F) -> scalar. One batched pass over
+    the B (R + 1) (y, c') pairs."""
+    B, R = len(tokens), len(refs)
+    options = torch.cat([cond[:, None], refs[None].expand(B, R, -1)], dim=1)  # (B, R + 1, F), own first
+    logp = model.log_probs(tokens.repeat_interleave(R + 1, dim=0), 1.0, cond=options.flatten(0, 1))  # (B (R + 1), T)
+    scores = logp.sum(dim=1).view(B, R + 1)  # log p(y | c')
+    return F.cross_entropy(scores, torch.zeros(B, dtype=torch.long))
+
+
+def tune_generator(model: nn.Module, data, candidates: int, epochs: int, refs: int, lr: float) -> list[float]:
+    """Train `model` (a conditional G, in place) by `posterior_loss` on the training pairs; its
+    held-out Bayes accuracy after each epoch."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    curve = []
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(data.train)).split(64):
+            ref_rows = data.cond_train[torch.randint(len(data.cond_train), (refs,))]  # (R, F)
+            loss = posterior_loss(model, data.train[idx], data.cond_train[idx], ref_rows)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+        curve.append(round(bayes_accuracy(model.eval(), data, candidates), 4))
+        print(json.dumps({"generator_tuned_epoch": len(curve), "held_out_acc": curve[-1]}), flush=True)
+    return curve
+
+
+def d_judge_accuracy(run, data, candidates: int) -> float | None:
+    """The Bayes accuracy of the run's generative judge (None when its D has none)."""
+    if run.config.discriminator.condition_judge != "generator":
+        return None
+    return round(bayes_accuracy(load_discriminator(run).classifier.lm, data, candidates), 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="DIR or DIR@CHECKPOINT of a conditional-oracle run (labels or feature vectors)")
@@ -88,6 +132,9 @@ def main() -> None:
     parser.add_argument(
         "--key-hidden", type=int, default=0, help="feature vectors: a tanh layer of this width in the key (0: linear)"
     )
+    parser.add_argument("--tune-epochs", type=int, default=0, help="also train a copy of G as a classifier this long")
+    parser.add_argument("--tune-refs", type=int, default=7, help="other vectors each training pair competes with")
+    parser.add_argument("--tune-lr", type=float, default=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -103,8 +150,16 @@ def main() -> None:
         clf = GRUClassifier(
             data.vocab_size, args.hidden, 2 * args.hidden, args.dropout, data.condition.feature_dim, args.key_hidden
         )
+    start = time.time()
+    tuned = None
+    if args.tune_epochs:
+        if labels:
+            raise SystemExit("--tune-epochs is for feature vectors")
+        g = copy.deepcopy(run.generator)
+        curve = tune_generator(g, data, candidates, args.tune_epochs, args.tune_refs, args.tune_lr)
+        tuned = {"refs": args.tune_refs, "lr": args.tune_lr, "best": max(curve), "per_epoch": curve}
     opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
-    curve, start = [], time.time()
+    curve = []
     for _ in range(args.epochs):
         clf.train()
         for idx in torch.randperm(len(data.train)).split(64):
@@ -132,10 +187,12 @@ def main() -> None:
             "hidden": args.hidden,
             "key_hidden": args.key_hidden,
             "dropout": args.dropout,
-            "best": max(curve),
+            "best": max(curve, default=None),
             "per_epoch": curve,
         },
         "generator_as_classifier": round(bayes_accuracy(run.generator.eval(), data, candidates), 4),
+        "generator_tuned": tuned,
+        "d_judge": d_judge_accuracy(run, data, candidates),
         "oracle": round(bayes_accuracy(data.oracle, data, candidates), 4),
         "seconds": round(time.time() - start),
     }
