@@ -20,7 +20,7 @@ from seqgan.cli.main import main
 from seqgan.config import load_config
 from seqgan.training import checkpoint as checkpoint_module
 from seqgan.training import steps as steps_module
-from seqgan.training.checkpoint import CheckpointError, latest_checkpoint
+from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from seqgan.training.run import Trainer
 from seqgan.training.steps import NonFiniteLossError
 
@@ -183,13 +183,18 @@ def test_truncated_last_metrics_line_is_ignored_on_resume(tmp_path):
 
 def test_resume_lengthens_a_finished_run_as_if_it_had_been_given_that_length(tmp_path, capsys):
     """`train --resume DIR adversarial.epochs=N` runs on from the final checkpoint: the same
-    weights and final metrics as one run of N epochs; the config and command record the change."""
+    weights and final metrics as one run of N epochs; the config and command record the change;
+    the phase's time in timings.json counts both parts (checkpoints keep the running phase's)."""
     short, full = tmp_path / "short", tmp_path / "full"
     for run, epochs in ((full, 4), (short, 2)):
         assert (
             run_cli(capsys, "train", "configs/smoke.yaml", "--out", str(run), "--quiet", f"adversarial.epochs={epochs}")[0] == 0
         )
+    spent = json.loads((short / "timings.json").read_text())["adversarial"]
+    saved = load_state(latest_checkpoint(short / "checkpoints"))["timings"]  # written inside the phase, at its last epoch
+    assert 0 < saved["adversarial"] <= spent
     assert run_cli(capsys, "train", "--resume", str(short), "adversarial.epochs=4", "--quiet")[0] == 0
+    assert json.loads((short / "timings.json").read_text())["adversarial"] > saved["adversarial"]  # both parts counted
     last = [json.loads(r.read_text().splitlines()[-1]) for r in (short / "metrics.jsonl", full / "metrics.jsonl")]
     assert last[0] == last[1] and last[0]["phase"] == "adversarial" and last[0]["epoch"] == 4
     for name in ("generator", "discriminator"):

@@ -134,7 +134,8 @@ class Trainer:
         }
         self.phase, self.epoch = PHASES[0], 0  # the next epoch to run is `epoch` of `phase`
         self.log = MetricsLog(self.dir / "metrics.jsonl", self._tensorboard())
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # seconds per finished phase (and the running one's, in checkpoints)
+        self._phase_began: float | None = None
         self._saved = ""  # name of the last checkpoint written by this process
         self.steps = {"g": 0, "d": 0}  # optimizer steps taken so far
         self.pending: dict[str, list[float]] = {}  # adversarial losses / rewards since the last evaluation
@@ -231,7 +232,7 @@ class Trainer:
             "rng": rng_state(self.rngs),
             "steps": dict(self.steps),
             "pending": {k: list(v) for k, v in self.pending.items()},
-            "timings": self.timings,
+            "timings": self._timings_so_far(),
         }
         if self.mle_best is not None:
             state["early_stop"] = dict(self.early)
@@ -347,9 +348,10 @@ class Trainer:
                 for phase in PHASES[PHASES.index(self.phase) :]:
                     if phase != self.phase:
                         self.phase, self.epoch = phase, 0
-                    begin = time.perf_counter()
+                    self._phase_began = time.perf_counter()
                     getattr(self, f"_{phase}")()
-                    self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - begin
+                    self.timings = self._timings_so_far()
+                    self._phase_began = None
             except NonFiniteLossError as err:
                 raise NonFiniteLossError(
                     f"{err} in {self.phase} epoch {self.epoch + 1} (G steps so far {self.steps['g']}, D steps {self.steps['d']}); "
@@ -359,6 +361,14 @@ class Trainer:
         self.checkpoint()  # the final state, whatever the phases' lengths
         if self.dist.is_main():
             self._write_end()
+
+    def _timings_so_far(self) -> dict[str, float]:
+        """Seconds per phase, the running phase's time so far included: a checkpoint keeps it, so a
+        resumed run's totals count the time before the interruption too."""
+        out = dict(self.timings)
+        if self._phase_began is not None:
+            out[self.phase] = out.get(self.phase, 0.0) + time.perf_counter() - self._phase_began
+        return out
 
     def _write_end(self) -> None:
         timings = {
