@@ -7,8 +7,9 @@ This runs the adversarial phase of `configs/cond_features_seqgan_classifier.yaml
 replaced by the frozen starting G's posterior over c and `--references` vectors of the training
 data (a uniform prior), D(y, c) = P(real | y) x P_G0(c | y) (with `--realness none`: P_G0(c | y)
 alone); everything else is the config's
-(overrides as for `seqgan train`). Not a feature of the package: D's forward is replaced in this
-script only.
+(overrides as for `seqgan train`). With `--judge oracle` the oracle's own posterior P_oracle(c | y)
+replaces P_G0 (a ceiling: the best judge there is). Not a feature of the package: D's forward is
+replaced in this script only (the package's learnt counterpart is discriminator.condition_judge=generator).
 
     python bench/cond_features_generative_judge.py runs/feat_genjudge data.num_train=100000 \
         pretrain.init_from=runs/feat_mle_si_n100000@mle pretrain.epochs=0 d_pretrain.steps=0 \
