@@ -276,11 +276,8 @@ class ConditionMatcher(nn.Module):
 
     def log_prob(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """log P(c | y) against the reference conditions: query (B, E), c (B, F) -> (B,)."""
-        own = (query * self.encoder(cond)).sum(dim=1, keepdim=True)  # (B, 1)
-        ref = query @ self.encoder(self.reference).T  # (B, R)
-        same = (cond.unsqueeze(1) == self.reference.unsqueeze(0)).all(dim=2)  # (B, R): c itself among the references
-        scores = torch.cat([own, ref.masked_fill(same, float("-inf"))], dim=1)  # (B, 1 + R)
-        return own[:, 0] - torch.logsumexp(scores, dim=1)
+        own = (query * self.encoder(cond)).sum(dim=1)  # (B,)
+        return log_posterior_against_references(own, query @ self.encoder(self.reference).T, cond, self.reference)
 
     def loss(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """InfoNCE on real rows: query (B, E), their conditions (B, F) -> ()."""
@@ -289,6 +286,16 @@ class ConditionMatcher(nn.Module):
     def joint_logits(self, logits: torch.Tensor, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Real/fake logits (B, 2), query (B, E), c (B, F) -> logits (B, 2) of P(real | y) * P(c | y)."""
         return real_and_fitting_logits(logits, self.log_prob(query, cond))
+
+
+def log_posterior_against_references(
+    own: torch.Tensor, ref: torch.Tensor, cond: torch.Tensor, reference: torch.Tensor
+) -> torch.Tensor:
+    """log P(c | y) = own - logsumexp(own, ref) from the score of c (B,) and of each reference
+    vector (B, R), a reference equal to c (B, F) left out: reference (R, F) -> (B,)."""
+    same = (cond.unsqueeze(1) == reference.unsqueeze(0)).all(dim=2)  # (B, R): c itself among the references
+    scores = torch.cat([own.unsqueeze(1), ref.masked_fill(same, float("-inf"))], dim=1)  # (B, 1 + R)
+    return own - torch.logsumexp(scores, dim=1)
 
 
 def real_and_fitting_logits(logits: torch.Tensor, log_p_cond: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqgan.models.discriminator import real_and_fitting_logits
+from seqgan.models.discriminator import log_posterior_against_references, real_and_fitting_logits
 from seqgan.models.generator import Generator
 
 
@@ -76,9 +76,7 @@ class GenerativeJudge(nn.Module):
             return scores.gather(1, cond[:, :1]).squeeze(1) - torch.logsumexp(scores, dim=1)
         refs = self.reference.unsqueeze(0).expand(B, -1, -1)  # (B, R, F)
         scores = self.log_likelihoods(tokens, torch.cat([cond.unsqueeze(1), refs], dim=1))  # (B, 1 + R), own first
-        same = (cond.unsqueeze(1) == refs).all(dim=2)  # (B, R): c itself among the references
-        scores = torch.cat([scores[:, :1], scores[:, 1:].masked_fill(same, float("-inf"))], dim=1)
-        return scores[:, 0] - torch.logsumexp(scores, dim=1)
+        return log_posterior_against_references(scores[:, 0], scores[:, 1:], cond, self.reference)
 
     def loss(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """-mean log P(c | y) on real pairs: tokens (B, T), cond (B, ...) -> (). Labels: c' over the
