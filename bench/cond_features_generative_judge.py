@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from seqgan.config import load_config
-from seqgan.metrics.nll import sequence_log_probs
 from seqgan.models.condition import pick_rows
 from seqgan.models.discriminator import real_and_fitting_logits
+from seqgan.models.judge import GenerativeJudge
 from seqgan.training.run import Trainer
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cond_features_seqgan_classifier.yaml"
@@ -58,22 +58,18 @@ def main() -> None:
         judge = trainer.data.oracle.eval().requires_grad_(False)
     else:
         judge = copy.deepcopy(trainer.generator).eval().requires_grad_(False)  # G at the start of the adversarial phase
-    refs = pick_rows(trainer.data.cond_train, args.references, torch.Generator().manual_seed(cfg.seed + 2))  # (R, F)
+    posterior = GenerativeJudge(judge, feature_dim=cfg.condition.feature_dim, num_reference=args.references)
+    posterior.set_reference(pick_rows(trainer.data.cond_train, args.references, torch.Generator().manual_seed(cfg.seed + 2)))
     d = trainer.discriminator
     realness_and_classes = d.realness_and_classes
-
-    @torch.no_grad()
-    def log_posterior(tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """log P_G0(c | y) against the references: tokens (B, T), c (B, F) -> (B,)."""
-        own = sequence_log_probs(judge, tokens, cond, 4096)  # (B,)
-        other = [sequence_log_probs(judge, tokens, r.expand(len(tokens), -1), 4096) for r in refs]  # R x (B,)
-        return own - torch.logsumexp(torch.stack([own, *other], dim=1), dim=1)
 
     def forward(tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         logits, _ = realness_and_classes(tokens)
         if args.realness == "none":
             logits = torch.stack([torch.full_like(logits[:, 0], -30.0), torch.zeros_like(logits[:, 1])], dim=1)
-        return real_and_fitting_logits(logits, log_posterior(tokens, cond))
+        with torch.no_grad():  # the frozen judge: log P_judge(c | y) against the references, (B,)
+            log_p_cond = posterior.log_prob(tokens, cond)
+        return real_and_fitting_logits(logits, log_p_cond)
 
     d.forward = forward  # the reward and d_cond_acc now use the generative judge
     trainer.run()

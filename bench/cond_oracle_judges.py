@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.metrics.conditional import candidate_conditions, oracle_condition_scores
+from seqgan.models.judge import GenerativeJudge
 from seqgan.rl.losses import condition_matching_loss
 from seqgan.training.experiment import load_discriminator, open_run
 
@@ -85,27 +86,18 @@ def matcher_accuracy(clf: GRUClassifier, data, candidates: int) -> float:
     return (scores[:, 0] > scores[:, 1:].amax(dim=1)).float().mean().item()
 
 
-def posterior_loss(model: nn.Module, tokens: torch.Tensor, cond: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
-    """-mean log P(c | y) of a conditional LM used as a Bayes classifier with a uniform prior over c
-    and the references: tokens (B, T), cond (B, F), refs (R, F) -> scalar. One batched pass over
-    the B (R + 1) (y, c') pairs."""
-    B, R = len(tokens), len(refs)
-    options = torch.cat([cond[:, None], refs[None].expand(B, R, -1)], dim=1)  # (B, R + 1, F), own first
-    logp = model.log_probs(tokens.repeat_interleave(R + 1, dim=0), 1.0, cond=options.flatten(0, 1))  # (B (R + 1), T)
-    scores = logp.sum(dim=1).view(B, R + 1)  # log p(y | c')
-    return F.cross_entropy(scores, torch.zeros(B, dtype=torch.long))
-
-
 def tune_generator(model: nn.Module, data, candidates: int, epochs: int, refs: int, lr: float) -> list[float]:
-    """Train `model` (a conditional G, in place) by `posterior_loss` on the training pairs; its
-    held-out Bayes accuracy after each epoch."""
+    """Train `model` (a conditional G, in place) as the package's `GenerativeJudge`: -log P(c | y)
+    of each training pair against `refs` vectors drawn afresh for every batch; its held-out Bayes
+    accuracy after each epoch."""
+    judge = GenerativeJudge(model, feature_dim=data.condition.feature_dim, num_reference=refs)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     curve = []
     for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(data.train)).split(64):
-            ref_rows = data.cond_train[torch.randint(len(data.cond_train), (refs,))]  # (R, F)
-            loss = posterior_loss(model, data.train[idx], data.cond_train[idx], ref_rows)
+            judge.set_reference(data.cond_train[torch.randint(len(data.cond_train), (refs,))])  # (R, F)
+            loss = -judge.log_prob(data.train[idx], data.cond_train[idx]).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
