@@ -45,6 +45,7 @@ def test_overrides_are_typed_and_applied():
         ("data.source=text", "data.train: give the training corpus"),
         ("adversarial.epochs", "expected section.key=value"),
         ("eval.bleu_samples=1", r"use 0 \(no text metrics during training\) or >= 2"),
+        ("adversarial.baseline=critic", "must be 'none', 'mean' or 'prefix'"),
     ],
 )
 def test_bad_settings_are_rejected_with_a_fix(override, message):

@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from seqgan.models.fused_head import linear_token_nll
-from seqgan.rl.losses import discriminator_loss, pg_loss, token_nll
+from seqgan.rl.losses import discriminator_loss, pg_advantages, pg_loss, token_nll
+from seqgan.training import steps
+from seqgan.training.distributed import SINGLE, Dist
+from seqgan.training.steps import advantages
 
 
 def test_pg_loss_value_and_gradient_by_hand():
@@ -43,6 +46,72 @@ def test_pg_loss_mean_baseline_subtracts_batch_mean_per_step():
     rewards = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     loss = pg_loss(logp, rewards, baseline="mean")  # advantages ((.5, 0), (-.5, 0))
     assert math.isclose(loss.item(), -(0.5 * -1.0 + -0.5 * -3.0) / 4)
+
+
+def test_prefix_baseline_by_hand():
+    # A(1) = Q(1) - mean_b Q(1); A(t) = Q(t) - Q(t-1); row 0 has ended after t = 2 (masked)
+    q = torch.tensor([[1.0, 0.5, 9.0], [0.2, 0.4, 0.6]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]]).bool()
+    adv = pg_advantages(q, "prefix", mask)
+    torch.testing.assert_close(adv[mask], torch.tensor([0.4, -0.5, -0.4, 0.2, 0.2]))
+    logp = torch.tensor([[-1.0, -3.0, -3.0], [-4.0, -5.0, -6.0]])
+    expect = -(-1.0 * 0.4 + -3.0 * -0.5 + -4.0 * -0.4 + -5.0 * 0.2 + -6.0 * 0.2) / 5  # -0.1
+    assert math.isclose(pg_loss(logp, q, "prefix", mask).item(), expect, rel_tol=1e-5)
+    # given means (the global batch's under torchrun) replace the batch's own
+    torch.testing.assert_close(pg_advantages(q, "prefix", means=torch.tensor([[0.0, 7.0, 7.0]]))[:, 0], q[:, 0])
+
+
+def test_prefix_baseline_with_discount_weighs_the_advantage():
+    # A(t) = gamma^(L - t) (Q(t) - Q(t-1)), L = 3: weights (.25, .5, 1)
+    q = torch.tensor([[1.0, 0.5, 0.8], [0.2, 0.4, 0.6]])
+    adv = advantages(q, "prefix", 0.5, None, SINGLE)
+    torch.testing.assert_close(adv, torch.tensor([[0.4 * 0.25, -0.5 * 0.5, 0.3], [-0.4 * 0.25, 0.2 * 0.5, 0.2]]))
+    torch.testing.assert_close(advantages(q, "prefix", 1.0, None, SINGLE), pg_advantages(q, "prefix"))
+    # 'mean' keeps its order: the mean of the discounted Q is subtracted
+    d = q * torch.tensor([0.25, 0.5, 1.0])
+    torch.testing.assert_close(advantages(q, "mean", 0.5, None, SINGLE), d - d.mean(0, keepdim=True))
+
+
+def test_baselines_take_the_global_batch_means_under_torchrun(monkeypatch):
+    """Rank 0 of 2: the step means (t = 1 for 'prefix', every t for 'mean') are those of both
+    ranks' rows, so each rank's advantages are its rows of the one-process global batch's."""
+    mine, other = torch.tensor([[1.0, 0.5, 0.8], [0.2, 0.4, 0.6]]), torch.tensor([[0.0, 0.1, 0.9], [0.3, 0.3, 0.3]])
+
+    def add_other_rank(sums: torch.Tensor, dist: Dist) -> torch.Tensor:  # (2, T): sums of q and of weights
+        return sums.add_(torch.stack([other.sum(0), torch.full((3,), 2.0)]))
+
+    monkeypatch.setattr(steps, "all_reduce_", add_other_rank)
+    for baseline in ("prefix", "mean"):
+        expect = pg_advantages(torch.cat([mine, other]), baseline)[:2]
+        torch.testing.assert_close(advantages(mine, baseline, 1.0, None, Dist(rank=0, world=2)), expect)
+        assert not torch.allclose(advantages(mine, baseline, 1.0, None, SINGLE), expect)
+
+
+def test_prefix_baseline_leaves_the_expected_gradient_unbiased():
+    """Two tokens from a vocabulary of 3 with exact action values: summed over all 9 sequences
+    weighted by their probabilities, the policy gradient with A(t) = Q(t) - V(Y_1..t-1) equals the
+    exact gradient of the expected reward. A baseline read after y_t (Q(t+1)) would not."""
+    torch.manual_seed(0)
+    a = torch.randn(3, dtype=torch.double, requires_grad=True)  # logits of y_1
+    b = torch.randn(3, 3, dtype=torch.double, requires_grad=True)  # logits of y_2 given y_1
+    reward = torch.rand(3, 3, dtype=torch.double)  # D(y_1, y_2)
+    p1, p2 = torch.softmax(a, 0), torch.softmax(b, 1)  # (3,), (3, 3)
+    exact = torch.autograd.grad((p1[:, None] * p2 * reward).sum(), (a, b))
+    y1, y2 = torch.arange(3).repeat_interleave(3), torch.arange(3).repeat(3)  # all 9 sequences
+    with torch.no_grad():
+        q1 = (p2 * reward).sum(1)  # (3,): Q(y_1) = E[D | y_1]
+        v0 = (p1 * q1).sum()  # V of the empty prefix
+        q = torch.stack([q1[y1], reward[y1, y2]], dim=1)  # (9, 2)
+        weight = p1[y1] * p2[y1, y2]  # (9,): P(sequence)
+    logp = torch.stack([torch.log_softmax(a, 0)[y1], torch.log_softmax(b, 1)[y1, y2]], dim=1)  # (9, 2)
+    for baseline in ("prefix", "none"):
+        adv = pg_advantages(q, baseline, means=torch.stack([v0, v0]).view(1, 2))
+        grads = torch.autograd.grad((weight[:, None] * logp * adv).sum(), (a, b), retain_graph=True)
+        for g, e in zip(grads, exact, strict=True):
+            torch.testing.assert_close(g, e)
+    late = q - torch.stack([q[:, 1], torch.zeros(9, dtype=torch.double)], dim=1)  # Q(1) - Q(2): depends on y_2
+    grads = torch.autograd.grad((weight[:, None] * logp * late).sum(), (a, b))
+    assert not torch.allclose(grads[0], exact[0])
 
 
 def test_token_nll_and_fused_head_match_cross_entropy_values_and_gradients():

@@ -77,6 +77,20 @@ def test_discount_is_validated():
     assert "discount" in config_error("adversarial.discount=1.5")
 
 
+# ----------------------------------------------------------------------------- adversarial.baseline
+
+
+def test_each_baseline_takes_its_own_policy_gradient_step(tmp_path):
+    """Same G, same batch and rollouts (same seed); the prefix baseline's step is neither the plain
+    nor the mean baseline's (its values are checked by hand in test_losses.py)."""
+    trainers = {b: smoke_trainer(tmp_path / b, f"adversarial.baseline={b}") for b in ("none", "mean", "prefix")}
+    start = [t.generator.state_dict() for t in trainers.values()]
+    assert not differs(start[0], start[2])
+    after = {b: pg_step(t) for b, t in trainers.items()}
+    assert differs(after["prefix"], after["mean"]) and differs(after["prefix"], after["none"])
+    assert differs(after["prefix"], start[2])
+
+
 # ----------------------------------------------------------------------------- adversarial.kl_weight
 
 

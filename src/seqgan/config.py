@@ -426,7 +426,8 @@ class AdversarialConfig:
     rollout_chunk: int = 1024
     """Rows per tensor operation when sampling rollouts and scoring them with D (bounds memory)."""
     baseline: str = "none"
-    """'none' (the paper) or 'mean': subtract the batch-mean reward at each time step."""
+    """'none' (the paper); 'mean': subtract the batch-mean reward at each time step; 'prefix':
+    subtract the rollouts' value of the prefix before the token, A(t) = Q(t) - Q(t-1)."""
     discount: float = 1.0
     """gamma: Q(t) becomes gamma^(L - t) Q(t), L the sequence's last token (1: off, the paper; its code defines 0.95 unused)."""
     kl_weight: float = 0.0
@@ -447,7 +448,7 @@ class AdversarialConfig:
             _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
         _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
         _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
-        _check(self.baseline in ("none", "mean"), "adversarial.baseline must be 'none' or 'mean'")
+        _check(self.baseline in ("none", "mean", "prefix"), "adversarial.baseline must be 'none', 'mean' or 'prefix'")
         _check(0.0 < self.discount <= 1.0, "adversarial.discount must be in (0, 1] (1: no discount)")
         _check(self.kl_weight >= 0, "adversarial.kl_weight must be >= 0 (0: no KL penalty)")
         _check(self.train_g or self.train_d, "adversarial.train_g and train_d are both false: set adversarial.epochs=0 instead")

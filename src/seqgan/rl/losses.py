@@ -25,25 +25,45 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
+def step_mean(q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(1, T): the mean of q (B, T) at each time step over the sequences still running there."""
+    if mask is None:
+        return q.mean(dim=0, keepdim=True)
+    return (q * mask).sum(dim=0, keepdim=True) / mask.sum(dim=0, keepdim=True).clamp(min=1)
+
+
+def pg_advantages(
+    rewards: torch.Tensor, baseline: str = "none", mask: torch.Tensor | None = None, means: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The weights of log G(y_t | Y_1..t-1) in the policy gradient: Q (B, T) -> A (B, T).
+
+    'none' (the paper): A(t) = Q(t).
+    'mean': A(t) = Q(t) - m(t), m(t) the batch mean of Q at step t over the running sequences.
+    'prefix': A(t) = Q(t) - Q(t-1). Q(t-1), the rollouts' estimate for the prefix Y_1..t-1 (each
+        continuation draws its own y_t), is that state's value V(Y_1..t-1): an estimate of the
+        advantage of the token actually chosen, free of how good the prefix already was. It does
+        not depend on y_t, so the gradient stays unbiased. t = 1 has no prefix: Q(0) = m(1).
+    means: (1, T), the step means to use instead of this batch's (the global batch's under torchrun).
+    """
+    if baseline == "none":
+        return rewards
+    m = step_mean(rewards, mask) if means is None else means  # (1, T)
+    if baseline == "mean":
+        return rewards - m
+    if baseline == "prefix":
+        values = torch.cat([m[:, :1].expand(len(rewards), 1), rewards[:, :-1]], dim=1)  # (B, T): V(Y_1..t-1)
+        return rewards - values
+    raise ValueError(f"unknown baseline {baseline!r}")
+
+
 def pg_loss(
     log_probs: torch.Tensor, rewards: torch.Tensor, baseline: str = "none", mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """-mean_{b,t} log G(y_t | Y_1..t-1) * Q(t), over the valid positions of `mask` (B, T) if given.
+    """-mean_{b,t} log G(y_t | Y_1..t-1) * A(t), over the valid positions of `mask` (B, T) if given.
 
-    log_probs: (B, T) with gradient; rewards: (B, T), treated as constants.
-    baseline 'mean' subtracts the batch mean of Q at each time step (variance reduction), taken
-    over the sequences still running at that step.
+    log_probs: (B, T) with gradient; rewards Q: (B, T), treated as constants; A = `pg_advantages`.
     """
-    rewards = rewards.detach()
-    if baseline == "mean":
-        if mask is None:
-            rewards = rewards - rewards.mean(dim=0, keepdim=True)
-        else:
-            running = mask.sum(dim=0, keepdim=True).clamp(min=1)  # (1, T)
-            rewards = rewards - (rewards * mask).sum(dim=0, keepdim=True) / running
-    elif baseline != "none":
-        raise ValueError(f"unknown baseline {baseline!r}")
-    return -masked_mean(log_probs * rewards, mask)
+    return -masked_mean(log_probs * pg_advantages(rewards.detach(), baseline, mask), mask)
 
 
 def discount_rewards(rewards: torch.Tensor, gamma: float, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,6 +24,7 @@ from seqgan.rl.losses import (
     discount_rewards,
     discriminator_loss,
     masked_mean,
+    pg_advantages,
     pg_loss,
     token_kl,
     token_nll,
@@ -189,7 +190,7 @@ def policy_gradient_step(
     (R, ...)); each sequence keeps its condition through the rollouts, D's scores D(y, c), the
     log-probabilities and the KL term.
 
-    discount < 1 discounts the rewards (`discount_rewards`) before the baseline. kl_weight > 0 adds
+    discount < 1 discounts the rewards and a baseline is subtracted (`advantages`). kl_weight > 0 adds
     kl_weight * KL(G || reference) per valid token of the sampled batch (`token_kl`), `reference`
     being a frozen copy of the pre-trained G read with the same z. Returns (loss, mean reward,
     mean KL or None when kl_weight = 0); the mean reward is before discount and baseline.
@@ -210,13 +211,10 @@ def policy_gradient_step(
     )  # fmt: skip
     generator.train()
     mask = generator.mask(samples)
-    q = discount_rewards(rewards, discount, mask)
-    if dist.parallel and baseline == "mean":  # the global batch's mean at each step, as pg_loss takes it
-        q = q - _global_step_mean(q, mask, dist)
-        baseline = "none"
+    q = advantages(rewards, baseline, discount, mask, dist)
     kl = None
     if kl_weight == 0:
-        loss = pg_loss(model("log_probs", samples, noise=noise, cond=cond), q, baseline, mask)
+        loss = pg_loss(model("log_probs", samples, noise=noise, cond=cond), q, "none", mask)
     else:
         if reference is None:
             raise ValueError("kl_weight > 0 needs the reference generator")
@@ -225,7 +223,7 @@ def policy_gradient_step(
             ref_logits = reference(samples, noise, cond)
         log_probs = -token_nll(logits, samples)  # (B, T)
         kl = masked_mean(token_kl(logits, ref_logits), mask)
-        loss = pg_loss(log_probs, q, baseline, mask) + kl_weight * kl
+        loss = pg_loss(log_probs, q, "none", mask) + kl_weight * kl
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
     check_finite(loss, "policy-gradient")
@@ -238,6 +236,22 @@ def policy_gradient_step(
         [loss.item(), rewards.mean().item(), 0.0 if kl is None else kl.item()], dist, samples.device
     )
     return loss_sum / dist.world, reward_sum / dist.world, None if kl is None else kl_sum / dist.world
+
+
+def advantages(rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+    """The policy gradient's weights A (B, T) from the rollouts' Q (B, T): discount, then baseline
+    (`pg_advantages`), the batch means taken over the global batch under torchrun.
+
+    'prefix' subtracts the prefix's value before the discount, so that A(t) = gamma^(L - t) (Q(t) -
+    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)"""
+
+    def means(q: torch.Tensor) -> torch.Tensor | None:
+        return _global_step_mean(q, mask, dist) if dist.parallel else None
+
+    if baseline == "prefix":
+        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards)), discount, mask)
+    q = discount_rewards(rewards, discount, mask)
+    return pg_advantages(q, baseline, mask, means(q) if baseline == "mean" else None)
 
 
 def _global_step_mean(q: torch.Tensor, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
