@@ -211,10 +211,10 @@ def policy_gradient_step(
     )  # fmt: skip
     generator.train()
     mask = generator.mask(samples)
-    q = advantages(rewards, baseline, discount, mask, dist)
+    adv = advantages(rewards, baseline, discount, mask, dist)  # (B, T)
     kl = None
     if kl_weight == 0:
-        loss = pg_loss(model("log_probs", samples, noise=noise, cond=cond), q, "none", mask)
+        loss = pg_loss(model("log_probs", samples, noise=noise, cond=cond), adv, "none", mask)
     else:
         if reference is None:
             raise ValueError("kl_weight > 0 needs the reference generator")
@@ -223,7 +223,7 @@ def policy_gradient_step(
             ref_logits = reference(samples, noise, cond)
         log_probs = -token_nll(logits, samples)  # (B, T)
         kl = masked_mean(token_kl(logits, ref_logits), mask)
-        loss = pg_loss(log_probs, q, "none", mask) + kl_weight * kl
+        loss = pg_loss(log_probs, adv, "none", mask) + kl_weight * kl
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
     check_finite(loss, "policy-gradient")
