@@ -55,6 +55,7 @@ def main() -> None:
     run = open_run(args.run)
     configure(args.threads)
     g, d = run.generator, load_discriminator(run)
+    chunk = run.config.adversarial.rollout_chunk  # rows per tensor operation, as in training
     params = [p for p in g.parameters() if p.requires_grad]
     rng = torch.Generator().manual_seed(args.seed)
     grads: dict[str, list[torch.Tensor]] = {b: [] for b in BASELINES}
@@ -64,7 +65,7 @@ def main() -> None:
         with torch.no_grad():
             samples, noise = g.sample(args.batch, run.data.length, rng, return_noise=True, cond=cond)
             rewards = rollout_rewards(
-                g, lambda x, c: prob_real(d, x, 1024, c), samples, args.rollouts, rng, 1024, noise, cond
+                g, lambda x, c: prob_real(d, x, chunk, c), samples, args.rollouts, rng, chunk, noise, cond
             )  # (B, T)
         mask = g.mask(samples)
         log_probs = g.log_probs(samples, noise=noise, cond=cond)  # (B, T)
@@ -75,13 +76,12 @@ def main() -> None:
     result: dict = {"run": args.run, "batch": args.batch, "rollouts": args.rollouts, "draws": args.draws, "seed": args.seed}
     mean_none = torch.stack(grads["none"]).mean(0)
     for b in BASELINES:
-        stack = torch.stack(grads[b])  # (draws, P)
-        mean = stack.mean(0)
-        n = len(stack)
+        stack = torch.stack(grads[b])  # (n, P)
+        n, total = len(stack), stack.sum(0)
+        mean = total / n
         noise = ((stack - mean).pow(2).sum() / (n - 1)).sqrt().item()
-        total = stack.sum(0)
         signal = max(0.0, (total.pow(2).sum() - stack.pow(2).sum()).item() / (n * (n - 1))) ** 0.5
-        loo = [cosine(stack[i], (total - stack[i]) / (len(stack) - 1)) for i in range(len(stack))]
+        loo = [cosine(stack[i], (total - stack[i]) / (n - 1)) for i in range(n)]
         result[b] = {
             "signal_norm": round(signal, 6),
             "noise_norm": round(noise, 6),
