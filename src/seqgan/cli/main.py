@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from seqgan.config import ConfigError, changed_settings, load_config, save_config
+from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config, save_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import UNK, TokenizerError
@@ -166,26 +166,31 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
             raise FileExistsError(f"{run_dir}: already holds a run; continue it with --resume {run_dir}, or choose another --out")
     dist = distributed.init_from_env(resolve_device(cfg.device))
     try:
-        run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
-        trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
-        if args.resume:
-            trainer.resume()
-            if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
-                raise ConfigError(
-                    f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
-                    "epochs; give at least that many"
-                )
-            if changed and dist.is_main():  # the run's record follows the settings it now runs with
-                save_config(cfg, run_dir / "config.yaml")
-                with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
-                    f.write(" ".join(argv) + "\n")
-        else:
-            trainer.start(argv)
-        trainer.run()
+        run_dir = _train(cfg, run_dir, args, argv, changed, dist)
     finally:
-        distributed.cleanup()
+        distributed.cleanup()  # after _train returned: no trainer (and no DDP wrapper) holds the group
     if dist.is_main():
-        print(f"run written to {trainer.dir}", file=sys.stderr)
+        print(f"run written to {run_dir}", file=sys.stderr)
+
+
+def _train(cfg: ExperimentConfig, run_dir: Path, args: argparse.Namespace, argv: list[str], changed: list[str], dist) -> Path:
+    run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
+    trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
+    if args.resume:
+        trainer.resume()
+        if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
+            raise ConfigError(
+                f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
+                "epochs; give at least that many"
+            )
+        if changed and dist.is_main():  # the run's record follows the settings it now runs with
+            save_config(cfg, run_dir / "config.yaml")
+            with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
+                f.write(" ".join(argv) + "\n")
+    else:
+        trainer.start(argv)
+    trainer.run()
+    return trainer.dir
 
 
 RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")

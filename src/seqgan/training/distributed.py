@@ -12,6 +12,7 @@ averages the gradients, and losses are scaled so that the average is the global 
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -78,7 +79,12 @@ def init_from_env(device: torch.device | None = None) -> Dist:
 
 
 def cleanup() -> None:
+    """Leave the process group. Call it once nothing holds the group any more (drop the trainer and its
+    DDP wrappers first): a group that outlives `destroy_process_group` keeps gloo's worker threads
+    running into interpreter shutdown, where they abort the process ("terminate called without an
+    active exception") and fail the job by chance. `gc.collect` frees modules caught in cycles."""
     if td.is_initialized():
+        gc.collect()
         td.destroy_process_group()
 
 
