@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.metrics.conditional import candidate_conditions, oracle_condition_scores
+from seqgan.models.condition import condition_matching_loss
 from seqgan.models.judge import GenerativeJudge
-from seqgan.rl.losses import condition_matching_loss
 from seqgan.training.experiment import load_discriminator, open_run
 
 

@@ -28,8 +28,8 @@ import time
 import torch
 import torch.multiprocessing as mp
 
+from seqgan.algorithms.build import build_discriminator, build_generator
 from seqgan.config import DiscriminatorConfig, GeneratorConfig
-from seqgan.models.build import build_discriminator, build_generator
 from seqgan.runtime import configure
 from seqgan.training import distributed
 from seqgan.training.steps import mle_epoch, policy_gradient_step

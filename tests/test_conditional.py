@@ -18,15 +18,21 @@ from torch import nn
 
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
-from seqgan.data.conditions import ConditionSpace
+from seqgan.data.conditions import ConditionSpace, oracle_space
 from seqgan.data.corpus import CorpusError
-from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.nll import sequence_log_probs
-from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder, mismatched_pairs
+from seqgan.models.condition import (
+    FeatureEncoder,
+    LabelEncoder,
+    SourceEncoder,
+    condition_classifier_loss,
+    condition_matching_loss,
+    mismatched_pairs,
+)
 from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import condition_classifier_loss, condition_matching_loss
+from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
 from seqgan.training.steps import discriminator_condition_accuracy, discriminator_round, policy_gradient_step

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan.data.oracle import OracleError, build_oracle, load_oracle_params, oracle_from_params, random_oracle_params
 from seqgan.metrics.nll import mean_token_nll
+from seqgan.models.oracle import OracleError, build_oracle, load_oracle_params, oracle_from_params, random_oracle_params
 
 
 def manual_oracle_step(p, x_tok, h, c):

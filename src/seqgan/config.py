@@ -20,9 +20,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message says where and how to fix it."""
+from seqgan.errors import ConfigError
 
 
 def _check(condition: bool, message: str) -> None:
@@ -159,7 +157,7 @@ SOURCE_FIELDS = ("source_field", "max_source_len", "embed_dim", "encoder_cell", 
 class ConditionConfig:
     """Conditional SeqGAN: G learns p(y | c) and D judges (y, c) pairs; 'none' is the plain SeqGAN.
 
-    Oracle data: a conditional oracle whose condition sets its initial state (`seqgan.data.oracle`).
+    Oracle data: a conditional oracle whose condition sets its initial state (`seqgan.models.oracle`).
     Text data: label fields of JSON Lines records, a features file with one row per sequence, or a
     source sequence per JSON Lines record (seq2seq)."""
 

@@ -24,19 +24,20 @@ import torch
 
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config, save_config
 from seqgan.data.corpus import CorpusError
-from seqgan.data.oracle import OracleError
 from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.classifier import ClassifierError, train_on_files
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
 from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
-from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_run, write_csv
+from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator, write_csv
 from seqgan.metrics.text import sequence_diversity
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
+from seqgan.models.oracle import OracleError
 from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import format_samples, load_discriminator, open_run, resolve_device, sample_for_data
+from seqgan.training.experiment import load_discriminator, open_run, resolve_device
 from seqgan.training.run import PHASES, Trainer
 from seqgan.training.signals import TrainingStopped
 from seqgan.training.steps import NonFiniteLossError, discriminator_metrics
@@ -223,7 +224,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     data, cfg = run.data, run.config
-    classifier = classifier_for_run(args.classifier, cfg.data, data.condition) if args.classifier else None
+    test_file = (
+        Path(cfg.data.test or cfg.data.train) if cfg.data.source == "text" else None
+    )  # without a test file, test lines are held out of train
+    classifier = classifier_for_run(args.classifier, test_file, data.condition) if args.classifier else None
     rng = torch.Generator(run.device).manual_seed(args.seed)
     result = {
         "run": str(run.dir),
@@ -307,7 +311,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise ConfigError("oracle runs and text runs are measured on different axes: sweep them separately")
     rows = []
     for run, label in zip(runs, labels, strict=True):
-        rows += sweep_run(run, label, temperatures, args.n, args.seed)
+        cfg = run.config
+        swept = sweep_generator(
+            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates
+        )
+        rows += [{"run": str(run.dir), "checkpoint": run.checkpoint, "label": label} | row for row in swept]
         print(f"swept {run.dir}", file=sys.stderr)
     out = Path(args.out)
     write_csv(rows, out / "sweep.csv")

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan.config import ConfigError
 from seqgan.data.corpus import Corpus, CorpusError, fit_lengths
 from seqgan.data.tokenizers import PAD, UNK, Tokenizer
+from seqgan.errors import ConfigError
 
 FEATURES_KEY = "features"  # the tensor read from a .safetensors file holding several
 
@@ -228,3 +228,17 @@ def _load_array(path: Path) -> np.ndarray:
             raise CorpusError(f"{path}: holds {sorted(tensors)}; name the features tensor {FEATURES_KEY!r} or keep only it")
         return next(iter(tensors.values()))
     raise CorpusError(f"{path}: features must be a .npy or .safetensors file")
+
+
+def oracle_space(kind: str, num_classes: int, feature_dim: int) -> ConditionSpace | None:
+    """The conditions of the conditional oracle: one label field 'class' of K values, or F features."""
+    if kind == "label":
+        return ConditionSpace("label", ("class",), (tuple(str(k) for k in range(num_classes)),))
+    return ConditionSpace("features", feature_dim=feature_dim) if kind == "features" else None
+
+
+def draw_conditions(space: ConditionSpace, num: int, generator: torch.Generator) -> torch.Tensor:
+    """Conditions of the oracle's sequences: a uniform class (num, 1) or f ~ N(0, I) (num, F)."""
+    if space.kind == "label":
+        return torch.randint(space.num_classes[0], (num, 1), generator=generator)
+    return torch.randn(num, space.feature_dim, generator=generator)

@@ -1,4 +1,4 @@
-"""Metrics of the conditional SeqGAN on the conditional oracle (`seqgan.data.oracle`).
+"""Metrics of the conditional SeqGAN on the conditional oracle (`seqgan.models.oracle`).
 
 For samples y_i drawn from G(. | c_i), with the oracle's exact likelihood p_oracle(y | c):
 - conditional NLL-oracle: -1 / (R T) sum_i log p_oracle(y_i | c_i), the oracle's per-token NLL of

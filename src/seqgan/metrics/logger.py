@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqgan.training.checkpoint import write_atomic_text
+from seqgan.files import write_atomic_text
 
 if TYPE_CHECKING:
     from seqgan.metrics.tensorboard import TensorBoardLog

@@ -22,12 +22,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from seqgan.data.dataset import Data  # noqa: E402
 from seqgan.data.text import text_units  # noqa: E402
+from seqgan.generation import sample_for_data  # noqa: E402
 from seqgan.metrics.conditional import oracle_sample_metrics  # noqa: E402
 from seqgan.metrics.nll import nll_test  # noqa: E402
 from seqgan.metrics.text import bleu, self_bleu  # noqa: E402
 from seqgan.metrics.text_eval import sample_units  # noqa: E402
-from seqgan.training.experiment import Run, sample_for_data  # noqa: E402
+from seqgan.models.generator import Generator  # noqa: E402
 
 FIELDS = ["run", "checkpoint", "label", "temperature", "nll_oracle", "cond_acc", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]  # fmt: skip
 
@@ -53,27 +55,29 @@ def parse_temperatures(text: str) -> list[float]:
     return values
 
 
-def sweep_run(run: Run, label: str, temperatures: list[float], num_samples: int, seed: int) -> list[dict[str, Any]]:
-    """One row per temperature: the run's quality and diversity measures at that temperature."""
-    data, cfg = run.data, run.config
+def sweep_generator(
+    generator: Generator, data: Data, temperatures: list[float], num_samples: int, seed: int, batch_size: int, candidates: int
+) -> list[dict[str, Any]]:
+    """One row per temperature: the generator's quality and diversity measures on its run's `data`
+    at that temperature. `candidates`: the conditions condition accuracy picks among (feature vectors)."""
     rows = []
     for tau in temperatures:
-        rng = torch.Generator(run.device).manual_seed(seed)
-        row: dict[str, Any] = {"run": str(run.dir), "checkpoint": run.checkpoint, "label": label, "temperature": tau}
+        rng = torch.Generator(generator.head.weight.device).manual_seed(seed)
+        row: dict[str, Any] = {"temperature": tau}
         if data.oracle is not None:
-            samples = sample_for_data(run.generator, data, num_samples, rng, tau, cfg.eval.batch_size)
+            samples = sample_for_data(generator, data, num_samples, rng, tau, batch_size)
+            pool = data.cond_test
             metrics = oracle_sample_metrics(
-                data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
-                cfg.eval.batch_size,
-            )  # fmt: skip
+                data.oracle, samples.tokens, samples.cond, data.condition, pool, candidates, rng, batch_size
+            )
             row |= {k: v for k, v in metrics.items() if k in FIELDS}
         else:
-            hyps = sample_units(run.generator, data.text, num_samples, rng, tau, cfg.eval.batch_size)
+            hyps = sample_units(generator, data.text, num_samples, rng, tau, batch_size)
             refs = [text_units(line, data.text.tokenizer.kind) for line in data.text.test_lines]
             row["bleu4_test"] = bleu(hyps, refs, (4,))[4]
             row["self_bleu4"] = self_bleu(hyps, (4,))[4]
         row |= {
-            "nll_test": nll_test(run.generator, data.test, tau, data.cond_test),
+            "nll_test": nll_test(generator, data.test, tau, data.cond_test),
             "num_samples": num_samples,
             "num_test": len(data.test),
             "seed": seed,

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from seqgan.config import ConfigError
+from seqgan.errors import ConfigError
 
 NOT_METRICS = ("phase", "epoch", "g_epoch")
 

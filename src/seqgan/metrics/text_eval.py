@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from seqgan.config import ConfigError, DataConfig
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.text import TextData, decode_rows, text_units
+from seqgan.errors import ConfigError
 from seqgan.metrics import text as tm
 from seqgan.metrics.classifier import ClassifierError, NgramClassifier
 from seqgan.metrics.conditional import group_rows
@@ -120,16 +120,17 @@ def per_condition_text_metrics(
     return out, overall
 
 
-def classifier_for_run(folder: str | Path, data_cfg: DataConfig, space: ConditionSpace | None) -> NgramClassifier:
-    """Load a classifier to judge a run's samples: the run must be label-conditioned text, the
-    classifier must predict one of its label fields, and it must not have trained on the run's test lines."""
+def classifier_for_run(folder: str | Path, test_file: Path | None, space: ConditionSpace | None) -> NgramClassifier:
+    """Load a classifier to judge a run's samples: the run must be label-conditioned text (`test_file`
+    the file its test lines come from; None for oracle data), the classifier must predict one of its
+    label fields, and it must not have trained on the run's test lines."""
     classifier = NgramClassifier.load(folder)
-    if data_cfg.source != "text" or space is None or space.kind != "label":
+    if test_file is None or space is None or space.kind != "label":
         raise ConfigError(
             "--classifier judges samples of label-conditioned text runs (condition.kind=label); this run is not one"
         )
     classifier_column(classifier, space)
-    test_source = Path(data_cfg.test or data_cfg.train).resolve()  # without a test file, test lines are held out of train
+    test_source = test_file.resolve()
     trained_on = classifier.info.get("train_file")
     if trained_on and Path(trained_on).resolve() == test_source:
         raise ClassifierError(

@@ -15,6 +15,9 @@ policy and D each read c through an encoder of their own. G maps the vector to i
   step, the memory a G with source attention reads (`source_attention`, Luong et al., 2015,
   "general" score, one head, masked at padding).
 
+The losses of D's condition heads live here too: `condition_classifier_loss` (the AC-GAN class
+head's cross-entropy) and `condition_matching_loss` (InfoNCE of the feature-vector matcher).
+
 Every encoder maps c (rows, ...) to (rows, dim) and has `dim`: that is the whole interface G and D
 rely on. Rollouts and D's negatives keep each sequence's raw c next to its tokens, repeating rows
 where the tokens are repeated (`repeat_rows`).
@@ -23,6 +26,7 @@ where the tokens are repeated (`repeat_rows`).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -182,3 +186,23 @@ def repeat_rows(cond: torch.Tensor | None, times: int) -> torch.Tensor | None:
     if cond is None:
         return None
     return cond.repeat(times, *([1] * (cond.dim() - 1)))
+
+
+def condition_classifier_loss(class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int]) -> torch.Tensor:
+    """Cross-entropy of an AC-GAN D's auxiliary classifier (Odena et al., 2017), summed over label
+    fields and averaged over rows: class_logits (B, sum_f K_f), cond (B, F) the true labels.
+    The caller passes real sequences only; no rows give 0 (a batch of generated ones)."""
+    if len(cond) == 0:
+        return class_logits.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
+    return -label_log_prob(class_logits, cond, num_classes).mean()
+
+
+def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """InfoNCE (van den Oord et al., 2018) of a feature-vector matcher D (`ConditionMatcher`):
+    query (B, E) from real sequences, keys (B, E) their encoded conditions. Row i scores every
+    key by s_ij = query_i . key_j and is trained to pick its own: mean_i -log softmax_j(s_i)_i.
+    The caller passes real sequences only; no rows give 0."""
+    if len(query) == 0:
+        return query.sum() * 0.0 + keys.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
+    scores = query @ keys.T  # (B, B)
+    return F.cross_entropy(scores, torch.arange(len(query), device=query.device))

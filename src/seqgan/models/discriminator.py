@@ -25,8 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.condition import FeatureEncoder, LabelEncoder, label_log_prob
-from seqgan.rl.losses import condition_classifier_loss, condition_matching_loss
+from seqgan.models.condition import (
+    FeatureEncoder,
+    LabelEncoder,
+    condition_classifier_loss,
+    condition_matching_loss,
+    label_log_prob,
+)
 
 
 class Highway(nn.Module):

@@ -2,7 +2,7 @@
 
 y_1 is predicted from a start token (id `start_token`, whose embedding is the first input, as in
 the paper's code); every later step reads the previous token. The same class is the synthetic
-oracle (a frozen LSTM, see `seqgan.data.oracle`) and the rollout policy (a delayed copy of G).
+oracle (a frozen LSTM, see `seqgan.models.oracle`) and the rollout policy (a delayed copy of G).
 
 Recurrent state is a tuple of tensors, each (num_layers, rows, hidden): (h, c) for an LSTM, (h,)
 for a GRU, so rollouts can index rows of any cell the same way.

@@ -4,8 +4,6 @@
 - `mle_loss`: per-token negative log-likelihood (teacher forcing), for pre-training.
 - `discriminator_loss`: cross-entropy of the real/fake classifier (Eq. 5), with optional
   one-sided label smoothing and the paper code's L2 penalty on the output layer.
-- `condition_classifier_loss`: the auxiliary classifier's cross-entropy of an AC-GAN D (labels).
-- `condition_matching_loss`: InfoNCE of its feature-vector counterpart (`ConditionMatcher`).
 - `discount_rewards`: the reward discount the paper's code defines (gamma = 0.95) but never uses.
 - `token_kl`: KL(G || G_ref) per position, a regulariser keeping G near its MLE-pre-trained copy.
 """
@@ -14,8 +12,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from seqgan.models.condition import label_log_prob
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -152,23 +148,3 @@ def discriminator_loss(
             raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
         loss = loss + l2_reg * 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
     return loss
-
-
-def condition_classifier_loss(class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int]) -> torch.Tensor:
-    """Cross-entropy of an AC-GAN D's auxiliary classifier (Odena et al., 2017), summed over label
-    fields and averaged over rows: class_logits (B, sum_f K_f), cond (B, F) the true labels.
-    The caller passes real sequences only; no rows give 0 (a batch of generated ones)."""
-    if len(cond) == 0:
-        return class_logits.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
-    return -label_log_prob(class_logits, cond, num_classes).mean()
-
-
-def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """InfoNCE (van den Oord et al., 2018) of a feature-vector matcher D (`ConditionMatcher`):
-    query (B, E) from real sequences, keys (B, E) their encoded conditions. Row i scores every
-    key by s_ij = query_i . key_j and is trained to pick its own: mean_i -log softmax_j(s_i)_i.
-    The caller passes real sequences only; no rows give 0."""
-    if len(query) == 0:
-        return query.sum() * 0.0 + keys.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
-    scores = query @ keys.T  # (B, B)
-    return F.cross_entropy(scores, torch.arange(len(query), device=query.device))

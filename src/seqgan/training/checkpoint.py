@@ -18,29 +18,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seqgan.files import fsync_dir, write_atomic_text
+
 FORMAT_VERSION = 1
 MODELS = ("generator", "rollout", "discriminator")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or does not match the run."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: dict[str, Any], keep: int) -> Path:
@@ -57,7 +42,7 @@ def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: 
         for f in tmp.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
     except OSError as err:  # disk full, quota, permissions: leave every earlier checkpoint as it was
         shutil.rmtree(tmp, ignore_errors=True)
         previous = (root / "latest").read_text(encoding="utf-8").strip() if (root / "latest").is_file() else None
@@ -68,7 +53,7 @@ def save_checkpoint(root: Path, name: str, models: dict[str, nn.Module], state: 
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     write_atomic_text(root / "latest", name + "\n")
     for old in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:-keep]:
         shutil.rmtree(old)

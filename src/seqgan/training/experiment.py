@@ -1,11 +1,7 @@
 """Assemble what a config describes (device, data, models) and reopen runs for sampling and evaluation.
 
-`Data` is the one shape the training loop sees, whatever the source:
-- oracle: the oracle LSTM, its 10,000 training samples and a held-out set drawn with another seed;
-- text: a tokenised corpus (see `seqgan.data.text`), with an end token and padding.
-A conditional run's `Data` also holds the condition of every row of each set (`cond_*`) and the
-`ConditionSpace` they live in, saved with the run as conditions.json.
-"""
+The data (`seqgan.data.dataset.Data`) comes from the config, or for a run folder from what the run
+saved (its oracle and oracle samples, its tokenizer and conditions)."""
 
 from __future__ import annotations
 
@@ -17,15 +13,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from seqgan.algorithms.build import build_discriminator, build_generator
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
-from seqgan.data.conditions import ConditionSpace
-from seqgan.data.oracle import build_oracle, oracle_dataset, oracle_space
-from seqgan.data.text import TextData, decode_rows, make_text_data, resolve_paths
+from seqgan.data.conditions import ConditionSpace, oracle_space
+from seqgan.data.dataset import Data
+from seqgan.data.text import make_text_data, resolve_paths
 from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
-from seqgan.models.build import build_discriminator, build_generator
-from seqgan.models.condition import pick_index
 from seqgan.models.generator import Generator
 from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
+from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.runtime import configure
 from seqgan.training.checkpoint import find_checkpoint, load_weights
 
@@ -44,36 +40,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class Data:
-    train: torch.Tensor  # (R, L) token ids
-    test: torch.Tensor  # (R', L) held out: NLL-test, D accuracy
-    vocab_size: int
-    start_token: int
-    eos_token: int | None  # None: fixed-length sequences (the oracle)
-    pad_token: int
-    oracle: Generator | None = None
-    text: TextData | None = None
-    valid: torch.Tensor | None = None  # (R'', L) validation: nll_valid, early stopping; never the test set
-    condition: ConditionSpace | None = None  # None: an unconditional run
-    cond_train: torch.Tensor | None = None  # (R, ...) the condition of each row of train
-    cond_test: torch.Tensor | None = None  # (R', ...)
-    cond_valid: torch.Tensor | None = None  # (R'', ...)
-
-    @property
-    def length(self) -> int:
-        return self.train.shape[1]
-
-    def sets(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the data by name (the oracle's are saved with the run)."""
-        names = ("train", "test", "valid", "cond_train", "cond_test", "cond_valid")
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
-
-
-def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    return None if x is None else x.to(device)
-
-
 def make_data(
     cfg: ExperimentConfig,
     device: torch.device,
@@ -81,28 +47,30 @@ def make_data(
     tokenizer: Tokenizer | None = None,
     space: ConditionSpace | None = None,
 ) -> Data:
+    """The run's data on `device`. Everything is made on the CPU first (text is tokenised there, oracle
+    samples drawn there), so a run on a GPU sees exactly the data a CPU run does."""
     d = cfg.data
     if d.source == "text":
         text = make_text_data(d, tokenizer, cfg.condition, space)
-        return Data(
-            text.train.to(device), text.test.to(device), text.tokenizer.vocab_size, BOS, EOS, PAD, text=text,
-            valid=_to(text.valid, device), condition=text.condition, cond_train=_to(text.cond_train, device),
-            cond_test=_to(text.cond_test, device), cond_valid=_to(text.cond_valid, device),
+        data = Data(
+            text.train, text.test, text.tokenizer.vocab_size, BOS, EOS, PAD, text=text, valid=text.valid,
+            condition=text.condition, cond_train=text.cond_train, cond_test=text.cond_test, cond_valid=text.cond_valid,
         )  # fmt: skip
+        return data.to(device)
     space = space or oracle_space(cfg.condition.kind, cfg.condition.num_classes, cfg.condition.feature_dim)
     if oracle is None:
         oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed, space)
-    oracle = oracle.to(device)
     batch = cfg.eval.batch_size
     train, cond_train = oracle_dataset(oracle, d.num_train, d.seq_len, d.train_seed, batch, space)
     test, cond_test = oracle_dataset(oracle, d.num_test, d.seq_len, d.test_seed, batch, space)
     valid = cond_valid = None
     if d.num_valid > 0:
         valid, cond_valid = oracle_dataset(oracle, d.num_valid, d.seq_len, d.valid_seed, batch, space)
-    return Data(
+    data = Data(
         train, test, d.vocab_size, 0, None, 0, oracle=oracle, valid=valid, condition=space, cond_train=cond_train,
         cond_test=cond_test, cond_valid=cond_valid,
     )  # fmt: skip
+    return data.to(device)
 
 
 def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
@@ -153,13 +121,14 @@ def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) ->
     if (run_dir / ORACLE_FILE).is_file():
         oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0, space)
         load_weights(run_dir, ORACLE_FILE.removesuffix(".safetensors"), oracle)  # shapes checked: a clear error
-        oracle = oracle.requires_grad_(False).eval().to(device)
+        oracle = oracle.requires_grad_(False).eval()
     if oracle is not None and (run_dir / ORACLE_DATA_FILE).is_file():
-        sets = load_file(run_dir / ORACLE_DATA_FILE, device=str(device))
-        return Data(
+        sets = load_file(run_dir / ORACLE_DATA_FILE)
+        data = Data(
             sets["train"], sets["test"], d.vocab_size, 0, None, 0, oracle=oracle, valid=sets.get("valid"), condition=space,
             cond_train=sets.get("cond_train"), cond_test=sets.get("cond_test"), cond_valid=sets.get("cond_valid"),
         )  # fmt: skip
+        return data.to(device)
     return make_data(cfg, device, oracle=oracle)
 
 
@@ -245,57 +214,6 @@ def split_run_spec(spec: str) -> tuple[Path, str | None]:
         return Path(spec), None
     folder, name = spec.rsplit("@", 1)
     return Path(folder), name or None
-
-
-@dataclass
-class Samples:
-    """Sequences of G and, for a conditional run, the held-out rows whose conditions they were drawn for."""
-
-    tokens: torch.Tensor  # (R, L)
-    cond: torch.Tensor | None = None  # (R, ...)
-    rows: torch.Tensor | None = None  # (R,) row numbers into data.cond_test
-
-    def names(self, data: Data) -> list[str] | None:
-        """The condition each sample was drawn for, as `seqgan sample --condition` takes it:
-        'field=value,...', 'source=TEXT' or 'row=N'; None unless the conditions were drawn from the held-out set."""
-        if self.rows is None:
-            return None
-        if data.condition.kind == "label":
-            return data.condition.names(self.cond)
-        if data.condition.kind == "source":
-            return [f"source={text}" for text in decode_rows(data.text.tokenizer, self.cond)]
-        return [f"row={r}" for r in self.rows.tolist()]
-
-
-def sample_for_data(
-    generator: Generator,
-    data: Data,
-    num: int,
-    rng: torch.Generator,
-    temperature: float = 1.0,
-    batch_size: int = 1000,
-    cond: torch.Tensor | None = None,
-) -> Samples:
-    """`num` samples of G for a data set. A conditional run samples for the given condition
-    `cond` (1, ...) repeated, or else for conditions of held-out rows drawn from `rng` first."""
-    rows = None
-    if data.cond_test is not None and cond is None:
-        rows = pick_index(data.cond_test, num, rng)
-        cond = data.cond_test[rows]
-    elif cond is not None:
-        cond = cond.to(data.train.device).expand(num, *cond.shape[1:])
-    return Samples(generator.sample(num, data.length, rng, temperature, batch_size, cond=cond), cond, rows)
-
-
-def format_samples(samples: Samples, data: Data) -> list[str]:
-    """Samples as lines: decoded text for corpora, space-separated ids for the oracle; samples drawn
-    for conditions picked from the held-out set start with that condition and a tab."""
-    if data.text is not None:
-        lines = decode_rows(data.text.tokenizer, samples.tokens)
-    else:
-        lines = [" ".join(map(str, row)) for row in samples.tokens.tolist()]
-    names = samples.names(data)
-    return lines if names is None else [f"{name}\t{line}" for name, line in zip(names, lines, strict=True)]
 
 
 def eval_generator(cfg: ExperimentConfig, device: torch.device) -> torch.Generator:

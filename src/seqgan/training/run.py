@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from seqgan.config import ConfigError, ExperimentConfig, save_config
 from seqgan.data.text import resolve_paths
+from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.conditional import oracle_condition_scores
 from seqgan.metrics.logger import MetricsLog
 from seqgan.metrics.nll import nll_test, token_nll_sum
@@ -62,13 +63,11 @@ from seqgan.training.experiment import (
     ORACLE_FILE,
     TOKENIZER_FILE,
     eval_generator,
-    format_samples,
     init_source,
     load_run_data,
     make_discriminator,
     make_generator,
     resolve_device,
-    sample_for_data,
     save_oracle,
     save_oracle_data,
     split_run_spec,

@@ -26,12 +26,13 @@ condition accuracy on its own samples is the ceiling of any model's).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seqgan.data.conditions import ConditionSpace
+from seqgan.data.conditions import ConditionSpace, draw_conditions
 from seqgan.models.condition import FeatureEncoder, LabelEncoder
 from seqgan.models.generator import Generator
 
@@ -121,25 +122,16 @@ def build_oracle(
     return oracle_from_params(random_oracle_params(vocab_size, embed_dim, hidden_dim, seed, space), space)
 
 
-def oracle_space(kind: str, num_classes: int, feature_dim: int) -> ConditionSpace | None:
-    """The conditions of the conditional oracle: one label field 'class' of K values, or F features."""
-    if kind == "label":
-        return ConditionSpace("label", ("class",), (tuple(str(k) for k in range(num_classes)),))
-    return ConditionSpace("features", feature_dim=feature_dim) if kind == "features" else None
-
-
-def draw_conditions(space: ConditionSpace, num: int, generator: torch.Generator) -> torch.Tensor:
-    """Conditions of the oracle's sequences: a uniform class (num, 1) or f ~ N(0, I) (num, F)."""
-    if space.kind == "label":
-        return torch.randint(space.num_classes[0], (num, 1), generator=generator)
-    return torch.randn(num, space.feature_dim, generator=generator)
-
-
 def oracle_dataset(
     oracle: Generator, num: int, seq_len: int, seed: int, batch_size: int = 1000, space: ConditionSpace | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`num` oracle samples (num, T) drawn with their own `seed`, and for a conditional oracle the
-    condition of each (drawn first, from the same seed), else None."""
+    condition of each (drawn first, from the same seed), else None.
+
+    Drawn on the CPU whatever device the oracle is on (a copy is made there), so that a run on a
+    GPU trains and tests on exactly the data a CPU run does; the caller moves them where it needs."""
     generator = torch.Generator().manual_seed(seed)
-    cond = None if space is None else draw_conditions(space, num, generator).to(oracle.head.weight.device)
+    if oracle.head.weight.device.type != "cpu":
+        oracle = copy.deepcopy(oracle).cpu()
+    cond = None if space is None else draw_conditions(space, num, generator)
     return oracle.sample(num, seq_len, generator, batch_size=batch_size, cond=cond), cond
