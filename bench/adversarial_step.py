@@ -31,13 +31,14 @@ import time
 
 import torch
 
-from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
+from seqgan.algorithms.common import DRound, Streams, discriminator_round, mle_epoch
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
+from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig
 from seqgan.models.discriminator import CNNDiscriminator, prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import pg_loss
 from seqgan.rl.rollout import update_rollout_policy
 from seqgan.runtime import configure
-from seqgan.training.steps import discriminator_round, mle_epoch, policy_gradient_step
 
 B, N, T, V, E, H = 64, 16, 20, 5000, 32, 32
 D_EMB = 64
@@ -122,11 +123,13 @@ def main() -> None:
     discriminator = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.25)
     g_opt = torch.optim.Adam(generator.parameters(), lr=0.01)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
-    rng = torch.Generator().manual_seed(0)
+    streams = Streams(sample=torch.Generator().manual_seed(0), shuffle=torch.Generator().manual_seed(0))
+    players = Players(generator, rollout, discriminator)
+    adversarial = AdversarialConfig(batch_size=B, rollout_num=N)
     real = Generator(V, E, H, init_std=1.0).sample(10_000, T, torch.Generator().manual_seed(1))
 
     def ours() -> None:
-        policy_gradient_step(generator, rollout, discriminator, g_opt, B, T, N, 5.0, "none", 0.8, 1024, rng)
+        policy_gradient_step(players, g_opt, adversarial, T, streams)
 
     ours()  # warm-up
     g_step = timed(ours, args.repeats)
@@ -137,12 +140,10 @@ def main() -> None:
     matmul = 2 * a**3 / timed(lambda: torch.mm(x, y), 3) / 1e9
 
     d_epoch = timed(
-        lambda: discriminator_round(
-            discriminator, d_opt, generator, real, 10_000, 1, 64, 0.0, 0.2, rng, torch.Generator().manual_seed(0)
-        ),
+        lambda: discriminator_round(discriminator, d_opt, generator, real, DRound(10_000, 1, 64, l2_reg=0.2), streams),
         1,
     )
-    mle = timed(lambda: mle_epoch(generator, torch.optim.Adam(generator.parameters(), 0.01), real, 64, 5.0, torch.Generator()), 1)
+    mle = timed(lambda: mle_epoch(generator, torch.optim.Adam(generator.parameters(), 0.01), real, 64, 5.0, streams.shuffle), 1)
 
     result = {
         "threads": args.threads,

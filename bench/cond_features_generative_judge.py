@@ -60,11 +60,11 @@ def main() -> None:
         judge = copy.deepcopy(trainer.generator).eval().requires_grad_(False)  # G at the start of the adversarial phase
     posterior = GenerativeJudge(judge, feature_dim=cfg.condition.feature_dim, num_reference=args.references)
     posterior.set_reference(pick_rows(trainer.data.cond_train, args.references, torch.Generator().manual_seed(cfg.seed + 2)))
-    d = trainer.discriminator
-    realness_and_classes = d.realness_and_classes
+    d = trainer.algorithm.discriminator
+    realness_and_head = d.realness_and_head
 
     def forward(tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        logits, _ = realness_and_classes(tokens)
+        logits, _ = realness_and_head(tokens)
         if args.realness == "none":
             logits = torch.stack([torch.full_like(logits[:, 0], -30.0), torch.zeros_like(logits[:, 1])], dim=1)
         with torch.no_grad():  # the frozen judge: log P_judge(c | y) against the references, (B,)

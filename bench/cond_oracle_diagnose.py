@@ -64,8 +64,8 @@ def diagnose(spec: str, num: int, seed: int) -> dict:
     )
     discriminator = load_discriminator(run)
     if getattr(discriminator, "classifier", None) is not None:
-        on_real = discriminator.realness_and_classes(real)[1].argmax(dim=1)
-        on_samples = torch.softmax(discriminator.realness_and_classes(samples)[1], dim=1)  # (R, K)
+        on_real = discriminator.realness_and_head(real)[1].argmax(dim=1)
+        on_samples = torch.softmax(discriminator.realness_and_head(samples)[1], dim=1)  # (R, K)
         out["d_class_acc_real"] = (on_real == real_cond[:, 0]).float().mean().item()
         out["d_class_on_samples"] = on_samples.gather(1, cond).mean().item()
         out["d_agrees_with_oracle"] = (on_samples.argmax(dim=1) == ll[:, :, -1].argmax(dim=1)).float().mean().item()

@@ -2,7 +2,7 @@
 
 For each P, P processes (1 torch thread each) join a gloo group on this machine, exactly as
 torchrun's workers do (RANK / WORLD_SIZE / MASTER_ADDR in the environment, then
-`seqgan.training.distributed.init_from_env`), and time with the same global batch sizes:
+`seqgan.distributed.init_from_env`), and time with the same global batch sizes:
 - mle: one MLE epoch (`mle_epoch` through DDP) over --num-train random sequences, batch --batch;
 - adversarial: --adv-steps policy-gradient steps (`policy_gradient_step`: batch --batch sharded,
   --rollouts Monte Carlo rollouts each, gradients averaged by DDP).
@@ -28,11 +28,12 @@ import time
 import torch
 import torch.multiprocessing as mp
 
+from seqgan import distributed
 from seqgan.algorithms.build import build_discriminator, build_generator
-from seqgan.config import DiscriminatorConfig, GeneratorConfig
+from seqgan.algorithms.common import Streams, mle_epoch
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
+from seqgan.config import AdversarialConfig, DiscriminatorConfig, GeneratorConfig
 from seqgan.runtime import configure
-from seqgan.training import distributed
-from seqgan.training.steps import mle_epoch, policy_gradient_step
 
 
 def free_port() -> int:
@@ -50,10 +51,12 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, results: 
     rollout = build_generator(GeneratorConfig(), args.vocab, 0, None, 0).requires_grad_(False)
     rollout.load_state_dict(g.state_dict())
     d = build_discriminator(DiscriminatorConfig(), args.vocab)
-    g_model = distributed.data_parallel(g, dist)
+    g_model = distributed.replicate(g, dist)
     data = torch.randint(args.vocab, (args.num_train, args.seq_len), generator=torch.Generator().manual_seed(1))
     mle_opt, adv_opt = torch.optim.Adam(g.parameters(), 1e-2), torch.optim.Adam(g.parameters(), 1e-2)
-    shuffle, sample = torch.Generator().manual_seed(2), torch.Generator().manual_seed(dist.seed(3))
+    streams = Streams(sample=torch.Generator().manual_seed(dist.seed(3)), shuffle=torch.Generator().manual_seed(2))
+    players = Players(g, rollout, d)
+    adversarial_cfg = AdversarialConfig(batch_size=args.batch, rollout_num=args.rollouts)
 
     def timed(fn) -> float:
         distributed.barrier(dist)
@@ -62,14 +65,11 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, results: 
         distributed.barrier(dist)
         return time.perf_counter() - begin
 
-    mle = timed(lambda: mle_epoch(g, mle_opt, data, args.batch, 5.0, shuffle, dist, g_model))
+    mle = timed(lambda: mle_epoch(g, mle_opt, data, args.batch, 5.0, streams.shuffle, dist=dist, model=g_model))
 
     def adversarial() -> None:
         for _ in range(args.adv_steps):
-            policy_gradient_step(
-                g, rollout, d, adv_opt, args.batch, args.seq_len, args.rollouts, 5.0, "none", 0.8, 1024, sample,
-                dist=dist, model=g_model,
-            )  # fmt: skip
+            policy_gradient_step(players, adv_opt, adversarial_cfg, args.seq_len, streams, dist=dist, model=g_model)
 
     adv = timed(adversarial)
     if dist.is_main():

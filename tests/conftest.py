@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan.training import run as run_module
+from seqgan.algorithms import seqgan as seqgan_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 def crash_on_third_pg_step(monkeypatch):
     """A context inside which a run's third policy-gradient step raises KeyboardInterrupt: on the
     smoke config the checkpoint after adversarial epoch 2 exists and epoch 3 dies."""
-    real_step = run_module.policy_gradient_step
+    real_step = seqgan_module.policy_gradient_step
     calls = {"n": 0}
 
     def crash_on_third(*args, **kwargs):
@@ -32,12 +32,12 @@ def crash_on_third_pg_step(monkeypatch):
 
     @contextlib.contextmanager
     def crashing():
-        monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_third)
+        monkeypatch.setattr(seqgan_module, "policy_gradient_step", crash_on_third)
         try:
             with pytest.raises(KeyboardInterrupt):
                 yield
         finally:
-            monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
+            monkeypatch.setattr(seqgan_module, "policy_gradient_step", real_step)
 
     return crashing
 

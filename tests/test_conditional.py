@@ -16,8 +16,10 @@ import pytest
 import torch
 from torch import nn
 
+from seqgan.algorithms.common import DRound, Streams, discriminator_condition_accuracy, discriminator_round
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.cli.main import main
-from seqgan.config import ConfigError, load_config
+from seqgan.config import AdversarialConfig, ConfigError, load_config
 from seqgan.data.conditions import ConditionSpace, oracle_space
 from seqgan.data.corpus import CorpusError
 from seqgan.metrics.conditional import oracle_condition_scores
@@ -30,12 +32,11 @@ from seqgan.models.condition import (
     condition_matching_loss,
     mismatched_pairs,
 )
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real, prob_real_alone
+from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDiscriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
-from seqgan.training.steps import discriminator_condition_accuracy, discriminator_round, policy_gradient_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -70,18 +71,24 @@ def class_token_fraction(tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tens
     return (tokens == torch.tensor(REWARDED)[cond[:, 0]].unsqueeze(1)).float().mean(dim=1)
 
 
-class RiggedD(nn.Module):
-    """`class_token_fraction` as a discriminator module (logits, an `out` layer for the L2 term), recording what it saw."""
+class RiggedD(Discriminator):
+    """`class_token_fraction` as a discriminator (logits, an `out` layer for the L2 term), recording what it saw."""
 
     def __init__(self) -> None:
         super().__init__()
         self.out = nn.Linear(1, 2)
+        self.classifier = None
         self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         self.seen.append((tokens.clone(), cond.clone()))
         p = class_token_fraction(tokens, cond)
         return torch.stack([torch.log1p(-p + 1e-6), torch.log(p + 1e-6)], dim=1) + 0.0 * self.out.bias.sum()
+
+
+def streams() -> Streams:
+    """Fixed sampling and shuffling streams."""
+    return Streams(torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))
 
 
 SEQS = torch.tensor([[1, 0, 1, 4, 1, 2], [5, 2, 2, 0, 2, 5], [3, 3, 8, 3, 0, 3], [2, 1, 2, 1, 2, 1], [7, 7, 7, 7, 7, 7]])
@@ -130,10 +137,9 @@ def test_policy_gradient_step_gives_g_rollouts_and_d_the_sampled_condition():
     policy = class_policy(REWARDED)
     d = RiggedD()
     pool = torch.arange(K).repeat(8).unsqueeze(1)  # (24, 1): the data's conditions
-    _, reward, _ = policy_gradient_step(
-        copy.deepcopy(policy), policy, d, torch.optim.SGD(policy.parameters(), lr=0.0), 12, T, 4, 5.0, "none", 0.8, 16,
-        torch.Generator().manual_seed(0), cond_pool=pool,
-    )  # fmt: skip
+    a = AdversarialConfig(batch_size=12, rollout_num=4, rollout_chunk=16)
+    players = Players(copy.deepcopy(policy), policy, d)
+    _, reward, _ = policy_gradient_step(players, torch.optim.SGD(policy.parameters(), lr=0.0), a, T, streams(), cond_pool=pool)
     assert reward > 1 - 1e-5
     conds = torch.cat([c for _, c in d.seen])
     assert len(set(conds[:, 0].tolist())) == K  # the batch held several classes
@@ -145,10 +151,7 @@ def test_discriminator_learns_real_and_generated_pairs_with_their_own_conditions
     real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()  # row of class k: all real_token[k]
     d = RiggedD()
     g = class_policy()
-    discriminator_round(
-        d, torch.optim.SGD(d.parameters(), lr=0.0), g, real, 12, 1, 6, 0.0, 0.0, torch.Generator().manual_seed(0),
-        torch.Generator().manual_seed(1), cond=cond,
-    )  # fmt: skip
+    discriminator_round(d, torch.optim.SGD(d.parameters(), lr=0.0), g, real, DRound(12, 1, 6), streams(), cond=cond)
     pairs = [(tokens[i], int(c[i, 0])) for tokens, c in d.seen for i in range(len(tokens))]
     assert len(pairs) == 24
     for tokens, c in pairs:  # every row, real or generated, is seen with the condition it belongs to
@@ -177,10 +180,8 @@ def test_a_discriminator_round_shows_real_sequences_with_wrong_conditions_as_neg
     cond = torch.arange(K).repeat(10).unsqueeze(1)  # (30, 1)
     real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
     d = RiggedD()
-    discriminator_round(
-        d, torch.optim.SGD(d.parameters(), lr=0.0), class_policy(), real, 12, 1, 6, 0.0, 0.0,
-        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=cond, mismatched=12,
-    )  # fmt: skip
+    settings = DRound(12, 1, 6, mismatched=12)
+    discriminator_round(d, torch.optim.SGD(d.parameters(), lr=0.0), class_policy(), real, settings, streams(), cond=cond)
     pairs = [(int(tokens[i, 0]), int(c[i, 0])) for tokens, c in d.seen for i in range(len(tokens))]
     assert len(pairs) == 36  # 12 real + 12 generated + 12 mismatched
     wrong = [(tok, c) for tok, c in pairs if tok in real_token and real_token[c] != tok]
@@ -209,9 +210,9 @@ def train_conditional_cnn(mismatched: int, join: str = "concat") -> tuple[torch.
     real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
     d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=LabelEncoder([K], 4), condition_join=join)
     opt = torch.optim.Adam(d.parameters(), lr=1e-2)
-    rngs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    rngs = streams()
     for _ in range(30):
-        discriminator_round(d, opt, class_policy(), real, 60, 1, 20, 0.0, 0.0, *rngs, cond=cond, mismatched=mismatched)
+        discriminator_round(d, opt, class_policy(), real, DRound(60, 1, 20, mismatched=mismatched), rngs, cond=cond)
     d.eval()
     return prob_real(d, real, cond=cond), prob_real(d, real, cond=(cond + 1) % K)
 
@@ -238,10 +239,7 @@ def test_the_classifier_loss_sees_only_real_rows_with_their_labels():
     cond = torch.arange(K).repeat(4).unsqueeze(1)  # (12, 1)
     real = torch.tensor(real_token)[cond[:, 0]].unsqueeze(1).expand(-1, T).contiguous()
     before = d.classifier.linear.weight.clone()
-    discriminator_round(
-        d, torch.optim.SGD(d.parameters(), lr=0.1), class_policy(), real, 12, 1, 24, 0.0, 0.0,
-        torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=cond,
-    )  # fmt: skip
+    discriminator_round(d, torch.optim.SGD(d.parameters(), lr=0.1), class_policy(), real, DRound(12, 1, 24), streams(), cond=cond)
     assert seen == [24] and not torch.equal(before, d.classifier.linear.weight)
     # the same round with every real row's class replaced gives another update: the labels are read
     d2 = copy.deepcopy(d)
@@ -250,10 +248,7 @@ def test_the_classifier_loss_sees_only_real_rows_with_their_labels():
     updates = []
     for model, c in ((d, cond), (d2, (cond + 1) % K)):
         opt = torch.optim.SGD(model.classifier.parameters(), lr=0.1)
-        discriminator_round(
-            model, opt, class_policy(), real, 12, 1, 24, 0.0, 0.0,
-            torch.Generator().manual_seed(0), torch.Generator().manual_seed(1), cond=c,
-        )  # fmt: skip
+        discriminator_round(model, opt, class_policy(), real, DRound(12, 1, 24), streams(), cond=c)
         updates.append(model.classifier.linear.weight.detach() - before)
     assert not torch.allclose(updates[0], updates[1])
 
@@ -380,7 +375,7 @@ def test_a_classifier_d_scores_real_times_the_class_probabilities(kind):
     d.eval()
     a, _ = two_conditions("label")
     y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
-    real, classes = d.realness_and_classes(y)
+    real, classes = d.realness_and_head(y)
     p_real = torch.softmax(real, dim=1)[:, 1]
     p_first = torch.softmax(classes[:, :K], dim=1).gather(1, a[:, :1]).squeeze(1)
     p_second = torch.softmax(classes[:, K:], dim=1).gather(1, a[:, 1:]).squeeze(1)
@@ -406,7 +401,7 @@ def test_a_feature_matcher_d_scores_real_times_the_softmax_against_its_reference
     a, b = two_conditions("features")
     d.classifier.set_reference(torch.cat([b, b[:3], a[:1]]).repeat(7, 1)[:63])  # a[0] is among the references
     y = torch.randint(V, (6, T), generator=torch.Generator().manual_seed(1))
-    real, query = d.realness_and_classes(y)
+    real, query = d.realness_and_head(y)
     query = query.detach()
     enc = d.classifier.encoder
     want = []
@@ -448,10 +443,10 @@ def test_a_feature_matcher_d_learns_which_vector_fits_from_real_pairs_alone():
     d = CNNDiscriminator(V, 8, [1, 2], [8, 8], dropout=0.0, condition=FeatureEncoder(K, 4), condition_join="classifier")
     d.classifier.set_reference(vectors[torch.randint(60, (63,), generator=g)])
     opt = torch.optim.Adam(d.parameters(), lr=1e-2)
-    rngs = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    rngs = streams()
     policy = FeaturePolicy()
     for _ in range(40):
-        discriminator_round(d, opt, policy, real, 60, 1, 20, 0.0, 0.0, *rngs, cond=vectors)
+        discriminator_round(d, opt, policy, real, DRound(60, 1, 20), rngs, cond=vectors)
     d.eval()
     wrong = vectors[(torch.arange(60) + 20) % 60]  # row i + 20 is of class (i + 2) % 3: another class's vector
     right_p, wrong_p = prob_real(d, real, cond=vectors), prob_real(d, real, cond=wrong)
@@ -562,13 +557,13 @@ def test_conditional_run_resumes_exactly(tmp_path, crash_on_third_pg_step):
 def test_every_conditional_parameter_is_trained(tmp_path, kind, join):
     t = cond_trainer(tmp_path, f"condition.kind={kind}", "condition.step_input=true", f"discriminator.condition_join={join}")
     g_before = {k: v.clone() for k, v in t.generator.named_parameters()}
-    d_before = {k: v.clone() for k, v in t.discriminator.named_parameters()}
+    d_before = {k: v.clone() for k, v in t.algorithm.discriminator.named_parameters()}
     t.run()
-    for before, model in ((g_before, t.generator), (d_before, t.discriminator)):
+    for before, model in ((g_before, t.generator), (d_before, t.algorithm.discriminator)):
         for name, value in model.named_parameters():
             assert not torch.equal(before[name], value), f"{name} did not change"
     if kind == "features":  # the matcher's reference vectors are rows of the training conditions
-        ref, train = t.discriminator.classifier.reference, t.data.cond_train
+        ref, train = t.algorithm.discriminator.classifier.reference, t.data.cond_train
         assert all(bool((train == r).all(dim=1).any()) for r in ref)
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real
-from seqgan.rl.losses import discriminator_loss
+from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, discriminator_loss, prob_real
 
 
 def conv_features(d: CNNDiscriminator, tokens: torch.Tensor) -> torch.Tensor:

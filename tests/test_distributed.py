@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
-from seqgan.training.distributed import Dist, shard
+from seqgan.distributed import Dist, shard
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

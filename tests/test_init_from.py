@@ -36,7 +36,7 @@ def test_a_run_starts_from_another_runs_generator_and_data(tmp_path):
     trainer = Trainer(load_config(SMOKE, [f"pretrain.init_from={mle}@mle", "pretrain.epochs=0"]), gan, quiet=True)
     for key, value in source.generator.state_dict().items():
         assert torch.equal(trainer.generator.state_dict()[key], value), key
-        assert torch.equal(trainer.rollout.state_dict()[key], value), key
+        assert torch.equal(trainer.algorithm.rollout.state_dict()[key], value), key
     assert torch.equal(trainer.data.train, source.data.train) and torch.equal(trainer.data.test, source.data.test)
     trainer.start(["test"])
     trainer.run()

@@ -122,12 +122,12 @@ def judge_trainer(path: Path, *overrides: str) -> Trainer:
 def test_the_judge_starts_as_the_pretrained_g_and_learns_from_real_pairs(tmp_path, kind):
     t = judge_trainer(tmp_path / "copy", f"condition.kind={kind}", "d_pretrain.steps=0", "adversarial.epochs=0")
     t.run()
-    judge = t.discriminator.classifier
+    judge = t.algorithm.discriminator.classifier
     for name, value in t.generator.state_dict().items():
         assert torch.equal(judge.lm.state_dict()[name], value), f"judge {name} is not G's"
     t = judge_trainer(tmp_path / "train", f"condition.kind={kind}", "adversarial.epochs=0")
     t.run()  # 2 D pre-training rounds: every judge weight moves away from G's
-    judge = t.discriminator.classifier
+    judge = t.algorithm.discriminator.classifier
     for name, value in t.generator.named_parameters():
         assert not torch.equal(dict(judge.lm.named_parameters())[name], value), f"judge {name} did not learn"
     if kind == "features":  # the reference vectors are rows of the training conditions

@@ -1,7 +1,8 @@
 """The package's layers, read from the source's imports (every import, those inside functions and
 under TYPE_CHECKING too): a module imports only from its own layer or those below it.
 
-    0 errors, files, runtime, seeding   plain helpers
+    0 errors, files, runtime, seeding,  plain helpers (and torch.distributed glue)
+      distributed
     1 config                            typed settings
     2 data                              corpora, tokenizers, conditions, the data bundle
     3 models                            generators, discriminators, condition encoders, the oracle LM
@@ -22,7 +23,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "seqgan"
 LAYERS = [
-    ("errors", "files", "runtime", "seeding"),
+    ("errors", "files", "runtime", "seeding", "distributed"),
     ("config",),
     ("data",),
     ("models",),
@@ -52,7 +53,9 @@ def imports(path: Path) -> list[str]:
     """Every seqgan module `path` imports (absolute names)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seqgan"):
+        if isinstance(node, ast.ImportFrom) and node.module == "seqgan":  # from seqgan import distributed
+            out += [f"seqgan.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seqgan"):
             out.append(node.module)
         elif isinstance(node, ast.Import):
             out += [a.name for a in node.names if a.name.startswith("seqgan")]
@@ -77,5 +80,5 @@ def test_no_module_imports_from_a_layer_above_its_own():
 
 def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from seqgan.training.run import Trainer\n", encoding="utf-8")
-    assert imports(source) == ["seqgan.training.run"]
+    source.write_text("def f():\n    from seqgan.training.run import Trainer\n    from seqgan import cli\n", encoding="utf-8")
+    assert imports(source) == ["seqgan.training.run", "seqgan.cli"]

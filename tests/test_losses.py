@@ -7,11 +7,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from seqgan.algorithms import seqgan as seqgan_module
+from seqgan.algorithms.seqgan import advantages
+from seqgan.distributed import SINGLE, Dist
+from seqgan.models.discriminator import discriminator_loss
 from seqgan.models.fused_head import linear_token_nll
-from seqgan.rl.losses import discriminator_loss, pg_advantages, pg_loss, token_nll
-from seqgan.training import steps
-from seqgan.training.distributed import SINGLE, Dist
-from seqgan.training.steps import advantages
+from seqgan.rl.losses import pg_advantages, pg_loss, token_nll
 
 
 def test_pg_loss_value_and_gradient_by_hand():
@@ -80,7 +81,7 @@ def test_baselines_take_the_global_batch_means_under_torchrun(monkeypatch):
     def add_other_rank(sums: torch.Tensor, dist: Dist) -> torch.Tensor:  # (2, T): sums of q and of weights
         return sums.add_(torch.stack([other.sum(0), torch.full((3,), 2.0)]))
 
-    monkeypatch.setattr(steps, "all_reduce_", add_other_rank)
+    monkeypatch.setattr(seqgan_module, "all_reduce_", add_other_rank)
     for baseline in ("prefix", "mean"):
         expect = pg_advantages(torch.cat([mine, other]), baseline)[:2]
         torch.testing.assert_close(advantages(mine, baseline, 1.0, None, Dist(rank=0, world=2)), expect)

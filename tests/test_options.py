@@ -7,6 +7,7 @@ option and one without, from the same state and seed, must differ.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqgan.algorithms.common import Streams, mle_epoch
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import ConfigError, load_config
 from seqgan.models.discriminator import RNNDiscriminator
 from seqgan.models.generator import Generator
@@ -21,7 +24,6 @@ from seqgan.rl.losses import discount_rewards, token_kl
 from seqgan.rl.rollout import rollout_sequences
 from seqgan.training.checkpoint import latest_checkpoint
 from seqgan.training.run import Trainer
-from seqgan.training.steps import mle_epoch, policy_gradient_step
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
@@ -32,15 +34,14 @@ def smoke_trainer(tmp_path: Path, *overrides: str) -> Trainer:
     return trainer
 
 
-def pg_step(t: Trainer, seed: int = 0, **kwargs) -> dict[str, torch.Tensor]:
-    """One policy-gradient step of a copy of t's G from fixed state; returns the new G weights."""
-    g, rollout = copy.deepcopy(t.generator), copy.deepcopy(t.rollout)
+def pg_step(t: Trainer, seed: int = 0, reference: torch.nn.Module | None = None, **settings) -> dict[str, torch.Tensor]:
+    """One policy-gradient step of a copy of t's G from fixed state, with adversarial `settings`
+    changed; returns the new G weights."""
+    g, rollout = copy.deepcopy(t.generator), copy.deepcopy(t.algorithm.rollout)
     opt = torch.optim.Adam(g.parameters(), lr=t.cfg.adversarial.g_lr)
-    a = t.cfg.adversarial
-    policy_gradient_step(
-        g, rollout, t.discriminator, opt, a.batch_size, t.data.length, a.rollout_num, a.grad_clip, a.baseline,
-        a.rollout_update_rate, a.rollout_chunk, torch.Generator().manual_seed(seed), **kwargs,
-    )  # fmt: skip
+    a = dataclasses.replace(t.cfg.adversarial, **settings)
+    streams = Streams(torch.Generator().manual_seed(seed), torch.Generator())
+    policy_gradient_step(Players(g, rollout, t.algorithm.discriminator, reference), opt, a, t.data.length, streams)
     return {k: v.clone() for k, v in g.state_dict().items()}
 
 
@@ -116,7 +117,7 @@ def test_kl_weight_changes_the_step_and_pulls_g_towards_the_reference(tmp_path):
     reference = copy.deepcopy(t.generator)
     with torch.no_grad():  # at the phase start G equals the reference, where the KL has zero gradient
         reference.head.bias.add_(torch.randn(reference.head.bias.shape, generator=torch.Generator().manual_seed(3)))
-    plain = pg_step(t)
+    plain = pg_step(t, kl_weight=0.0)
     anchored = pg_step(t, kl_weight=50.0, reference=reference)
     assert differs(plain, anchored)
 
@@ -260,9 +261,9 @@ G_DEFAULTS = ("adversarial.batch_size=64", "adversarial.rollout_num=16", "advers
 def test_a_frozen_model_keeps_its_weights_through_an_adversarial_epoch(tmp_path, frozen, trained, defaults):
     t = smoke_trainer(tmp_path, "adversarial.epochs=1", f"adversarial.{frozen}=false", *defaults)
     t.phase, t.epoch = "adversarial", 0
-    models = {"generator": t.generator, "discriminator": t.discriminator}
+    models = {"generator": t.generator, "discriminator": t.algorithm.discriminator}
     before = {k: copy.deepcopy(m.state_dict()) for k, m in models.items()}
-    t._adversarial()
+    t.algorithm.adversarial_epoch()
     still = "discriminator" if trained == "generator" else "generator"
     assert not differs(before[still], models[still].state_dict())
     assert differs(before[trained], models[trained].state_dict())
@@ -327,11 +328,11 @@ EARLY = ("pretrain.epochs=10", "pretrain.patience=2", "data.num_valid=64", "d_pr
 def test_early_stopping_keeps_the_best_epoch_and_resumes_stopped(tmp_path, monkeypatch):
     t = smoke_trainer(tmp_path / "early", *EARLY)
     script = {0: 9.0, 1: 3.0, 2: 2.0, 3: 2.5, 4: 2.6}  # validation NLL by epoch: best at 2, then two worse
-    real = t._nll
-    monkeypatch.setattr(t, "_nll", lambda m, d, c: script[t.epoch] if d is t.data.valid else real(m, d, c))
+    real = t.evaluator.nll
+    monkeypatch.setattr(t.evaluator, "nll", lambda m, d, c: script[t.epoch] if d is t.data.valid else real(m, d, c))
     t.run()
     monkeypatch.undo()
-    assert t.early == {"best": 2.0, "best_epoch": 2, "stopped_at": 4}
+    assert t.early.state == {"best": 2.0, "best_epoch": 2, "stopped_at": 4}
     rows = [json.loads(line) for line in (tmp_path / "early" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["epoch"] == 4 and rows[-1]["best_epoch"] == 2
     # G is the epoch-2 model: the same as a run of exactly 2 MLE epochs
@@ -341,7 +342,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes_stopped(tmp_path, monke
     # a resumed run knows it stopped and trains no further MLE epoch
     resumed = Trainer(load_config(tmp_path / "early" / "config.yaml"), tmp_path / "early", quiet=True)
     resumed.resume()
-    assert resumed.early["stopped_at"] == 4 and resumed.g_epoch() == 4
+    assert resumed.early.stopped_at == 4 and resumed.g_epoch() == 4
     resumed.run()
     assert not differs(resumed.generator.state_dict(), two.generator.state_dict())
 

@@ -16,13 +16,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.cli.main import main
 from seqgan.config import load_config
+from seqgan.errors import NonFiniteLossError
 from seqgan.training import checkpoint as checkpoint_module
-from seqgan.training import steps as steps_module
 from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from seqgan.training.run import Trainer
-from seqgan.training.steps import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Epochs of a few tenths of a second, so that kills land inside epochs and inside checkpoint writes;
@@ -106,8 +106,8 @@ def smoke_trainer(run: Path, *overrides: str) -> Trainer:
 
 
 def test_non_finite_loss_stops_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = steps_module.pg_loss
-    monkeypatch.setattr(steps_module, "pg_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = seqgan_module.pg_loss
+    monkeypatch.setattr(seqgan_module, "pg_loss", lambda *a, **k: real(*a, **k) * float("nan"))
     trainer = smoke_trainer(tmp_path)
     with pytest.raises(NonFiniteLossError) as err:
         trainer.run()

@@ -15,18 +15,19 @@ import pytest
 import torch
 from torch import nn
 
+from seqgan.algorithms.common import Streams
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.cli.main import main
-from seqgan.config import ConfigError, load_config
+from seqgan.config import AdversarialConfig, ConfigError, load_config
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.corpus import CorpusError
 from seqgan.data.transduction import permutation, target_of, write_task
 from seqgan.metrics.seq2seq import match_counts
 from seqgan.models.condition import SourceEncoder, source_attention
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, prob_real
+from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDiscriminator, prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
 from seqgan.training.run import Trainer
-from seqgan.training.steps import policy_gradient_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ROOT / "configs" / "text.yaml"
@@ -227,15 +228,16 @@ def test_rigged_copy_rewards_are_computed_by_hand():
     torch.testing.assert_close(rewards, expected_copy_rewards(Y, OTHER))
 
 
-class LastTokenD(nn.Module):
+class LastTokenD(Discriminator):
     """Rigged D(y, x): the fraction of y's tokens equal to x's last token; records the (y, x) pairs it saw."""
 
     def __init__(self) -> None:
         super().__init__()
         self.out = nn.Linear(1, 2)
+        self.classifier = None
         self.seen: list[torch.Tensor] = []
 
-    def forward(self, tokens: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    def plain_logits(self, tokens: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         self.seen.append(src.clone())
         last = src.gather(1, ((src != 0).sum(dim=1) - 1).unsqueeze(1))  # (R, 1)
         p = (tokens == last).float().mean(dim=1)
@@ -247,10 +249,10 @@ def test_policy_gradient_step_gives_g_rollouts_and_d_each_rows_source():
     link keeping each row's source every reward is 1; a dropped or shuffled source anywhere lowers it."""
     policy = copy_last_policy()
     d = LastTokenD()
-    _, reward, _ = policy_gradient_step(
-        copy.deepcopy(policy), policy, d, torch.optim.SGD(policy.parameters(), lr=0.0), 12, T, 4, 5.0, "none", 0.8, 16,
-        torch.Generator().manual_seed(0), cond_pool=SRC,
-    )  # fmt: skip
+    a = AdversarialConfig(batch_size=12, rollout_num=4, rollout_chunk=16)
+    streams = Streams(torch.Generator().manual_seed(0), torch.Generator())
+    players = Players(copy.deepcopy(policy), policy, d)
+    _, reward, _ = policy_gradient_step(players, torch.optim.SGD(policy.parameters(), lr=0.0), a, T, streams, cond_pool=SRC)
     assert reward > 1 - 1e-5
     assert len({tuple(row) for row in torch.cat(d.seen).tolist()}) >= 4  # the batch held several sources
 
@@ -322,7 +324,7 @@ def test_source_runs_are_deterministic_and_train_every_parameter(tmp_path, task)
     def run(name):
         trainer = Trainer(load_config(TEXT, task_args(task, *ADVERSARIAL)), tmp_path / name, quiet=True)
         trainer.start(["test"])
-        before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+        before = {k: v.clone() for k, v in trainer.algorithm.discriminator.state_dict().items()}
         before |= {f"g.{k}": v.clone() for k, v in trainer.generator.state_dict().items()}
         trainer.run()
         return trainer, before
@@ -330,7 +332,7 @@ def test_source_runs_are_deterministic_and_train_every_parameter(tmp_path, task)
     a, before = run("a")
     run("b")
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
-    after = a.discriminator.state_dict() | {f"g.{k}": v for k, v in a.generator.state_dict().items()}
+    after = a.algorithm.discriminator.state_dict() | {f"g.{k}": v for k, v in a.generator.state_dict().items()}
     unchanged = [k for k, v in after.items() if torch.equal(before[k], v)]
     assert not unchanged and any(k.startswith("g.condition.") for k in after) and "g.source_query.weight" in after
 

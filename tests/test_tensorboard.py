@@ -55,7 +55,7 @@ def test_every_metric_and_the_config_reach_tensorboard(tmp_path):
     trainer = Trainer(cfg, run, quiet=True)
     trainer.start(["seqgan"])
     trainer.run()
-    trainer.log.tensorboard.close()
+    trainer.folder.log.tensorboard.close()
     phases = {r["phase"] for r in read_metrics(run / "metrics.jsonl")}
     assert phases == {"mle", "d_pretrain", "adversarial"}
     assert_mirrors(run)
@@ -74,7 +74,7 @@ def test_resume_rebuilds_tensorboard_from_the_log(tmp_path):
     trainer = Trainer(cfg, run, quiet=True)
     trainer.start(["seqgan"])
     trainer.run()
-    trainer.log.tensorboard.close()
+    trainer.folder.log.tensorboard.close()
     full = read_scalars(run / "tensorboard")
     # Pretend the run died after the last adversarial records: rewind to the checkpoint of adversarial epoch 3.
     (run / "checkpoints" / "latest").write_text("2-adversarial-000003\n")
@@ -82,7 +82,7 @@ def test_resume_rebuilds_tensorboard_from_the_log(tmp_path):
     resumed.resume()
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 3
     resumed.run()
-    resumed.log.tensorboard.close()
+    resumed.folder.log.tensorboard.close()
     assert_mirrors(run)
     assert read_scalars(run / "tensorboard").keys() == full.keys()
     assert all([s for s, _ in read_scalars(run / "tensorboard")[t]] == [s for s, _ in full[t]] for t in full)

@@ -115,8 +115,8 @@ def test_corpus_errors_reach_the_user_as_one_line(tmp_path, capsys):
 
 
 def test_text_run_resumes_exactly_with_its_saved_tokenizer(tmp_path, monkeypatch):
+    from seqgan.algorithms import seqgan as seqgan_module
     from seqgan.config import load_config
-    from seqgan.training import run as run_module
     from seqgan.training.run import Trainer
 
     corpus = tmp_path / "poems.txt"
@@ -130,7 +130,7 @@ def test_text_run_resumes_exactly_with_its_saved_tokenizer(tmp_path, monkeypatch
 
     trainer(tmp_path / "full").run()
     calls = {"n": 0}
-    real_step = run_module.policy_gradient_step
+    real_step = seqgan_module.policy_gradient_step
 
     def crash_on_second(*args, **kwargs):
         calls["n"] += 1
@@ -138,12 +138,12 @@ def test_text_run_resumes_exactly_with_its_saved_tokenizer(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "policy_gradient_step", crash_on_second)
+    monkeypatch.setattr(seqgan_module, "policy_gradient_step", crash_on_second)
     try:
         trainer(tmp_path / "crash").run()
     except KeyboardInterrupt:
         pass
-    monkeypatch.setattr(run_module, "policy_gradient_step", real_step)
+    monkeypatch.setattr(seqgan_module, "policy_gradient_step", real_step)
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()
     resumed.run()
@@ -164,13 +164,13 @@ def test_training_logs_show_mode_collapse(tmp_path):
     corpus.write_text("\n".join(POEM * 4) + "\n", encoding="utf-8")
     overrides = [f"data.train={corpus}", "data.tokenizer=char", *SMALL_TEXT, "eval.bleu_samples=20"]
     trainer = Trainer(load_config(ROOT / "configs" / "text.yaml", overrides), tmp_path / "run", quiet=True)
-    fresh = trainer.evaluate(with_discriminator=False)
+    fresh = trainer.evaluator.generator_metrics(trainer.generator, trainer.evaluator.rng())
     assert fresh["unique_frac"] > 0.5 and fresh["self_bleu4"] < 0.5
     with torch.no_grad():
         trainer.generator.head.weight.zero_()
         trainer.generator.head.bias.fill_(-1e4)
         trainer.generator.head.bias[UNK + 1] = 0.0  # the first real character, never the end token
-    rigged = trainer.evaluate(with_discriminator=False)
+    rigged = trainer.evaluator.generator_metrics(trainer.generator, trainer.evaluator.rng())
     T = trainer.data.train.shape[1]  # a sample that never ends fills every step
     assert rigged["unique_frac"] == 1 / 20 and rigged["distinct1"] == 1 / (20 * T)
     assert rigged["self_bleu4"] == pytest.approx(1.0)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import load_config
 from seqgan.training.run import Trainer
-from seqgan.training.steps import policy_gradient_step
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
@@ -22,28 +22,30 @@ def smoke_trainer(tmp_path: Path, *overrides: str) -> Trainer:
     return trainer
 
 
+def players(t: Trainer) -> Players:
+    return Players(t.generator, t.algorithm.rollout, t.algorithm.discriminator)
+
+
+def adversarial_optimizer(t: Trainer) -> torch.optim.Optimizer:
+    return t.algorithm.optimizers["adversarial"].optimizer
+
+
 def test_every_generator_parameter_changes_after_one_adversarial_step(tmp_path):
     t = smoke_trainer(tmp_path)
     before = {k: v.clone() for k, v in t.generator.state_dict().items()}
     a = t.cfg.adversarial
-    policy_gradient_step(
-        t.generator, t.rollout, t.discriminator, t.adv_opt, a.batch_size, t.cfg.data.seq_len, a.rollout_num,
-        a.grad_clip, a.baseline, a.rollout_update_rate, a.rollout_chunk, t.rngs["sample"],
-    )  # fmt: skip
+    policy_gradient_step(players(t), adversarial_optimizer(t), a, t.cfg.data.seq_len, t.streams)
     for name, value in t.generator.state_dict().items():
         assert not torch.equal(before[name], value), f"{name} did not change"
 
 
 def test_rollout_policy_lags_behind_the_generator(tmp_path):
     t = smoke_trainer(tmp_path, "adversarial.rollout_update_rate=0.5")
-    t.rollout.load_state_dict(t.generator.state_dict())
+    t.algorithm.rollout.load_state_dict(t.generator.state_dict())
     before = {k: v.clone() for k, v in t.generator.state_dict().items()}
     a = t.cfg.adversarial
-    policy_gradient_step(
-        t.generator, t.rollout, t.discriminator, t.adv_opt, a.batch_size, t.cfg.data.seq_len, a.rollout_num,
-        a.grad_clip, a.baseline, 0.5, a.rollout_chunk, t.rngs["sample"],
-    )  # fmt: skip
-    after, rolled = t.generator.state_dict(), t.rollout.state_dict()
+    policy_gradient_step(players(t), adversarial_optimizer(t), a, t.cfg.data.seq_len, t.streams)
+    after, rolled = t.generator.state_dict(), t.algorithm.rollout.state_dict()
     for name in before:
         torch.testing.assert_close(rolled[name], 0.5 * before[name] + 0.5 * after[name])
 
@@ -71,12 +73,14 @@ def test_metrics_hold_what_the_issue_asks_for(tmp_path):
 
 def test_eval_logs_the_unique_fraction_that_flags_mode_collapse(tmp_path):
     t = smoke_trainer(tmp_path, "eval.num_samples=200")
-    assert 0.9 < t.evaluate(with_discriminator=False)["unique_frac"] <= 1.0  # a fresh G: (almost) all distinct
+    assert (
+        0.9 < t.evaluator.generator_metrics(t.generator, t.evaluator.rng())["unique_frac"] <= 1.0
+    )  # a fresh G: (almost) all distinct
     with torch.no_grad():  # rig G: token 7 certain at every step, so every sample is the same sequence
         t.generator.head.weight.zero_()
         t.generator.head.bias.fill_(-1e4)
         t.generator.head.bias[7] = 0.0
-    assert t.evaluate(with_discriminator=False)["unique_frac"] == 1 / 200
+    assert t.evaluator.generator_metrics(t.generator, t.evaluator.rng())["unique_frac"] == 1 / 200
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_third_pg_step):

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -502,10 +503,36 @@ class CheckpointConfig:
         _check(self.every >= 1 and self.keep >= 1, "checkpoint.every and checkpoint.keep must be >= 1")
 
 
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """What the config knows of an algorithm; `seqgan.algorithms` registers one per GAN variant."""
+
+    section: type | None
+    """Its own config section (a dataclass; YAML key: the algorithm's name), or None."""
+    uses: tuple[str, ...]
+    """The shared sections it reads; the others must stay at their defaults (they would do nothing)."""
+    check: Callable[[ExperimentConfig], None] | None = None
+    """Checks across sections that only this algorithm needs (ConfigError with the fix)."""
+    summary: str = ""
+    """One line for `--help` and error messages."""
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {}
+"""Every algorithm by name, filled when `seqgan.algorithms` is imported (importing `seqgan` does it)."""
+
+
+def register_algorithm(name: str, spec: AlgorithmSpec) -> None:
+    ALGORITHMS[name] = spec
+
+
 @dataclass
 class ExperimentConfig:
     seed: int = 0
     """Seeds everything that is not seeded on purpose elsewhere (the oracle and its data)."""
+    algorithm: str = "seqgan"
+    """The GAN variant that trains G (`seqgan.algorithms`): 'seqgan' (the paper: policy gradient with
+    Monte Carlo rollouts scored by D), 'mle' (maximum likelihood only), or another registered one;
+    its own settings, if any, are the section named after it."""
     threads: int = 1
     """torch intra-op threads. 1 by default: on 2 cores, 2 threads beside another busy process ran 30-50x slower."""
     device: str = "cpu"
@@ -519,9 +546,12 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     condition: ConditionConfig = field(default_factory=ConditionConfig)
+    algo: Any = None
+    """The chosen algorithm's own section (written in YAML under the algorithm's name), or None."""
 
     def __post_init__(self) -> None:
         _check(self.threads >= 1, "threads must be >= 1")
+        self._check_algorithm()
         self._check_condition()
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
         _check(
@@ -539,13 +569,35 @@ class ExperimentConfig:
                 "pretrain.patience needs a validation set (never the test set): set data.num_valid (oracle) or data.valid (text)",
             )
             _check(self.pretrain.epochs > 0, "pretrain.patience applies to MLE epochs, but pretrain.epochs is 0; remove it")
-        if self.discriminator.kind == "cnn":
+        if self.discriminator.kind == "cnn" and "discriminator" in ALGORITHMS[self.algorithm].uses:
             too_wide = [w for w in self.discriminator.filter_sizes if w > self.data.length]
             _check(
                 not too_wide,
                 f"discriminator.filter_sizes {too_wide} are wider than the sequences ({self.data.length} tokens); "
                 "drop those widths (and their num_filters entries)",
             )
+
+    def _check_algorithm(self) -> None:
+        """A known algorithm, its own section built, and the shared sections it does not read left alone."""
+        _check(
+            self.algorithm in ALGORITHMS,
+            f"algorithm={self.algorithm!r}: use one of {', '.join(sorted(ALGORITHMS))}",
+        )
+        spec = ALGORITHMS[self.algorithm]
+        if spec.section is None:
+            _check(self.algo is None, f"algorithm={self.algorithm} has no section of its own; remove it")
+        elif self.algo is None:
+            self.algo = spec.section()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value) and f.name not in spec.uses and f.name != "algo":
+                _check(
+                    value == type(value)(),
+                    f"{f.name}: algorithm={self.algorithm} does not use this section ({spec.summary}); remove it, "
+                    "or choose an algorithm that does",
+                )
+        if spec.check is not None:
+            spec.check(self)
 
     def _check_condition(self) -> None:
         """What the condition section may hold depends on the data source."""
@@ -632,7 +684,10 @@ class ExperimentConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as YAML holds it: the algorithm's own section under the algorithm's name."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "algo"}
+        out = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in out.items()}
+        return out | ({self.algorithm: dataclasses.asdict(self.algo)} if self.algo is not None else {})
 
 
 # ----------------------------------------------------------------------------- loading
@@ -695,8 +750,11 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in raw.items():
         where = f"{prefix}{key}"
+        if key == "algo" and cls is ExperimentConfig:  # built by config_from_dict
+            kwargs[key] = value
+            continue
         if key not in fields:
-            raise _unknown_key(key, list(fields), where)
+            raise _unknown_key(key, [k for k in fields if k != "algo"], where)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, f"{where}.")
@@ -731,6 +789,24 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """The top level: shared sections, and the chosen algorithm's own section under its name."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping, got {raw!r}")
+    raw = dict(raw)
+    if "algo" in raw:
+        raise _unknown_key("algo", [f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "algo"], "algo")
+    name = raw.get("algorithm", ExperimentConfig.algorithm)
+    for other in [k for k in raw if k in ALGORITHMS]:
+        _check(
+            other == name,
+            f"{other}: settings of algorithm={other}, but this config runs algorithm={name}; remove them or set algorithm={other}",
+        )
+        _check(
+            ALGORITHMS[other].section is not None, f"{other}: algorithm={other} has no settings of its own; remove the section"
+        )
+    section = raw.pop(name, None) if isinstance(name, str) and name in ALGORITHMS else None
+    if section is not None:
+        raw["algo"] = _build(ALGORITHMS[name].section, section or {}, f"{name}.")
     return _build(ExperimentConfig, raw, "")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
+from seqgan import distributed
 from seqgan.config import load_config
-from seqgan.training import distributed
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,17 +20,13 @@ try:
     trainer.start(["ddp_ranks_agree"])
     trainer.run()
     differ = []
-    for name, model in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
+    for name, model in (("generator", trainer.generator), ("discriminator", trainer.algorithm.discriminator)):
         for key, value in model.state_dict().items():
             every = distributed.all_gather_rows(value.detach().double().reshape(1, -1), dist)  # (world, numel)
             if not bool((every == every[0]).all()):
                 differ.append(f"{name}.{key}")
-    del trainer  # it holds DDP wrappers, which hold the process group
 finally:
-    # Leave the process group before exit: a gloo group still alive at interpreter shutdown aborts
-    # the process ("terminate called without an active exception") and fails the job by chance.
-    # See `distributed.cleanup`.
     distributed.cleanup()
 if differ:
     print(f"rank {dist.rank}: weights differ between ranks: {differ}", file=sys.stderr)
-    sys.exit(1)
+distributed.finish(1 if differ else 0)  # a worker leaves without interpreter finalization: see `finish`

@@ -1,14 +1,18 @@
-"""Build models from their config sections (the only place configs meet model classes)."""
+"""Build models from their config sections (the only place configs meet model classes): models
+take plain arguments and never read the config."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from seqgan.config import ConditionConfig, DiscriminatorConfig, GeneratorConfig
+from seqgan.config import ConditionConfig, ConfigError, DiscriminatorConfig, ExperimentConfig, GeneratorConfig
 from seqgan.data.conditions import ConditionSpace
-from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator
+from seqgan.data.dataset import Data
+from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder, pick_rows
+from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDiscriminator
 from seqgan.models.generator import Generator
+from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
 
 
 def build_condition_encoder(cfg: ConditionConfig, space: ConditionSpace | None, vocab_size: int) -> nn.Module | None:
@@ -42,7 +46,7 @@ def build_generator(
 
 def build_discriminator(
     cfg: DiscriminatorConfig, vocab_size: int, condition: ConditionConfig | None = None, space: ConditionSpace | None = None
-) -> nn.Module:
+) -> Discriminator:
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     if cfg.kind == "cnn":
         return CNNDiscriminator(
@@ -52,3 +56,45 @@ def build_discriminator(
         vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,
         cfg.attention_heads, encoder, cfg.condition_join,
     )  # fmt: skip
+
+
+def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
+    return build_generator(
+        cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
+    )
+
+
+def make_discriminator(cfg: ExperimentConfig, data: Data) -> Discriminator:
+    """The run's D; with discriminator.condition_judge=generator an unconditional D joined to a
+    `GenerativeJudge` of G's shape (its weights set from G when D pre-training starts)."""
+    d = cfg.discriminator
+    if d.condition_judge == "head":
+        discriminator = build_discriminator(d, data.vocab_size, cfg.condition, data.condition)
+        set_reference(discriminator, data.cond_train, cfg.seed)
+        return discriminator
+    space = data.condition
+    if space.kind == "label" and len(space.fields) != 1:
+        raise ConfigError(
+            f"discriminator.condition_judge=generator scores one label field, this data has {len(space.fields)} "
+            f"({', '.join(space.fields)}); keep one (condition.label_fields) or use condition_judge=head"
+        )
+    labels = space.kind == "label"
+    judge = GenerativeJudge(
+        make_generator(cfg, data),
+        num_classes=space.num_classes[0] if labels else None,
+        feature_dim=None if labels else space.feature_dim,
+        num_reference=d.judge_references,
+    )
+    discriminator = JudgedDiscriminator(build_discriminator(d, data.vocab_size), judge)
+    set_reference(discriminator, data.cond_train, cfg.seed)
+    return discriminator
+
+
+def set_reference(discriminator: Discriminator, pool: torch.Tensor | None, seed: int) -> None:
+    """A condition head that scores c against reference vectors gets them now: rows of the training
+    data's conditions `pool` (R, F), drawn with their own seed (the same on every rank)."""
+    head = discriminator.classifier
+    if head is None or head.reference is None:
+        return
+    rng = torch.Generator(pool.device).manual_seed(seed + 2)
+    head.set_reference(pick_rows(pool, len(head.reference), rng))

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import torch
 
-from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config, save_config
+from seqgan import distributed
+from seqgan.algorithms.common import discriminator_metrics
+from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.corpus import CorpusError
 from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.classifier import ClassifierError, train_on_files
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
@@ -35,12 +38,10 @@ from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator
 from seqgan.metrics.text import sequence_diversity
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.models.oracle import OracleError
-from seqgan.training import distributed
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import load_discriminator, open_run, resolve_device
 from seqgan.training.run import PHASES, Trainer
 from seqgan.training.signals import TrainingStopped
-from seqgan.training.steps import NonFiniteLossError, discriminator_metrics
 
 USER_ERRORS = (
     ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
-    """Train in this process, or as one rank of a torchrun job (see `seqgan.training.distributed`)."""
+    """Train in this process, or as one rank of a torchrun job (see `seqgan.distributed`)."""
     changed: list[str] = []
     if args.resume:
         # argparse reads the first override as CONFIG: with --resume every positional is an override
@@ -169,7 +170,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
     try:
         run_dir = _train(cfg, run_dir, args, argv, changed, dist)
     finally:
-        distributed.cleanup()  # after _train returned: no trainer (and no DDP wrapper) holds the group
+        distributed.cleanup()
     if dist.is_main():
         print(f"run written to {run_dir}", file=sys.stderr)
 
@@ -184,10 +185,8 @@ def _train(cfg: ExperimentConfig, run_dir: Path, args: argparse.Namespace, argv:
                 f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
                 "epochs; give at least that many"
             )
-        if changed and dist.is_main():  # the run's record follows the settings it now runs with
-            save_config(cfg, run_dir / "config.yaml")
-            with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
-                f.write(" ".join(argv) + "\n")
+        if changed and dist.is_main():
+            trainer.folder.record_resume(cfg, argv)
     else:
         trainer.start(argv)
     trainer.run()
@@ -350,11 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"seqgan {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return distributed.finish(2)
     except TrainingStopped as err:
         print(f"seqgan {args.command}: {err}", file=sys.stderr)
-        return 128 + err.signum
+        return distributed.finish(128 + err.signum)
     except KeyboardInterrupt:
         print(f"seqgan {args.command}: interrupted; the last checkpoint is intact", file=sys.stderr)
-        return 130
-    return 0
+        return distributed.finish(130)
+    return distributed.finish(0)

@@ -6,7 +6,11 @@ and a 2-way output layer (class 1 = real). `RNNDiscriminator` reads the sequence
 (bidirectional) GRU or LSTM and classifies either its final states or, with attention pooling,
 a multi-head attention read-out of all its time steps by a learned query.
 
-Both return logits (B, 2); `prob_real` is the reward signal D(Y) = P(real | Y).
+Both are `Discriminator`s: the interface every algorithm uses, with no probing of what kind of D
+it holds: `forward` (logits (B, 2) of D(y, c), whose `prob_real` is the reward signal), `loss`
+(what a D training step minimises: Eq. 5's cross-entropy, the paper code's L2 on the output layer,
+and a condition head's own loss), `real_fake_logits` (the real/fake decision alone, which D
+accuracy reads) and `begin_training` (called before D's first step).
 
 A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
@@ -15,8 +19,8 @@ depend on whether y fits c. `forward(tokens, cond)` then needs each row's condit
 With `condition_join="classifier"` (AC-GAN, Odena et al. 2017) D reads y alone and an auxiliary
 head trained on real sequences scores c from the same features: for labels `ConditionClassifier`
 predicts each label field, for feature vectors `ConditionMatcher` scores c against reference
-vectors; the logits D returns are those of the event "real and of condition c",
-P(real | y) * P(c | y).
+vectors (`seqgan.models.heads`); the logits D returns are those of the event "real and of
+condition c", P(real | y) * P(c | y).
 """
 
 from __future__ import annotations
@@ -25,13 +29,91 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.condition import (
-    FeatureEncoder,
-    LabelEncoder,
-    condition_classifier_loss,
-    condition_matching_loss,
-    label_log_prob,
-)
+from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
+
+
+def discriminator_loss(
+    logits: torch.Tensor,
+    is_real: torch.Tensor,
+    label_smoothing: float = 0.0,
+    out_weight: torch.Tensor | None = None,
+    out_bias: torch.Tensor | None = None,
+    l2_reg: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy of D (Eq. 5): logits (B, 2), is_real (B,) bool.
+
+    One-sided label smoothing: a real sequence's target is (eps, 1 - eps); a fake's stays (1, 0).
+    L2 as TensorFlow's l2_loss on the output layer: l2_reg * (sum(W^2) + sum(b^2)) / 2.
+    """
+    target_real = is_real.float() * (1.0 - label_smoothing)  # (B,): P(real) target
+    targets = torch.stack([1.0 - target_real, target_real], dim=1)  # (B, 2)
+    loss = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=1).mean()
+    if l2_reg > 0:
+        if out_weight is None or out_bias is None:
+            raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
+        loss = loss + l2_reg * 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
+    return loss
+
+
+class Discriminator(nn.Module):
+    """What every discriminator offers the algorithms that train it and read its rewards.
+
+    A D either reads (y, c) itself (unconditional, or conditional by concatenation or projection:
+    `plain_logits`), or reads y alone and has a condition head `classifier` giving P(c | y)
+    (condition_join=classifier: `realness_and_head`), its score then the event "real and of
+    condition c"."""
+
+    out: nn.Linear  # the real/fake output layer (the paper code's L2 penalty is on it)
+    classifier: ConditionHead | None  # P(c | y) of a D that reads y alone, else None
+
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """A D without a condition head: tokens (B, T), cond (B, ...) or None -> logits (B, 2)."""
+        raise NotImplementedError
+
+    def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A D with a condition head, from one read of y: tokens (B, T) -> real/fake logits (B, 2)
+        and what its head reads (the head's output on D's features, or the tokens for an LM judge)."""
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
+        (a D with a condition head: real and of condition c)."""
+        if self.classifier is None:
+            return self.plain_logits(tokens, cond)
+        check_condition(True, cond, len(tokens))
+        logits, read = self.realness_and_head(tokens)
+        return real_and_fitting_logits(logits, self.classifier.log_prob(read, cond))
+
+    def real_fake_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The real/fake decision alone (D accuracy reads it): a D with a condition head leaves the
+        head out and ignores cond; any other D is `forward`."""
+        if self.classifier is None:
+            return self.plain_logits(tokens, cond)
+        return self.realness_and_head(tokens)[0]
+
+    def loss(
+        self,
+        tokens: torch.Tensor,
+        cond: torch.Tensor | None,
+        is_real: torch.Tensor,
+        label_smoothing: float = 0.0,
+        l2_reg: float = 0.0,
+    ) -> torch.Tensor:
+        """What one D step minimises on a batch: tokens (B, T), cond (B, ...) or None, is_real (B,) bool.
+
+        Real/fake cross-entropy (`discriminator_loss`, one-sided label smoothing, L2 on the output
+        layer); a D with a condition head learns real/fake on every row and its head, on the real
+        rows only, the conditions of real sequences (a classifier of the data's p(c | y) that G
+        cannot teach its own mistakes)."""
+        if self.classifier is None:
+            logits, head_loss = self.plain_logits(tokens, cond), 0.0
+        else:
+            logits, read = self.realness_and_head(tokens)
+            head_loss = self.classifier.loss(read[is_real], cond[is_real])
+        return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
+
+    def begin_training(self, generator: nn.Module) -> None:
+        """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
 
 
 class Highway(nn.Module):
@@ -52,7 +134,7 @@ class Highway(nn.Module):
 MAX_TABLE_ENTRIES = 100_000_000
 
 
-class CNNDiscriminator(nn.Module):
+class CNNDiscriminator(Discriminator):
     """The paper's CNN discriminator.
 
     Scoring without gradients (eval mode under `torch.no_grad`) takes a faster, equivalent route:
@@ -77,7 +159,7 @@ class CNNDiscriminator(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
         project = _projects(condition, condition_join)
-        self.classifier = _classifier(condition, condition_join, sum(num_filters))
+        self.classifier = make_head(condition, condition_join, sum(num_filters))
         self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
         total = sum(num_filters) + (self.condition.dim if self.condition is not None and not project else 0)
         self.highway = Highway(total)
@@ -131,19 +213,13 @@ class CNNDiscriminator(nn.Module):
             return self.highway(pooled.relu_())
         return self.highway(join_condition(pooled.relu_(), self.condition, cond))
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
-        (a classifier D: real and of class c)."""
-        if self.classifier is not None:
-            check_condition(True, cond, len(tokens))
-            return self.classifier.joint_logits(*self.realness_and_classes(tokens), cond)
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.dropout(self.features(tokens, cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
-    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A classifier D's two outputs from one read of y: tokens (B, T) -> real/fake logits (B, 2)
-        and its head's output: class logits (B, sum_f K_f), the label fields side by side, or a
-        matcher's query (B, E)."""
+    def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real/fake logits (B, 2) and the head's output on the same features: class logits
+        (B, sum_f K_f), the label fields side by side, or a matcher's query (B, E)."""
         h = self.dropout(self.features(tokens))  # (B, P)
         return self.out(h), self.classifier(h)
 
@@ -163,7 +239,7 @@ class AttentionPooling(nn.Module):
         return pooled.squeeze(1)
 
 
-class RNNDiscriminator(nn.Module):
+class RNNDiscriminator(Discriminator):
     def __init__(
         self,
         vocab_size: int,
@@ -187,7 +263,7 @@ class RNNDiscriminator(nn.Module):
         self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         project = _projects(condition, condition_join)
-        self.classifier = _classifier(condition, condition_join, width)
+        self.classifier = make_head(condition, condition_join, width)
         self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
         self.out = nn.Linear(width + (self.condition.dim if self.condition is not None and not project else 0), 2)
         self.projection = nn.Linear(condition.dim, width, bias=False) if project else None
@@ -201,12 +277,7 @@ class RNNDiscriminator(nn.Module):
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
         return torch.cat(list(h), dim=1)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
-        (a classifier D: real and of class c)."""
-        if self.classifier is not None:
-            check_condition(True, cond, len(tokens))
-            return self.classifier.joint_logits(*self.realness_and_classes(tokens), cond)
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         pooled = self.pooled(tokens)
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
@@ -214,101 +285,10 @@ class RNNDiscriminator(nn.Module):
             return project_condition(self.out(h), h, self.projection, self.condition, cond)
         return self.out(self.dropout(join_condition(pooled, self.condition, cond)))
 
-    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A classifier D's two outputs: tokens (B, T) -> real/fake logits (B, 2), and class logits
-        (B, sum_f K_f) or a matcher's query (B, E)."""
+    def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real/fake logits (B, 2) and the head's output: class logits (B, sum_f K_f) or a matcher's query (B, E)."""
         h = self.dropout(self.pooled(tokens))
         return self.out(h), self.classifier(h)
-
-
-class ConditionClassifier(nn.Module):
-    """The auxiliary classifier of an AC-GAN D (Odena et al., 2017): D's features h (B, P) -> class
-    logits (B, sum_f K_f), one softmax per label field. It is trained on real sequences only (a
-    classifier of the data's p(c | y) that G cannot teach its own mistakes), and D scores a pair as
-    D(y, c) = P(real | y) * prod_f P(c_f | y): a sequence of the wrong class earns nothing, one
-    that fits every class equally earns 1/K of its realness."""
-
-    def __init__(self, in_dim: int, num_classes: list[int]) -> None:
-        super().__init__()
-        self.num_classes = list(num_classes)
-        self.linear = nn.Linear(in_dim, sum(num_classes))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.linear(h)
-
-    def log_prob(self, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """log prod_f P(c_f | y): class logits (B, sum K), labels (B, F) -> (B,)."""
-        return label_log_prob(class_logits, cond, self.num_classes)
-
-    def loss(self, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy on real rows: class logits (B, sum K), their labels (B, F) -> ()."""
-        return condition_classifier_loss(class_logits, cond, self.num_classes)
-
-    def joint_logits(self, logits: torch.Tensor, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Real/fake logits (B, 2), class logits (B, sum K), labels (B, F) -> logits (B, 2) whose
-        softmax is (1 - P, P), P = P(real | y) * prod_f P(c_f | y)."""
-        return real_and_fitting_logits(logits, self.log_prob(class_logits, cond))
-
-
-class ConditionMatcher(nn.Module):
-    """The feature-vector counterpart of `ConditionClassifier` (condition_join=classifier with
-    condition.kind=features): a vector has no classes to predict, so the head scores how well y
-    fits a vector c by a bilinear form s(y, c) = (W h) . e(c), h D's features (B, P), e D's own
-    `FeatureEncoder`, and P(c | y) is a softmax over c and `reference` (R, F), R other conditions
-    of the training data fixed when the run starts (saved with D):
-        P(c | y) = exp s(y, c) / (exp s(y, c) + sum_r exp s(y, r)), a reference row equal to c left out.
-    Like the class head it is trained on real pairs only, here contrastively (InfoNCE over the
-    batch: each real y against the other rows' conditions, `condition_matching_loss`), and D scores
-    D(y, c) = P(real | y) * P(c | y): a sequence that fits another vector better earns little."""
-
-    def __init__(self, in_dim: int, encoder: FeatureEncoder, num_reference: int = 63) -> None:
-        super().__init__()
-        if num_reference < 1:
-            raise ValueError(f"num_reference must be >= 1, got {num_reference}")
-        self.encoder = encoder
-        self.query = nn.Linear(in_dim, encoder.dim, bias=False)
-        self.register_buffer("reference", torch.zeros(num_reference, encoder.feature_dim))
-
-    def set_reference(self, rows: torch.Tensor) -> None:
-        """The R conditions every c competes with: rows (R, F), e.g. drawn from the training data's."""
-        if rows.shape != self.reference.shape:
-            raise ValueError(f"reference conditions must be {tuple(self.reference.shape)}, got {tuple(rows.shape)}")
-        self.reference.copy_(rows)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """D's features h (B, P) -> the query W h (B, E) that meets each e(c)."""
-        return self.query(h)
-
-    def log_prob(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """log P(c | y) against the reference conditions: query (B, E), c (B, F) -> (B,)."""
-        own = (query * self.encoder(cond)).sum(dim=1)  # (B,)
-        return log_posterior_against_references(own, query @ self.encoder(self.reference).T, cond, self.reference)
-
-    def loss(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """InfoNCE on real rows: query (B, E), their conditions (B, F) -> ()."""
-        return condition_matching_loss(query, self.encoder(cond))
-
-    def joint_logits(self, logits: torch.Tensor, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Real/fake logits (B, 2), query (B, E), c (B, F) -> logits (B, 2) of P(real | y) * P(c | y)."""
-        return real_and_fitting_logits(logits, self.log_prob(query, cond))
-
-
-def log_posterior_against_references(
-    own: torch.Tensor, ref: torch.Tensor, cond: torch.Tensor, reference: torch.Tensor
-) -> torch.Tensor:
-    """log P(c | y) = own - logsumexp(own, ref) from the score of c (B,) and of each reference
-    vector (B, R), a reference equal to c (B, F) left out: reference (R, F) -> (B,)."""
-    same = (cond.unsqueeze(1) == reference.unsqueeze(0)).all(dim=2)  # (B, R): c itself among the references
-    scores = torch.cat([own.unsqueeze(1), ref.masked_fill(same, float("-inf"))], dim=1)  # (B, 1 + R)
-    return own - torch.logsumexp(scores, dim=1)
-
-
-def real_and_fitting_logits(logits: torch.Tensor, log_p_cond: torch.Tensor) -> torch.Tensor:
-    """Real/fake logits (B, 2) and log P(c | y) (B,) -> logits (B, 2) whose softmax is (1 - P, P),
-    P = P(real | y) * P(c | y): the event "real and of condition c"."""
-    log_p = F.logsigmoid(logits[:, 1] - logits[:, 0]) + log_p_cond  # (B,)
-    log_not = torch.log((-torch.expm1(log_p)).clamp_min(1e-30))  # log(1 - P)
-    return torch.stack([log_not, log_p], dim=1)
 
 
 CONDITION_JOINS = ("concat", "projection", "classifier")
@@ -318,18 +298,6 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
     if condition_join not in CONDITION_JOINS:
         raise ValueError(f"condition_join must be one of {CONDITION_JOINS}, got {condition_join!r}")
     return condition is not None and condition_join == "projection"
-
-
-def _classifier(condition: nn.Module | None, condition_join: str, in_dim: int) -> ConditionClassifier | ConditionMatcher | None:
-    """The auxiliary head of condition_join='classifier': a class head sized by the label encoder's
-    fields, or for feature vectors a matcher that owns D's feature encoder."""
-    if condition is None or condition_join != "classifier":
-        return None
-    if isinstance(condition, LabelEncoder):
-        return ConditionClassifier(in_dim, condition.num_classes)
-    if isinstance(condition, FeatureEncoder):
-        return ConditionMatcher(in_dim, condition)
-    raise ValueError("condition_join='classifier' needs label or feature-vector conditions (a LabelEncoder or FeatureEncoder)")
 
 
 def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:
@@ -380,10 +348,15 @@ def prob_real(
 
 
 @torch.no_grad()
-def prob_real_alone(discriminator: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """A classifier D's P(real | y) from its real/fake head alone, ignoring the class: tokens (R, T) -> (R,)."""
+def prob_real_alone(
+    discriminator: Discriminator, tokens: torch.Tensor, batch_size: int = 1024, cond: torch.Tensor | None = None
+) -> torch.Tensor:
+    """P(real | y) from D's real/fake decision alone (`real_fake_logits`: a condition head left out,
+    any other D reading cond (R, ...) as `forward` does): tokens (R, T) -> (R,)."""
     out = [
-        torch.softmax(discriminator.realness_and_classes(tokens[i : i + batch_size])[0], dim=-1)[:, 1]
+        torch.softmax(
+            discriminator.real_fake_logits(tokens[i : i + batch_size], None if cond is None else cond[i : i + batch_size]), dim=-1
+        )[:, 1]
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)

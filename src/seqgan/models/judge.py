@@ -22,11 +22,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqgan.models.discriminator import log_posterior_against_references, real_and_fitting_logits
+from seqgan.models.discriminator import Discriminator
 from seqgan.models.generator import Generator
+from seqgan.models.heads import ConditionHead, log_posterior_against_references
 
 
-class GenerativeJudge(nn.Module):
+class GenerativeJudge(ConditionHead):
     """P(c | y) from a conditional LM `lm` (a `Generator` without noise input).
 
     Labels (`num_classes`, one label field): c' over all classes. Feature vectors (`feature_dim`):
@@ -49,14 +50,6 @@ class GenerativeJudge(nn.Module):
             self.register_buffer("reference", torch.zeros(num_reference, feature_dim))
         else:
             self.reference = None
-
-    def set_reference(self, rows: torch.Tensor) -> None:
-        """Feature vectors: the R conditions every c competes with, rows (R, F)."""
-        if self.reference is None:
-            raise ValueError("a label judge compares every class; it has no reference vectors")
-        if rows.shape != self.reference.shape:
-            raise ValueError(f"reference conditions must be {tuple(self.reference.shape)}, got {tuple(rows.shape)}")
-        self.reference.copy_(rows)
 
     def log_likelihoods(self, tokens: torch.Tensor, options: torch.Tensor) -> torch.Tensor:
         """log p(y | c') of each sequence under each of its options: tokens (B, T), options (B, M, ...)
@@ -91,17 +84,16 @@ class GenerativeJudge(nn.Module):
         return (torch.logsumexp(scores, dim=1) - scores[:, 0]).mean()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """What D's training step hands to `loss`: the sequences themselves (the judge reads y, not D's features)."""
+        """What `log_prob` and `loss` read: the sequences themselves (the judge reads y, not D's features)."""
         return tokens
 
 
-class JudgedDiscriminator(nn.Module):
+class JudgedDiscriminator(Discriminator):
     """D(y, c) = P(real | y) * P_judge(c | y): an unconditional D `realness` (CNN or RNN, logits
-    (B, 2)) and a `GenerativeJudge`. It keeps the AC-GAN D's interface (`classifier`, `out`,
-    `realness_and_classes`), so D's training step trains real/fake on every row and the judge on
-    the real rows."""
+    (B, 2)) and a `GenerativeJudge` as its condition head (`classifier`), so D's training step
+    trains real/fake on every row and the judge on the real rows."""
 
-    def __init__(self, realness: nn.Module, judge: GenerativeJudge) -> None:
+    def __init__(self, realness: Discriminator, judge: GenerativeJudge) -> None:
         super().__init__()
         self.realness = realness
         self.classifier = judge
@@ -111,12 +103,10 @@ class JudgedDiscriminator(nn.Module):
         """The real/fake output layer (its L2 penalty is D's)."""
         return self.realness.out
 
-    def realness_and_classes(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (B, T) -> real/fake logits (B, 2), and what the judge's `loss` reads (the tokens)."""
+    def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, T) -> real/fake logits (B, 2), and what the judge reads (the tokens)."""
         return self.realness(tokens), self.classifier(tokens)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T), cond (B, ...) -> logits (B, 2) of "real and of condition c"."""
-        if cond is None or len(cond) != len(tokens):
-            raise ValueError("this discriminator is conditional: pass cond (B, ...), one condition per sequence")
-        return real_and_fitting_logits(self.realness(tokens), self.classifier.log_prob(tokens, cond))
+    def begin_training(self, generator: nn.Module) -> None:
+        """The judge starts as the pre-trained G."""
+        self.classifier.lm.load_state_dict(generator.state_dict())

@@ -2,8 +2,6 @@
 
 - `pg_loss`: the policy gradient of Yu et al. (2017), Eq. 6-8, as a loss to minimise.
 - `mle_loss`: per-token negative log-likelihood (teacher forcing), for pre-training.
-- `discriminator_loss`: cross-entropy of the real/fake classifier (Eq. 5), with optional
-  one-sided label smoothing and the paper code's L2 penalty on the output layer.
 - `discount_rewards`: the reward discount the paper's code defines (gamma = 0.95) but never uses.
 - `token_kl`: KL(G || G_ref) per position, a regulariser keeping G near its MLE-pre-trained copy.
 """
@@ -125,26 +123,3 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def mle_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean per-token NLL: logits (B, T, V), targets (B, T) -> scalar."""
     return token_nll(logits, targets).mean()
-
-
-def discriminator_loss(
-    logits: torch.Tensor,
-    is_real: torch.Tensor,
-    label_smoothing: float = 0.0,
-    out_weight: torch.Tensor | None = None,
-    out_bias: torch.Tensor | None = None,
-    l2_reg: float = 0.0,
-) -> torch.Tensor:
-    """Cross-entropy of D: logits (B, 2), is_real (B,) bool.
-
-    One-sided label smoothing: a real sequence's target is (eps, 1 - eps); a fake's stays (1, 0).
-    L2 as TensorFlow's l2_loss on the output layer: l2_reg * (sum(W^2) + sum(b^2)) / 2.
-    """
-    target_real = is_real.float() * (1.0 - label_smoothing)  # (B,): P(real) target
-    targets = torch.stack([1.0 - target_real, target_real], dim=1)  # (B, 2)
-    loss = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=1).mean()
-    if l2_reg > 0:
-        if out_weight is None or out_bias is None:
-            raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
-        loss = loss + l2_reg * 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
-    return loss

@@ -13,19 +13,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seqgan.algorithms.build import build_discriminator, build_generator
+from seqgan.algorithms.build import make_discriminator, make_generator
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.conditions import ConditionSpace, oracle_space
 from seqgan.data.dataset import Data
 from seqgan.data.text import make_text_data, resolve_paths
 from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
 from seqgan.models.generator import Generator
-from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.runtime import configure
 from seqgan.training.checkpoint import find_checkpoint, load_weights
 
-EVAL_SEED_OFFSET = 7919  # evaluation samples use their own fixed stream, apart from training's
 TOKENIZER_FILE = "tokenizer.json"
 ORACLE_FILE = "oracle.safetensors"
 ORACLE_DATA_FILE = "oracle_data.safetensors"
@@ -73,34 +71,6 @@ def make_data(
     return data.to(device)
 
 
-def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
-    return build_generator(
-        cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
-    )
-
-
-def make_discriminator(cfg: ExperimentConfig, data: Data) -> nn.Module:
-    """The run's D; with discriminator.condition_judge=generator an unconditional D joined to a
-    `GenerativeJudge` of G's shape (its weights set from G when D pre-training starts)."""
-    d = cfg.discriminator
-    if d.condition_judge == "head":
-        return build_discriminator(d, data.vocab_size, cfg.condition, data.condition)
-    space = data.condition
-    if space.kind == "label" and len(space.fields) != 1:
-        raise ConfigError(
-            f"discriminator.condition_judge=generator scores one label field, this data has {len(space.fields)} "
-            f"({', '.join(space.fields)}); keep one (condition.label_fields) or use condition_judge=head"
-        )
-    labels = space.kind == "label"
-    judge = GenerativeJudge(
-        make_generator(cfg, data),
-        num_classes=space.num_classes[0] if labels else None,
-        feature_dim=None if labels else space.feature_dim,
-        num_reference=d.judge_references,
-    )
-    return JudgedDiscriminator(build_discriminator(d, data.vocab_size), judge)
-
-
 def save_oracle(oracle: Generator, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in oracle.state_dict().items()}, path)
 
@@ -130,6 +100,17 @@ def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) ->
         )  # fmt: skip
         return data.to(device)
     return make_data(cfg, device, oracle=oracle)
+
+
+def save_run_data(data: Data, run_dir: Path) -> None:
+    """What `load_run_data` reads back: the conditions' space, the oracle and its samples, or the tokenizer."""
+    if data.condition is not None:
+        data.condition.save(run_dir / CONDITIONS_FILE)
+    if data.oracle is not None:
+        save_oracle(data.oracle, run_dir / ORACLE_FILE)
+        save_oracle_data(data, run_dir / ORACLE_DATA_FILE)
+    if data.text is not None:
+        data.text.tokenizer.save(run_dir / TOKENIZER_FILE)
 
 
 def save_oracle_data(data: Data, path: Path) -> None:
@@ -214,7 +195,3 @@ def split_run_spec(spec: str) -> tuple[Path, str | None]:
         return Path(spec), None
     folder, name = spec.rsplit("@", 1)
     return Path(folder), name or None
-
-
-def eval_generator(cfg: ExperimentConfig, device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(cfg.seed + EVAL_SEED_OFFSET)

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import torch
 import torch.distributed as td
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+M = TypeVar("M", bound=nn.Module)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Rank r > 0 offsets its sampling seeds by r * RANK_SEED_STRIDE: rank 0 keeps the single-process streams.
 RANK_SEED_STRIDE = 1_000_003
@@ -75,17 +82,36 @@ def init_from_env(device: torch.device | None = None) -> Dist:
         if cuda:
             torch.cuda.set_device(dist.local_rank)
         td.init_process_group(backend="nccl" if cuda else "gloo")
+    global _JOINED
+    _JOINED = True
     return dist
 
 
+_JOINED = False  # whether this process joined a process group (`init_from_env`)
+
+
 def cleanup() -> None:
-    """Leave the process group. Call it once nothing holds the group any more (drop the trainer and its
-    DDP wrappers first): a group that outlives `destroy_process_group` keeps gloo's worker threads
-    running into interpreter shutdown, where they abort the process ("terminate called without an
-    active exception") and fail the job by chance. `gc.collect` frees modules caught in cycles."""
+    """Leave the process group (every rank, once no more collectives will run)."""
     if td.is_initialized():
         gc.collect()
         td.destroy_process_group()
+
+
+def finish(code: int) -> int:
+    """The exit of a process: `code` back to the caller, except in a torchrun worker, which ends here
+    with `code` and without interpreter finalization.
+
+    Why: once DDP has run, gloo keeps its worker threads, and the work objects they hold (with tensors
+    that reference Python objects), alive past `destroy_process_group`. Interpreter finalization then
+    destroys them without the GIL and aborts the process ("terminate called without an active
+    exception"), by chance, after all the work is done and written (measured here: 3 of 8 two-process
+    runs under load; pytorch/pytorch#179291 describes the cause). Everything a run writes is closed by
+    then, so the worker flushes its output and leaves at once."""
+    if not _JOINED:
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def barrier(dist: Dist) -> None:
@@ -130,21 +156,29 @@ def all_gather_object(obj: object, dist: Dist) -> list[object]:
     return out
 
 
-class Methods(nn.Module):
-    """Routes `wrapper("log_probs", x)` to `module.log_probs(x)` through forward, so that one DDP
-    wrapper serves every method that builds a training graph (DDP hooks only `forward`)."""
+class Replicated(nn.Module, Generic[M]):
+    """One wrapper of a model that DDP can hold and that calls any of the model's methods through
+    `forward` (DDP hooks only `forward`): `call(wrapper, Generator.log_probs, tokens, noise=z)` runs
+    `generator.log_probs(tokens, noise=z)`, with its gradients averaged over the ranks. One wrapper
+    serves every method that builds a training graph, so a model has one DDP instance."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: M) -> None:
         super().__init__()
         self.module = module
 
-    def forward(self, method: str, *args, **kwargs):
-        return getattr(self.module, method)(*args, **kwargs)
+    def forward(self, method: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        return method(self.module, *args, **kwargs)
 
 
-def data_parallel(module: nn.Module, dist: Dist) -> nn.Module:
-    """`Methods(module)`, wrapped in DistributedDataParallel when there is more than one rank."""
-    wrapped = Methods(module)
+def call(wrapper: nn.Module, method: Callable[Concatenate[M, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`method(model, *args, **kwargs)` through `wrapper`, the model's `replicate` (DDP under torchrun):
+    the method is named by reference (`Generator.log_probs`), so its arguments and result are typed."""
+    return wrapper(method, *args, **kwargs)
+
+
+def replicate(module: M, dist: Dist) -> nn.Module:
+    """`Replicated(module)`, wrapped in DistributedDataParallel when there is more than one rank."""
+    wrapped = Replicated(module)
     if not dist.parallel:
         return wrapped
     device_ids = [dist.local_rank] if next(module.parameters()).is_cuda else None

@@ -1,0 +1,261 @@
+"""SeqGAN (Yu, Zhang, Wang, Yu, AAAI 2017, Algorithm 1), with the schedule of the paper's code.
+
+1. `mle`: pre-train G by maximum likelihood on the real data.
+2. `d_pretrain`: pre-train D on real data against fresh samples of G (`common.discriminator_round`).
+3. `adversarial`: per epoch, g-steps policy-gradient steps of G whose rewards are D's scores of
+   Monte Carlo rollouts (`policy_gradient_step`), then d-steps rounds of D training on fresh
+   negatives. Either side can be frozen (`adversarial.train_g` / `train_d`).
+
+The maths is in small pure functions: rollouts and rewards in `seqgan.rl.rollout`, baselines,
+discounts, the policy-gradient and KL losses in `seqgan.rl.losses`. This module says what is
+computed in which order. Options beyond the paper (all off by default, `adversarial.*`): a baseline
+('mean', 'prefix'), a discount, and a KL penalty against a frozen copy of the pre-trained G
+(`reference`, saved in checkpoints).
+
+Conditional runs (`condition.kind`) are this same loop with each set's conditions passed along:
+the policy-gradient batch is sampled for conditions drawn from the training data's, every
+sequence keeps its condition through the rollouts and D's scores D(y, c).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from seqgan.algorithms.base import Algorithm, Context, Logs, register
+from seqgan.algorithms.build import make_discriminator
+from seqgan.algorithms.common import DRound, Streams, clipped_step, discriminator_metrics, discriminator_round
+from seqgan.config import AdversarialConfig
+from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, global_mean_scale, replicate
+from seqgan.errors import NonFiniteLossError
+from seqgan.models.condition import pick_rows
+from seqgan.models.discriminator import Discriminator, prob_real
+from seqgan.models.generator import Generator
+from seqgan.rl.losses import discount_rewards, masked_mean, pg_advantages, pg_loss, token_kl, token_nll
+from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
+
+
+@dataclass
+class Players:
+    """The models one policy-gradient step reads."""
+
+    generator: Generator
+    rollout: Generator
+    """The delayed copy of G that continues prefixes (the paper code's rollout network)."""
+    discriminator: Discriminator
+    reference: Generator | None = None
+    """A frozen copy of the pre-trained G: the KL penalty's anchor (adversarial.kl_weight > 0)."""
+
+
+@register
+class SeqGAN(Algorithm):
+    name = "seqgan"
+    summary = "the paper: G by policy gradient, rewards from Monte Carlo rollouts scored by D"
+    uses = ("data", "generator", "discriminator", "pretrain", "d_pretrain", "adversarial", "eval", "checkpoint", "condition")
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        cfg, device = ctx.cfg, ctx.device
+        self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
+        # Only a run with a KL penalty has (and checkpoints) a reference model.
+        self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
+        self.discriminator = make_discriminator(cfg, ctx.data).to(device)
+        self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr")
+        self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
+
+    def trained_models(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
+        return models | ({"reference": self.reference} if self.reference is not None else {})
+
+    def epochs(self, phase: str) -> int:
+        return {
+            "mle": self.cfg.pretrain.epochs,
+            "d_pretrain": self.cfg.d_pretrain.steps,
+            "adversarial": self.cfg.adversarial.epochs,
+        }[phase]
+
+    def begin_phase(self, phase: str) -> None:
+        if phase == "d_pretrain":
+            self.discriminator.begin_training(self.generator)
+        elif phase == "adversarial" and self.cfg.adversarial.epochs > 0:
+            # the rollout policy (and the KL reference) start as copies of the pre-trained G
+            self.rollout.load_state_dict(self.generator.state_dict())
+            if self.reference is not None:
+                self.reference.load_state_dict(self.generator.state_dict())
+
+    # ---------------------------------------------------------------- ALGO LOGIC
+
+    def d_round(self, num_negatives: int, epochs: int) -> float:
+        """A round of D training on `num_negatives` fresh samples of G (and as many real sequences)."""
+        d, data = self.cfg.discriminator, self.data
+        mismatched = round(d.mismatched * num_negatives) if data.cond_train is not None else 0
+        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched)
+        self.steps["d"] += epochs * (settings.pairs(len(data.train)) // d.batch_size)
+        return discriminator_round(
+            self.discriminator,
+            self.optimizers["discriminator"].optimizer,
+            self.generator,
+            data.train,
+            settings,
+            self.streams,
+            dist=self.dist,
+            model=self.wrappers["discriminator"],
+            cond=data.cond_train,
+        )
+
+    def d_pretrain_step(self) -> Logs:
+        p = self.cfg.d_pretrain
+        return {"d_loss": [self.d_round(p.num_negatives, p.epochs)]}
+
+    def adversarial_epoch(self) -> Logs:
+        a = self.cfg.adversarial
+        logs: Logs = {}
+        players = Players(self.generator, self.rollout, self.discriminator, self.reference)
+        for _ in range(a.g_steps if a.train_g else 0):
+            loss, reward, kl = policy_gradient_step(
+                players,
+                self.optimizers["adversarial"].optimizer,
+                a,
+                self.data.length,
+                self.streams,
+                dist=self.dist,
+                model=self.wrappers["generator"],
+                cond_pool=self.data.cond_train,
+            )
+            self.steps["g"] += 1
+            logs.setdefault("g_loss", []).append(loss)
+            logs.setdefault("mean_reward", []).append(reward)
+            if kl is not None:
+                logs.setdefault("kl_mle", []).append(kl)
+        for _ in range(a.d_steps if a.train_d else 0):
+            logs.setdefault("d_loss", []).append(self.d_round(a.num_negatives, a.d_epochs))
+        return logs
+
+    def discriminator_metrics(self, rng: torch.Generator) -> dict[str, float]:
+        """D's accuracy on held-out real sequences and fresh samples; conditional runs add
+        d_cond_acc, how often D prefers a real sequence's own condition to another one."""
+        data = self.data
+        return discriminator_metrics(
+            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, self.dist, data.cond_test
+        )
+
+
+def policy_gradient_step(
+    players: Players,
+    optimizer: torch.optim.Optimizer,
+    a: AdversarialConfig,
+    seq_len: int,
+    streams: Streams,
+    *,
+    dist: Dist = SINGLE,
+    model: torch.nn.Module | None = None,
+    cond_pool: torch.Tensor | None = None,
+) -> tuple[float, float, float | None]:
+    """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D
+    (a.rollout_num continuations per prefix, a.rollout_chunk rows per tensor operation), take a
+    policy-gradient step, then move the rollout policy towards G (a.rollout_update_rate).
+
+    Conditional runs: the batch is sampled for conditions drawn from `cond_pool` (the real data's,
+    (R, ...)); each sequence keeps its condition through the rollouts, D's scores D(y, c), the
+    log-probabilities and the KL term.
+
+    a.discount < 1 discounts the rewards and a.baseline is subtracted (`advantages`). a.kl_weight > 0
+    adds kl_weight * KL(G || reference) per valid token of the sampled batch (`token_kl`). Returns
+    (loss, mean reward, mean KL or None when kl_weight = 0); the mean reward is before discount and baseline.
+
+    Under torchrun each rank samples and rolls out batch_size / world sequences with its own
+    sample stream; the baseline and the loss's mean are taken over the global batch, DDP averages
+    the gradients, so every rank takes the same step and the rollout policy stays identical."""
+    g = players.generator
+    model = model or replicate(g, dist)
+    g.eval()
+    rows = a.batch_size // dist.world
+    cond = pick_rows(cond_pool, rows, streams.sample)  # (B, ...) or None
+    samples, noise = g.sample(rows, seq_len, streams.sample, return_noise=True, cond=cond)  # (B, T), (B, Z) or None
+    rewards = rollout_q(players, samples, noise, cond, a, streams.sample)  # (B, T)
+    g.train()
+    mask = g.mask(samples)
+    adv = advantages(rewards, a.baseline, a.discount, mask, dist)  # (B, T)
+    loss, kl = pg_objective(players, model, samples, noise, cond, adv, mask, a.kl_weight)
+    if dist.parallel:
+        loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
+    if not torch.isfinite(loss):  # one host read per G step, which is heavy anyway
+        raise NonFiniteLossError(f"the policy-gradient loss is {loss.item()}")
+    clipped_step(g.parameters(), optimizer, loss, a.grad_clip)
+    update_rollout_policy(players.rollout, g, a.rollout_update_rate)
+    # the loss is already this rank's share; the reward is a plain mean over equal shards; the KL is reported per rank's tokens
+    loss_sum, reward_sum, kl_sum = all_reduce_sum(
+        [loss.item(), rewards.mean().item(), 0.0 if kl is None else kl.item()], dist, samples.device
+    )
+    return loss_sum / dist.world, reward_sum / dist.world, None if kl is None else kl_sum / dist.world
+
+
+def rollout_q(
+    players: Players,
+    samples: torch.Tensor,
+    noise: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    a: AdversarialConfig,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    """Q (B, T) of each token of samples (B, T): D's scores (in eval mode: no dropout while scoring
+    rewards, as in the paper's code) of the rollout policy's continuations, each sequence under its
+    own z and condition."""
+    d = players.discriminator
+    d.eval()
+
+    def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return prob_real(d, x, a.rollout_chunk, c)
+
+    return rollout_rewards(players.rollout, score, samples, a.rollout_num, rng, a.rollout_chunk, noise, cond)
+
+
+def pg_objective(
+    players: Players,
+    model: torch.nn.Module,
+    samples: torch.Tensor,
+    noise: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    adv: torch.Tensor,
+    mask: torch.Tensor | None,
+    kl_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The loss of a policy-gradient step on samples (B, T) with advantages adv (B, T), and the mean
+    KL(G || reference) per valid token when kl_weight > 0 (else None). `model` is G's wrapper."""
+    if kl_weight == 0:
+        return pg_loss(call(model, Generator.log_probs, samples, noise=noise, cond=cond), adv, "none", mask), None
+    if players.reference is None:
+        raise ValueError("kl_weight > 0 needs the reference generator")
+    logits = call(model, Generator.forward, samples, noise, cond)  # (B, T, V): the KL needs the whole distribution
+    with torch.no_grad():
+        ref_logits = players.reference(samples, noise, cond)
+    kl = masked_mean(token_kl(logits, ref_logits), mask)
+    return pg_loss(-token_nll(logits, samples), adv, "none", mask) + kl_weight * kl, kl
+
+
+def advantages(rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+    """The policy gradient's weights A (B, T) from the rollouts' Q (B, T): discount, then baseline
+    (`pg_advantages`), the batch means taken over the global batch under torchrun.
+
+    'prefix' subtracts the prefix's value before the discount, so that A(t) = gamma^(L - t) (Q(t) -
+    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)"""
+
+    def means(q: torch.Tensor) -> torch.Tensor | None:
+        return _global_step_mean(q, mask, dist) if dist.parallel else None
+
+    if baseline == "prefix":
+        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards)), discount, mask)
+    q = discount_rewards(rewards, discount, mask)
+    return pg_advantages(q, baseline, mask, means(q) if baseline == "mean" else None)
+
+
+def _global_step_mean(q: torch.Tensor, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+    """(1, T): the mean of q (B, T) at each time step over the global batch's running sequences."""
+    weights = torch.ones_like(q) if mask is None else mask.to(q.dtype)
+    sums = all_reduce_(torch.stack([(q * weights).sum(dim=0), weights.sum(dim=0)]), dist)  # (2, T)
+    return (sums[0] / sums[1].clamp(min=1)).unsqueeze(0)
