@@ -252,6 +252,10 @@ class DiscriminatorConfig:
     """CNN only: convolution widths."""
     num_filters: list[int] = field(default_factory=lambda: list(PAPER_NUM_FILTERS))
     """CNN only: filters per width."""
+    fused_conv: str = "auto"
+    """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
+    ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
+    CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both)."""
     rnn_cell: str = "gru"
     """RNN only: 'gru' or 'lstm'."""
     rnn_hidden: int = 64
@@ -294,6 +298,9 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in ("cnn", "rnn"), f"discriminator.kind={self.kind!r}: use 'cnn' or 'rnn'")
+        _check(
+            self.fused_conv in ("auto", "on", "off"), f"discriminator.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'"
+        )
         _check(self.embed_dim >= 1, "discriminator.embed_dim must be >= 1")
         _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
         _check(self.l2_reg >= 0, "discriminator.l2_reg must be >= 0")
@@ -525,6 +532,9 @@ def register_algorithm(name: str, spec: AlgorithmSpec) -> None:
     ALGORITHMS[name] = spec
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
 @dataclass
 class ExperimentConfig:
     seed: int = 0
@@ -537,6 +547,13 @@ class ExperimentConfig:
     """torch intra-op threads. 1 by default: on 2 cores, 2 threads beside another busy process ran 30-50x slower."""
     device: str = "cpu"
     """'cpu', 'cuda' or 'auto'."""
+    precision: str = "fp32"
+    """Arithmetic of the training steps: 'fp32' (the default, as the paper), 'tf32' (CUDA matmuls and
+    convolutions in TensorFloat-32), 'bf16' (training steps under bfloat16 autocast, on CPU or CUDA;
+    G's output layer and sampling stay fp32). Evaluation (NLL-oracle, NLL-test, BLEU) is always fp32."""
+    deterministic: bool = False
+    """true: deterministic kernels only (torch.use_deterministic_algorithms, cuBLAS's fixed
+    workspace), so that a CUDA run repeats bitwise; slower. CPU runs repeat bitwise either way."""
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -554,6 +571,7 @@ class ExperimentConfig:
         self._check_algorithm()
         self._check_condition()
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
+        _check(self.precision in PRECISIONS, f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
         _check(
             self.data.source == "text" or self.eval.bleu_samples == EvalConfig.bleu_samples,
             "eval.bleu_samples applies only to data.source=text; remove it",

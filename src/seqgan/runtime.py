@@ -1,5 +1,7 @@
-"""Process-wide CPU settings, applied once by the command line and the benchmarks.
+"""Process-wide settings, applied once by the command line, the trainer and the benchmarks.
 
+- numerics (`set_numerics`): TF32 on CUDA or not, and PyTorch's deterministic mode with cuBLAS's
+  fixed workspace, so that a CUDA run can repeat bitwise; `autocast` for bf16 training steps;
 - torch intra-op threads (1 by default: on 2 cores, two threads beside another busy process were
   measured 30-50x slower).
 - glibc's allocator keeps freed memory instead of returning it: tensors of a few MB (a batch of
@@ -9,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
 
 import torch
 
@@ -35,3 +39,24 @@ def tune_allocator() -> bool:
 def configure(threads: int) -> None:
     torch.set_num_threads(threads)
     tune_allocator()
+
+
+def set_numerics(precision: str, deterministic: bool) -> None:
+    """precision: 'fp32', 'tf32' or 'bf16' (`seqgan.config.PRECISIONS`). TF32 for CUDA matmuls and convolutions only with precision 'tf32' (fp32 otherwise, as on
+    the CPU); deterministic=True makes PyTorch pick deterministic kernels (and fail on an op that
+    has none, naming it) and fixes cuBLAS's workspace, which must happen before the first cuBLAS
+    call of the process. deterministic=False restores PyTorch's defaults."""
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The context a training step runs in: bfloat16 autocast with precision 'bf16' (matmuls,
+    convolutions and recurrent layers in bf16, parameters and optimizer state in fp32), else nothing."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -50,7 +50,14 @@ def build_discriminator(
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     if cfg.kind == "cnn":
         return CNNDiscriminator(
-            vocab_size, cfg.embed_dim, cfg.filter_sizes, cfg.num_filters, cfg.dropout, encoder, cfg.condition_join
+            vocab_size,
+            cfg.embed_dim,
+            cfg.filter_sizes,
+            cfg.num_filters,
+            cfg.dropout,
+            encoder,
+            cfg.condition_join,
+            fused_conv=cfg.fused_conv,
         )
     return RNNDiscriminator(
         vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,

@@ -156,8 +156,25 @@ def discriminator_round(
     Conditional runs: cond (R, ...) the conditions of `real`; negatives are sampled for conditions
     drawn from them, and D learns real (y, c) pairs against generated ones (and mismatched ones).
     Under torchrun each rank trains on its rows of every global batch."""
+    examples = round_examples(generator, real, cond, settings, streams, dist)
+    return discriminator_epochs(discriminator, optimizer, examples, settings, streams, dist=dist, model=model)
+
+
+def discriminator_epochs(
+    discriminator: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    examples: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
+    settings: DRound,
+    streams: Streams,
+    *,
+    dist: Dist = SINGLE,
+    model: torch.nn.Module | None = None,
+) -> float:
+    """`settings.epochs` shuffled passes of D over `examples` (tokens (R, T), conditions (R, ...) or
+    None, is_real (R,) bool; see `round_examples`), the last partial batch dropped. Returns the mean
+    batch loss."""
     model = model or replicate(discriminator, dist)
-    x, x_cond, is_real = round_examples(generator, real, cond, settings, streams, dist)
+    x, x_cond, is_real = examples
     discriminator.train()
     total, steps, b = torch.zeros((), dtype=torch.float64, device=x.device), 0, settings.batch_size
     for _ in range(settings.epochs):

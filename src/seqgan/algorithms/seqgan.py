@@ -19,7 +19,7 @@ sequence keeps its condition through the rollouts and D's scores D(y, c).
 
 from __future__ import annotations
 
-import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +32,7 @@ from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, 
 from seqgan.errors import NonFiniteLossError
 from seqgan.models.condition import pick_rows
 from seqgan.models.discriminator import Discriminator, prob_real
-from seqgan.models.generator import Generator
+from seqgan.models.generator import Generator, frozen_copy
 from seqgan.rl.losses import discount_rewards, masked_mean, pg_advantages, pg_loss, token_kl, token_nll
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
 
@@ -58,9 +58,9 @@ class SeqGAN(Algorithm):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         cfg, device = ctx.cfg, ctx.device
-        self.rollout = copy.deepcopy(self.generator).requires_grad_(False)
+        self.rollout = frozen_copy(self.generator)
         # Only a run with a KL penalty has (and checkpoints) a reference model.
-        self.reference = copy.deepcopy(self.generator).requires_grad_(False) if cfg.adversarial.kl_weight > 0 else None
+        self.reference = frozen_copy(self.generator) if cfg.adversarial.kl_weight > 0 else None
         self.discriminator = make_discriminator(cfg, ctx.data).to(device)
         self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr")
         self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
@@ -184,14 +184,14 @@ def policy_gradient_step(
     loss, kl = pg_objective(players, model, samples, noise, cond, adv, mask, a.kl_weight)
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
-    if not torch.isfinite(loss):  # one host read per G step, which is heavy anyway
-        raise NonFiniteLossError(f"the policy-gradient loss is {loss.item()}")
+    # one host read per G step (which is heavy anyway): the logged values, and the check before stepping
+    values = torch.stack([loss.detach(), rewards.mean(), loss.new_zeros(()) if kl is None else kl.detach()]).tolist()
+    if not math.isfinite(values[0]):
+        raise NonFiniteLossError(f"the policy-gradient loss is {values[0]}")
     clipped_step(g.parameters(), optimizer, loss, a.grad_clip)
     update_rollout_policy(players.rollout, g, a.rollout_update_rate)
     # the loss is already this rank's share; the reward is a plain mean over equal shards; the KL is reported per rank's tokens
-    loss_sum, reward_sum, kl_sum = all_reduce_sum(
-        [loss.item(), rewards.mean().item(), 0.0 if kl is None else kl.item()], dist, samples.device
-    )
+    loss_sum, reward_sum, kl_sum = all_reduce_sum(values, dist, samples.device)
     return loss_sum / dist.world, reward_sum / dist.world, None if kl is None else kl_sum / dist.world
 
 

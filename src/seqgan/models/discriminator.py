@@ -130,6 +130,8 @@ class Highway(nn.Module):
         return t * F.relu(self.transform(x)) + (1.0 - t) * x
 
 
+FUSED_CONV = ("auto", "on", "off")  # CNN D training: one padded convolution for all widths (auto: on CUDA only)
+
 # Above this many table entries (V x sum(width x filters)) scoring keeps the plain convolutions.
 MAX_TABLE_ENTRIES = 100_000_000
 
@@ -142,7 +144,8 @@ class CNNDiscriminator(Discriminator):
     tables P_w[j * V + v] = Emb[v] @ W_w[:, :, j]^T every window is a sum of w table rows, one
     fused `embedding_bag` call per width. The paper's sizes need ~120k additions a sequence instead
     of 15 MFLOP of convolution; the tables (V x sum(w n_w) floats, 250 MB for the paper's D) are
-    rebuilt whenever a weight has changed since the last call.
+    rebuilt whenever a weight may have changed since the last call: after any pass in training mode
+    or with gradients, and after any in-place change that bumps a weight's version (loading weights).
     """
 
     def __init__(
@@ -154,10 +157,15 @@ class CNNDiscriminator(Discriminator):
         dropout: float = 0.25,
         condition: nn.Module | None = None,
         condition_join: str = "concat",
+        fused_conv: str = "auto",
     ) -> None:
         super().__init__()
+        if fused_conv not in FUSED_CONV:
+            raise ValueError(f"fused_conv must be one of {FUSED_CONV}, got {fused_conv!r}")
+        self.fused_conv = fused_conv
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
+        self._invalid: torch.Tensor | None = None  # fused convolution: (sum n_w, T) True where a window overruns
         project = _projects(condition, condition_join)
         self.classifier = make_head(condition, condition_join, sum(num_filters))
         self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
@@ -199,19 +207,43 @@ class CNNDiscriminator(Discriminator):
             pooled.append(sums.view(tokens.shape[0], -1, table.shape[1]).amax(dim=1) + conv.bias)
         return torch.cat(pooled, dim=1)
 
+    def _pooled_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Max-over-time outputs of every width as ONE convolution: x (B, E, T) -> (B, sum n_w).
+
+        Each width's filters are zero-padded on the right to the widest width W and the input gets
+        W - 1 zero columns, so window p of filter f reads exactly the w_f real tokens from p on;
+        windows that overrun the sequence (p > T - w_f) are left out of the max. The same values and
+        gradients as one convolution per width, in one kernel launch instead of one per width."""
+        widest = max(conv.weight.shape[2] for conv in self.convs)
+        weight = torch.cat([F.pad(conv.weight, (0, widest - conv.weight.shape[2])) for conv in self.convs])  # (F, E, W)
+        bias = torch.cat([conv.bias for conv in self.convs])  # (F,)
+        out = F.conv1d(F.pad(x, (0, widest - 1)), weight, bias)  # (B, F, T)
+        return out.masked_fill(self._overrun(x.shape[2], x.device), float("-inf")).amax(dim=-1)
+
+    def _overrun(self, length: int, device: torch.device) -> torch.Tensor:
+        """(F, T) bool: True where filter f's window at p runs past the end (p > T - w_f)."""
+        if self._invalid is None or self._invalid.shape[1] != length or self._invalid.device != device:
+            widths = torch.cat([torch.full((c.weight.shape[0],), c.weight.shape[2]) for c in self.convs])  # (F,)
+            self._invalid = (torch.arange(length)[None, :] > length - widths[:, None]).to(device)
+        return self._invalid
+
     def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> pooled features (B, sum(num_filters)) after the highway layer, joined
         with e(c) (B, C) before it when conditional by concatenation."""
         if self._use_tables():
             pooled = self._pooled_by_tables(tokens)
         else:
+            # A pass that can lead to a step makes the tables stale: fused optimizers change the
+            # weights in place without bumping their version counters, which the key also reads.
+            self._tables_key = None
             x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
-            pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+            fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
+            pooled = self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
-            return self.highway(pooled.relu_())
-        return self.highway(join_condition(pooled.relu_(), self.condition, cond))
+            return self.highway(pooled.relu())
+        return self.highway(join_condition(pooled.relu(), self.condition, cond))
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.dropout(self.features(tokens, cond))  # (B, P)

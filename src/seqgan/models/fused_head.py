@@ -33,12 +33,17 @@ class _LinearTokenNLL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # grad (R,)
+        with torch.autocast(grad.device.type, enabled=False):  # fp32 like the forward, autocast or not
+            return _LinearTokenNLL._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad):
         h, weight, bias, target, lse = ctx.saved_tensors
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros_like(weight)
         grad_b = torch.zeros_like(bias)
         for i in range(0, h.shape[0], ctx.chunk):
-            hc, g = h[i : i + ctx.chunk], grad[i : i + ctx.chunk, None]  # (rows, H), (rows, 1)
+            hc, g = h[i : i + ctx.chunk], grad[i : i + ctx.chunk, None].to(h.dtype)  # (rows, H), (rows, 1)
             dz = torch.addmm(bias, hc, weight.T).sub_(lse[i : i + ctx.chunk, None]).exp_().mul_(g)  # softmax * g
             dz.scatter_add_(1, target[i : i + ctx.chunk, None], -g)  # - one_hot * g
             grad_h[i : i + ctx.chunk] = dz @ weight
@@ -50,6 +55,11 @@ class _LinearTokenNLL(torch.autograd.Function):
 def linear_token_nll(
     h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor, chunk: int = CHUNK_ROWS
 ) -> torch.Tensor:
-    """-log softmax(h W^T + b)[target] per row: h (..., H), weight (V, H), bias (V,), target (...) -> (...)."""
-    flat = _LinearTokenNLL.apply(h.reshape(-1, h.shape[-1]), weight, bias, target.reshape(-1), chunk)
+    """-log softmax(h W^T + b)[target] per row: h (..., H), weight (V, H), bias (V,), target (...) -> (...).
+
+    Always in the parameters' precision: under bf16 autocast h is cast back (the log-normaliser
+    over V words is where bf16 would cost the most)."""
+    with torch.autocast(h.device.type, enabled=False):
+        h = h.reshape(-1, h.shape[-1]).to(weight.dtype)
+        flat = _LinearTokenNLL.apply(h, weight, bias, target.reshape(-1), chunk)
     return flat.view(target.shape)

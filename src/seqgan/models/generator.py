@@ -49,6 +49,9 @@ different lengths share one tensor.
 
 from __future__ import annotations
 
+import copy
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +60,8 @@ from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll
 from seqgan.models.sampling import greedy, sample_logits
+
+M = TypeVar("M", bound=nn.Module)
 
 State = tuple[torch.Tensor, ...]
 
@@ -139,10 +144,12 @@ class Generator(nn.Module):
     # ------------------------------------------------------------------ noise input
 
     def draw_noise(self, rows: int, generator: torch.Generator) -> torch.Tensor | None:
-        """z ~ N(0, I): (rows, noise_dim), or None (nothing drawn) without a noise input."""
+        """z ~ N(0, I): (rows, noise_dim) on G's device, or None (nothing drawn) without a noise input.
+        Drawn on the random stream's own device (a CPU stream gives a CUDA run the CPU run's noise)."""
         if self.noise_dim == 0:
             return None
-        return torch.randn(rows, self.noise_dim, generator=generator, device=self.head.weight.device)
+        z = torch.randn(rows, self.noise_dim, generator=generator, device=generator.device)
+        return z.to(self.head.weight.device)
 
     def initial_state(self, noise: torch.Tensor | None, rows: int, cond: torch.Tensor | None = None) -> State | None:
         """The recurrent state before the start token: None (zeros) without noise or condition
@@ -360,3 +367,18 @@ class Generator(nn.Module):
         if self.noise_dim == 0:
             return tokens, None
         return tokens, torch.cat(noises) if noises else torch.empty(0, self.noise_dim, device=device)
+
+
+def flatten_rnns(model: nn.Module) -> nn.Module:
+    """Put each recurrent layer's weights back into one contiguous chunk, as cuDNN wants them
+    (a deep copy on a GPU leaves them scattered: cuDNN then warns and copies them on every call).
+    A no-op on the CPU. Returns `model`."""
+    for module in model.modules():
+        if isinstance(module, nn.RNNBase):
+            module.flatten_parameters()
+    return model
+
+
+def frozen_copy(model: M) -> M:
+    """A copy of `model` that takes no gradients (the rollout policy, a KL reference, a best model)."""
+    return flatten_rnns(copy.deepcopy(model).requires_grad_(False))

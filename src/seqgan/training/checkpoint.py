@@ -116,7 +116,7 @@ def load_state(path: Path) -> dict[str, Any]:
     if not file.is_file():
         raise CheckpointError(f"{file}: missing")
     try:
-        state = torch.load(file, weights_only=True)
+        state = torch.load(file, weights_only=True, map_location="cpu")  # a GPU run's state opens anywhere
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{file}: unreadable ({err})") from None
     if state.get("format_version") != FORMAT_VERSION:

@@ -8,17 +8,18 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import copy
 import math
 
 from torch import nn
+
+from seqgan.models.generator import frozen_copy
 
 
 class EarlyStopping:
     def __init__(self, generator: nn.Module, patience: int) -> None:
         self.generator = generator
         self.patience = patience
-        self.best_model = copy.deepcopy(generator).requires_grad_(False)
+        self.best_model = frozen_copy(generator)
         self.state = {"best": math.inf, "best_epoch": 0, "stopped_at": 0}
 
     @property

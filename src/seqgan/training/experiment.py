@@ -6,6 +6,7 @@ saved (its oracle and oracle samples, its tokenizer and conditions)."""
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,15 +132,21 @@ class Run:
     """The checkpoint folder G was loaded from."""
 
 
-def open_run(run_dir: str | Path) -> Run:
+def open_run(run_dir: str | Path, device: str | None = None) -> Run:
     """A trained run for sampling and evaluation: `DIR` (its latest checkpoint) or `DIR@CHECKPOINT`,
-    where CHECKPOINT is a phase (`DIR@mle`: G at the end of MLE pre-training) or a checkpoint folder name."""
+    where CHECKPOINT is a phase (`DIR@mle`: G at the end of MLE pre-training) or a checkpoint folder name.
+
+    device: 'cpu', 'cuda' or 'auto'; None: the device the run trained on, or the CPU (with a
+    warning) when that was a GPU and none is visible here."""
     run_dir, checkpoint = split_run_spec(str(run_dir))
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
     cfg = load_config(run_dir / "config.yaml")
     configure(cfg.threads)
-    device = resolve_device(cfg.device)
+    if device is None and cfg.device == "cuda" and not torch.cuda.is_available():
+        print(f"{run_dir}: trained on CUDA, none visible here: using the CPU", file=sys.stderr)
+        device = "cpu"
+    device = resolve_device(device or cfg.device)
     data = load_run_data(cfg, run_dir, device)
     generator = make_generator(cfg, data).to(device)
     path = find_checkpoint(run_dir / "checkpoints", checkpoint)

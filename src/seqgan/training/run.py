@@ -34,7 +34,7 @@ from seqgan.config import ConfigError, ExperimentConfig
 from seqgan.data.text import resolve_paths
 from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
-from seqgan.runtime import configure
+from seqgan.runtime import autocast, configure, set_numerics
 from seqgan.seeding import rng_state, set_rng_state, set_seed
 from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state, load_weights, save_checkpoint
 from seqgan.training.early_stopping import EarlyStopping
@@ -71,6 +71,7 @@ class Trainer:
         self.cfg, self.dist = cfg, dist
         self.quiet = quiet or not dist.is_main()
         configure(cfg.threads)
+        set_numerics(cfg.precision, cfg.deterministic)
         set_seed(cfg.seed)  # the same data and initial models on every rank
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and dist.parallel:
@@ -265,7 +266,8 @@ class Trainer:
             return
         with self._bar(total) as bar:
             while self.epoch < total and not (self.early is not None and self.early.stopped_at):
-                logs = self.algorithm.train_unit(self.phase)
+                with autocast(self.device, self.cfg.precision):
+                    logs = self.algorithm.train_unit(self.phase)
                 self.epoch += 1
                 bar.update()
                 stopped = self.phase == "mle" and self._early_stop()

@@ -1,0 +1,115 @@
+"""CUDA runs through the real command line (marked `cuda`; skipped where no GPU is visible).
+
+Run them on a GPU machine with `python -m pytest -m cuda`. For each kind of run (oracle, oracle
+with labels or feature vectors, text, source sequences) a short run on CUDA with the deterministic
+switch on, lengthened by `--resume`, must end exactly where one uninterrupted run of that length
+ends: the same metrics and the same weights. A GPU run must also train on the same data as the
+CPU run of its config (random draws of data happen on the CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqgan.data.transduction import write_task
+from seqgan.training.checkpoint import latest_checkpoint
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
+ON_CUDA = ["device=cuda", "deterministic=true", "checkpoint.every=1"]
+TINY_TEXT = [
+    "data.max_len=12",
+    "data.heldout_size=8",
+    "pretrain.epochs=2",
+    "pretrain.batch_size=8",
+    "d_pretrain.steps=1",
+    "d_pretrain.num_negatives=32",
+    "adversarial.batch_size=8",
+    "adversarial.num_negatives=32",
+    "adversarial.rollout_num=2",
+    "discriminator.batch_size=8",
+    "eval.every=1",
+    "eval.d_samples=16",
+    "eval.final_samples=5",
+    "discriminator.filter_sizes=[1,2,3]",
+    "discriminator.num_filters=[8,8,8]",
+]
+
+
+def seqgan(*args: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def rows(run: Path) -> list[dict]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def kinds(folder: Path) -> dict[str, list[str]]:
+    corpus = folder / "corpus.txt"
+    words = ["a", "cat", "dog", "sat", "on", "the", "mat", "big", "old", "ran"]
+    corpus.write_text("\n".join(" ".join(words[(i * j) % 10] for j in range(3 + i % 6)) for i in range(200)) + "\n")
+    write_task(folder / "task", 400, 40, 40, symbols=5, min_len=2, max_len=5, seed=0)
+    task = [f"data.{split}={folder / 'task' / f'{split}.jsonl'}" for split in ("train", "valid", "test")]
+    return {
+        "oracle": ["configs/smoke.yaml"],
+        "label": ["configs/smoke.yaml", "condition.kind=label"],
+        "features": ["configs/smoke.yaml", "condition.kind=features", "discriminator.mismatched=0.5"],
+        "text": ["configs/text.yaml", f"data.train={corpus}", *TINY_TEXT],
+        "source": ["configs/text.yaml", *task, "condition.kind=source", "condition.max_source_len=5", *TINY_TEXT],
+    }
+
+
+@pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source"])
+def test_a_resumed_cuda_run_equals_an_uninterrupted_one(tmp_path, kind):
+    config, *overrides = kinds(tmp_path)[kind]
+    full, short = tmp_path / "full", tmp_path / "short"
+    seqgan("train", config, "--out", str(full), "--quiet", *ON_CUDA, *overrides, "adversarial.epochs=4")
+    seqgan("train", config, "--out", str(short), "--quiet", *ON_CUDA, *overrides, "adversarial.epochs=2")
+    seqgan("train", "--resume", str(short), "adversarial.epochs=4", "--quiet")
+    assert rows(short) == rows(full)
+    a, b = latest_checkpoint(full / "checkpoints"), latest_checkpoint(short / "checkpoints")
+    for name in ("generator", "discriminator"):
+        wa, wb = load_file(a / f"{name}.safetensors"), load_file(b / f"{name}.safetensors")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    seqgan("sample", str(short), "-n", "3")
+    seqgan("evaluate", str(short), "-n", "64")
+
+
+def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path):
+    """Oracle data is drawn on the CPU whatever the device: the first row (before any training)
+    reads the same NLL-test and nearly the same NLL-oracle on both devices."""
+    cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
+    seqgan("train", "configs/smoke.yaml", "--out", str(cpu), "--quiet", "pretrain.epochs=1", "adversarial.epochs=0")
+    seqgan(
+        "train", "configs/smoke.yaml", "--out", str(gpu), "--quiet", "pretrain.epochs=1", "adversarial.epochs=0", "device=cuda"
+    )
+    first_cpu, first_gpu = rows(cpu)[0], rows(gpu)[0]
+    assert first_gpu["nll_test"] == pytest.approx(first_cpu["nll_test"], rel=1e-4)
+
+
+def test_fused_discriminator_matches_per_width_on_cuda():
+    from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
+    from seqgan.models.discriminator import CNNDiscriminator
+
+    torch.manual_seed(0)
+    plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="off").cuda()
+    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="on").cuda()
+    fused.load_state_dict(plain.state_dict())
+    x = torch.randint(500, (32, 20), device="cuda")
+    torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,145 @@
+"""Numerics switches: the fused CNN convolution, bf16 autocast, the deterministic switch, fused Adam."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan.algorithms.base import adam
+from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, load_config
+from seqgan.models.discriminator import CNNDiscriminator
+from seqgan.models.generator import Generator, frozen_copy
+from seqgan.runtime import autocast, set_numerics
+from seqgan.training.run import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def twin_discriminators(**kwargs) -> tuple[CNNDiscriminator, CNNDiscriminator]:
+    torch.manual_seed(0)
+    plain = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="off", **kwargs)
+    fused = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="on", **kwargs)
+    fused.load_state_dict(plain.state_dict())
+    return plain, fused
+
+
+def test_the_fused_convolution_gives_the_per_width_values_and_gradients():
+    plain, fused = twin_discriminators()
+    x = torch.randint(300, (16, 20), generator=torch.Generator().manual_seed(1))
+    is_real = torch.arange(16) % 2 == 0
+    losses = [d.loss(x, None, is_real, 0.0, 0.2) for d in (plain, fused)]
+    torch.testing.assert_close(losses[1], losses[0])
+    for loss in losses:
+        loss.backward()
+    for (name, p), q in zip(plain.named_parameters(), fused.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_fused_convolution_leaves_out_windows_that_overrun_the_sequence():
+    """A filter of width 20 on 20 tokens has exactly one window: its pooled output is that window's
+    value. Were overrunning windows (zero-padded) counted, a large positive bias alone would win."""
+    plain, fused = twin_discriminators()
+    with torch.no_grad():
+        for d in (plain, fused):
+            d.convs[-1].weight.fill_(-1.0)  # every real window scores very low...
+            d.convs[-1].bias.fill_(0.0)
+    x = torch.randint(300, (4, 20), generator=torch.Generator().manual_seed(2))
+    emb = plain.embedding(x).transpose(1, 2)
+    want = plain.convs[-1](emb).amax(dim=-1)  # (4, 160): the single window
+    got = fused._pooled_fused(emb.contiguous())[:, -160:]
+    torch.testing.assert_close(got, want)  # ...and zero-padded windows (value 0 > it) are not taken
+
+
+def test_auto_keeps_per_width_convolutions_on_the_cpu_and_bad_values_are_refused(monkeypatch):
+    d = CNNDiscriminator(10, 4, [1, 2], [2, 2])
+    assert d.fused_conv == "auto"
+    monkeypatch.setattr(d, "_pooled_fused", lambda x: pytest.fail("fused on the CPU"))
+    d(torch.randint(10, (3, 5))).sum().backward()
+    with pytest.raises(ValueError, match="fused_conv"):
+        CNNDiscriminator(10, 4, [1, 2], [2, 2], fused_conv="yes")
+    with pytest.raises(ConfigError, match="discriminator.fused_conv='sometimes': use 'auto', 'on' or 'off'"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.fused_conv=sometimes"])
+    with pytest.raises(ConfigError, match="precision='fp16': use one of fp32, tf32, bf16"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["precision=fp16"])
+
+
+def test_the_deterministic_switch_sets_and_restores_torch_flags():
+    try:
+        set_numerics("tf32", True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        set_numerics("fp32", False)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_bf16_autocast_runs_g_and_d_in_bf16_but_the_output_layer_nll_in_fp32():
+    g = Generator(50, 8, 8)
+    x = torch.randint(50, (4, 6))
+    with autocast(torch.device("cpu"), "bf16"):
+        nll = -g.log_probs(x)
+        nll.sum().backward()
+        logits, _ = g.step(x[:, 0], None)
+    assert nll.dtype == torch.float32 and logits.dtype == torch.bfloat16
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in g.parameters() if p.requires_grad)
+    with autocast(torch.device("cpu"), "fp32"):
+        assert g.step(x[:, 0], None)[0].dtype == torch.float32
+
+
+def test_a_bf16_run_trains_and_lands_near_the_fp32_run(tmp_path):
+    last = {}
+    for precision in ("fp32", "bf16"):
+        cfg = load_config(ROOT / "configs" / "smoke.yaml", [f"precision={precision}", "adversarial.epochs=2"])
+        trainer = Trainer(cfg, tmp_path / precision, quiet=True)
+        trainer.start(["test"])
+        trainer.run()
+        last[precision] = json.loads((tmp_path / precision / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["bf16"]["nll_oracle"] == pytest.approx(last["fp32"]["nll_oracle"], abs=0.1)
+    assert last["bf16"]["nll_oracle"] != last["fp32"]["nll_oracle"]  # it did run in another precision
+
+
+def test_fused_adam_takes_the_per_tensor_loops_step():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(30, 7)), torch.nn.Parameter(torch.randn(7))]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    fused, loop = adam(params, 0.01), torch.optim.Adam(twins, lr=0.01, foreach=False)
+    assert fused.defaults["fused"]
+    for step in range(5):
+        for a, b in zip(params, twins, strict=True):
+            a.grad = torch.full_like(a, 0.1 * (step + 1)).sin()
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for a, b in zip(params, twins, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_frozen_copies_take_no_gradients_and_keep_the_weights():
+    g = Generator(20, 4, 4, cell="gru")
+    copy = frozen_copy(g)
+    assert not any(p.requires_grad for p in copy.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), copy.state_dict().values(), strict=True))
+
+
+def test_scores_read_the_weights_a_fused_optimizer_step_just_wrote():
+    """Fused Adam changes weights without bumping their version counters: D's scoring tables
+    (keyed on them) must still be rebuilt after a training step, or rewards come from the old D."""
+    torch.manual_seed(0)
+    d = CNNDiscriminator(50, 8, [1, 2, 3], [4, 4, 4], 0.0)
+    opt = adam(list(d.parameters()), 0.5)
+    x = torch.randint(50, (8, 6))
+    d.eval()
+    with torch.no_grad():
+        before = d(x)  # builds the tables
+    d.train()
+    d.loss(x, None, torch.arange(8) % 2 == 0).backward()
+    opt.step()
+    d.eval()
+    with torch.no_grad():
+        by_tables = d(x)
+    by_convolutions = d(x).detach()  # with gradients: the plain convolutions
+    assert not torch.allclose(by_tables, before)
+    torch.testing.assert_close(by_tables, by_convolutions)
