@@ -1,23 +1,33 @@
-"""Benchmark: one adversarial G step at paper sizes, against the straightforward implementation.
+"""Benchmark: seqgan's training steps at the paper's sizes against a ports-style reference, on CPU or CUDA.
 
-Paper sizes: batch 64, N = 16 rollouts, T = 20, V = 5000, G an LSTM 32/32, D the paper's CNN.
-Measured in one process, with the thread count given (default 1):
-- g_step_seconds: seqgan's policy-gradient step (batched rollouts by inverse-CDF sampling,
-  D scoring in chunks, PG update, rollout-policy update), median of --repeats;
-- naive_g_step_seconds: the loop of the public ports, kept here: for each of the N rollouts and
-  each prefix length t, re-run the policy from the start over the batch of 64 (the prefix forced,
-  the rest drawn with torch.multinomial) and score those 64 sequences with D; then the same update;
+Paper sizes: batch 64, N = 16 rollouts, T = 20, V = 5000, G an LSTM 32/32, D the paper's CNN
+(12 widths, 1,720 filters, highway, dropout 0.25). Timed in one process, on one device, medians of
+--repeats (CUDA work synchronised before each clock read):
+
+seqgan, as a run trains:
+- g_step_seconds: one policy-gradient step (batched rollouts by inverse-CDF sampling, D scoring in
+  chunks, PG update, rollout-policy update);
 - d_epoch_seconds: one D epoch over 20,000 sequences (10,000 real + 10,000 generated), batch 64;
 - mle_epoch_seconds: one MLE epoch over 10,000 sequences, batch 64;
-- matmul_gflops: a 2048^3 float32 matmul in the same process;
-- algorithm_gflop: FLOPs of one G step done the plain way (D's convolutions as convolutions), the
-  work of the naive loop too; executed_gflop: what seqgan executes instead (D's convolutions become
-  a table build and gather-adds when scoring rollouts);
-- achieved_gflops = executed_gflop / g_step_seconds (how busy the arithmetic units are);
-  effective_gflops = algorithm_gflop / g_step_seconds (the plain method's rate it equals).
-Ends by printing one JSON line.
+- sample_seconds: drawing 10,000 sequences (D's negatives; the evaluation's samples);
+- eval_seconds: 10,000 samples and their NLL under an oracle-sized LSTM (one evaluation);
+- adversarial_epoch_seconds: one paper adversarial epoch, 1 G step + 5 x (10,000 negatives,
+  3 D epochs), measured with --paper-epoch, else estimated from the parts above;
+- protocol_seconds: the paper's whole schedule as configs/oracle_seqgan.yaml sets it (MLE epochs,
+  D pre-training rounds, adversarial epochs, an evaluation every eval.every epochs), estimated
+  from the parts.
 
-    python bench/adversarial_step.py [--threads 1] [--repeats 3] [--skip-naive]
+The reference, kept here as the public ports write it (naive_*):
+- naive_g_step_seconds: for each of the N rollouts and each prefix length t, re-run an `nn.LSTM`
+  policy from the start over the batch (the prefix forced, the rest drawn with `torch.multinomial`)
+  and score those 64 sequences with D; then the same update;
+- naive_d_epoch_seconds: the paper CNN as 12 `Conv2d` over (B, 1, T, E), trained at batch 64 over
+  20,000 sequences with Adam's per-tensor loop;
+- naive_mle_epoch_seconds: `nn.LSTM` + cross-entropy over 10,000 sequences, batch 64.
+Ratios naive / seqgan are printed as *_speedup. Ends by printing one JSON line.
+
+    python bench/adversarial_step.py [--device cpu|cuda] [--threads 1] [--repeats 3] [--precision fp32|bf16]
+                                     [--fused-conv auto|on|off] [--skip-naive] [--paper-epoch]
 """
 
 from __future__ import annotations
@@ -28,140 +38,251 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from seqgan.algorithms.common import DRound, Streams, discriminator_round, mle_epoch
+from seqgan.algorithms.base import adam
+from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
-from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig
-from seqgan.models.discriminator import CNNDiscriminator, prob_real
-from seqgan.models.generator import Generator
-from seqgan.rl.losses import pg_loss
-from seqgan.rl.rollout import update_rollout_policy
-from seqgan.runtime import configure
+from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
+from seqgan.distributed import SINGLE
+from seqgan.models.discriminator import CNNDiscriminator, Highway
+from seqgan.models.generator import Generator, frozen_copy
+from seqgan.runtime import autocast, configure, set_numerics
 
 B, N, T, V, E, H = 64, 16, 20, 5000, 32, 32
 D_EMB = 64
+NUM_REAL = 10_000
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "oracle_seqgan.yaml"
 
 
-def timed(fn, repeats: int) -> float:
+def clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
     times = []
     for _ in range(repeats):
-        begin = time.perf_counter()
+        begin = clock(device)
         fn()
-        times.append(time.perf_counter() - begin)
+        times.append(clock(device) - begin)
     return statistics.median(times)
 
 
-def g_step_flops(tables: bool) -> float:
-    """Counted FLOPs (2 per multiply-add) of one G step: rollout sampling, D scoring, PG update.
+# ---------------------------------------------------------------- the ports-style reference
 
-    tables=True counts D's convolutions as seqgan runs them when scoring: building the lookup
-    tables (V x E x sum(w n_w) multiply-adds) and one add per table row gathered."""
-    lstm_step = 2 * 4 * H * (E + H)
-    head = 2 * H * V
-    row_steps = N * B * T * (T - 1) // 2  # a row with prefix t draws T - t tokens
-    prefix_pass = B * T * (lstm_step + head)
-    sampling = B * T * (lstm_step + head)  # drawing the batch itself
-    pairs = list(zip(PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, strict=True))
-    conv = sum(2 * D_EMB * w * n * (T - w + 1) for w, n in pairs)
-    gathers = sum(w * n * (T - w + 1) for w, n in pairs)
-    f = sum(PAPER_NUM_FILTERS)
-    dense = 2 * 2 * f * f + 2 * f * 2  # highway (two f x f layers) and the output layer
-    rows = (N * (T - 1) + 1) * B
-    table_build = 2 * V * D_EMB * sum(w * n for w, n in pairs)
-    scoring = rows * (gathers + dense) + table_build if tables else rows * (conv + dense)
-    update = 3 * B * T * (lstm_step + head)  # forward + backward of log-probabilities
-    return row_steps * (lstm_step + head) + prefix_pass + sampling + scoring + update
+
+class PortGenerator(nn.Module):
+    """The public ports' G: embedding, `nn.LSTM`, a linear output layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(V, E)
+        self.lstm = nn.LSTM(E, H, batch_first=True)
+        self.out = nn.Linear(H, V)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T) -> logits (B, T, V), teacher forced
+        start = torch.zeros(len(x), 1, dtype=torch.long, device=x.device)
+        return self.out(self.lstm(self.embedding(torch.cat([start, x[:, :-1]], dim=1)))[0])
+
+    def step(self, token: torch.Tensor, state):  # (B,) -> logits (B, V)
+        out, state = self.lstm(self.embedding(token)[:, None], state)
+        return self.out(out[:, 0]), state
+
+
+class PortDiscriminator(nn.Module):
+    """The public ports' D: the paper's CNN as one `Conv2d` per width over (B, 1, T, E)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(V, D_EMB)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(1, n, (w, D_EMB)) for w, n in zip(PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, strict=True)
+        )
+        self.highway = Highway(sum(PAPER_NUM_FILTERS))
+        self.dropout = nn.Dropout(0.25)
+        self.out = nn.Linear(sum(PAPER_NUM_FILTERS), 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        emb = self.embedding(x).unsqueeze(1)  # (B, 1, T, E)
+        pooled = [F.relu(conv(emb)).squeeze(3).max(dim=2)[0] for conv in self.convs]
+        return self.out(self.dropout(self.highway(torch.cat(pooled, dim=1))))
+
+
+def naive_mle_epoch(g: PortGenerator, opt: torch.optim.Optimizer, data: torch.Tensor) -> None:
+    for i in range(0, len(data) - B + 1, B):
+        batch = data[i : i + B]
+        loss = F.cross_entropy(g(batch).reshape(-1, V), batch.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(g.parameters(), 5.0)
+        opt.step()
+
+
+def naive_d_epoch(d: PortDiscriminator, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    for i in range(0, len(x) - B + 1, B):
+        loss = F.cross_entropy(d(x[i : i + B]), y[i : i + B]) + 0.2 * 0.5 * (d.out.weight.pow(2).sum() + d.out.bias.pow(2).sum())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 @torch.no_grad()
-def naive_rollout(policy: Generator, tokens: torch.Tensor, given: int) -> torch.Tensor:
-    """The public ports' rollout: run from the start token, force the first `given` tokens, draw the rest."""
+def naive_rollout(policy: PortGenerator, tokens: torch.Tensor, given: int) -> torch.Tensor:
+    """Run from the start token, force the first `given` tokens, draw the rest with multinomial."""
     out = tokens.clone()
-    token = torch.full((tokens.shape[0],), policy.start_token, dtype=torch.long)
-    state = None
+    token, state = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device), None
     for t in range(T):
         logits, state = policy.step(token, state)
-        if t < given:
-            token = tokens[:, t]
-        else:
-            token = torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
-            out[:, t] = token
+        token = tokens[:, t] if t < given else torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
+        out[:, t] = token
     return out
 
 
-def naive_g_step(generator, rollout, discriminator, optimizer) -> None:
-    samples = generator.sample(B, T, torch.Generator().manual_seed(0))
-    discriminator.eval()
-    rewards = torch.zeros(T, B)
-    for _ in range(N):
-        for given in range(1, T):
-            rewards[given - 1] += prob_real(discriminator, naive_rollout(rollout, samples, given), B)
-        rewards[T - 1] += prob_real(discriminator, samples, B)
-    rewards = (rewards / N).T
-    loss = pg_loss(generator.log_probs(samples), rewards)
-    optimizer.zero_grad()
+def naive_g_step(g: PortGenerator, rollout: PortGenerator, d: PortDiscriminator, opt: torch.optim.Optimizer) -> None:
+    with torch.no_grad():
+        samples = naive_rollout(g, torch.zeros(B, T, dtype=torch.long, device=g.out.weight.device), 0)
+        d.eval()
+        rewards = torch.zeros(T, B, device=samples.device)
+        for _ in range(N):
+            for given in range(1, T):
+                rewards[given - 1] += torch.softmax(d(naive_rollout(rollout, samples, given)), -1)[:, 1]
+            rewards[T - 1] += torch.softmax(d(samples), -1)[:, 1]
+    log_probs = F.log_softmax(g(samples), -1).gather(2, samples[:, :, None]).squeeze(2)  # (B, T)
+    loss = -(log_probs * (rewards / N).T).mean()
+    opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
-    optimizer.step()
-    update_rollout_policy(rollout, generator, 0.8)
+    nn.utils.clip_grad_norm_(g.parameters(), 5.0)
+    opt.step()
+    with torch.no_grad():
+        for p, q in zip(rollout.parameters(), g.parameters(), strict=True):
+            p.mul_(0.8).add_(q, alpha=0.2)
+
+
+def reference(device: torch.device, real: torch.Tensor, fake: torch.Tensor, repeats: int) -> dict[str, float]:
+    g, rollout, d = PortGenerator().to(device), PortGenerator().to(device), PortDiscriminator().to(device)
+    rollout.load_state_dict(g.state_dict())
+    g_opt, d_opt = torch.optim.Adam(g.parameters(), 0.01, foreach=False), torch.optim.Adam(d.parameters(), 1e-4, foreach=False)
+    x, y = torch.cat([real, fake]), torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(device)
+    perm = torch.randperm(len(x), device=device)
+    d.train()
+    return {
+        "naive_mle_epoch_seconds": timed(lambda: naive_mle_epoch(g, g_opt, real), 1, device),
+        "naive_d_epoch_seconds": timed(lambda: naive_d_epoch(d, d_opt, x[perm], y[perm]), 1, device),
+        "naive_g_step_seconds": timed(lambda: naive_g_step(g, rollout, d, g_opt), max(1, repeats // 3), device),
+    }
+
+
+# ---------------------------------------------------------------- seqgan
+
+
+def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Tensor) -> dict[str, float]:
+    generator = Generator(V, E, H).to(device)
+    d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.25, fused_conv=args.fused_conv).to(device)
+    players = Players(generator, frozen_copy(generator), d)
+    oracle = Generator(V, E, H, init_std=1.0).to(device).requires_grad_(False)
+    g_opt, d_opt, mle_opt = (
+        adam(list(generator.parameters()), 0.01),
+        adam(list(d.parameters()), 1e-4),
+        adam(list(generator.parameters()), 0.01),
+    )
+    streams = Streams(sample=torch.Generator(device).manual_seed(0), shuffle=torch.Generator().manual_seed(0))
+    adversarial, d_round = AdversarialConfig(batch_size=B, rollout_num=N), DRound(NUM_REAL, 1, 64, l2_reg=0.2)
+    examples = round_examples(generator, real, None, d_round, streams, SINGLE)
+
+    def run(fn: Callable[[], object]) -> Callable[[], object]:
+        def wrapped() -> object:
+            with autocast(device, args.precision):
+                return fn()
+
+        return wrapped
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            oracle.log_probs(generator.sample(NUM_REAL, T, streams.sample))
+
+    def paper_epoch() -> None:
+        policy_gradient_step(players, g_opt, adversarial, T, streams)
+        for _ in range(5):
+            discriminator_epochs(
+                d,
+                d_opt,
+                round_examples(generator, real, None, d_round, streams, SINGLE),
+                DRound(NUM_REAL, 3, 64, l2_reg=0.2),
+                streams,
+            )
+
+    g_step_fn = run(lambda: policy_gradient_step(players, g_opt, adversarial, T, streams))
+    g_step_fn()  # warm-up (allocations, CUDA kernels, lookup tables)
+    out = {
+        "g_step_seconds": timed(g_step_fn, args.repeats, device),
+        "d_epoch_seconds": timed(
+            run(lambda: discriminator_epochs(d, d_opt, examples, d_round, streams)), max(1, args.repeats // 3), device
+        ),
+        "mle_epoch_seconds": timed(
+            run(lambda: mle_epoch(generator, mle_opt, real, 64, 5.0, streams.shuffle)), max(1, args.repeats // 3), device
+        ),
+        "sample_seconds": timed(lambda: generator.sample(NUM_REAL, T, streams.sample), args.repeats, device),
+        "eval_seconds": timed(evaluate, max(1, args.repeats // 3), device),
+    }
+    out["adversarial_epoch_estimate_seconds"] = out["g_step_seconds"] + 5 * (out["sample_seconds"] + 3 * out["d_epoch_seconds"])
+    if args.paper_epoch:
+        out["adversarial_epoch_seconds"] = timed(run(paper_epoch), 1, device)
+    return out
+
+
+def protocol_seconds(parts: dict[str, float]) -> float:
+    """The paper schedule of configs/oracle_seqgan.yaml from the measured parts."""
+    cfg = load_config(PAPER_CONFIG)
+    d_round = parts["sample_seconds"] + cfg.d_pretrain.epochs * parts["d_epoch_seconds"]
+    adversarial = parts.get("adversarial_epoch_seconds", parts["adversarial_epoch_estimate_seconds"])
+    evaluations = (cfg.pretrain.epochs + cfg.adversarial.epochs) // cfg.eval.every
+    return (
+        cfg.pretrain.epochs * parts["mle_epoch_seconds"]
+        + cfg.d_pretrain.steps * d_round
+        + cfg.adversarial.epochs * adversarial
+        + evaluations * parts["eval_seconds"]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-naive", action="store_true", help="leave out the slow baseline loop")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
+    parser.add_argument("--fused-conv", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the ports-style reference")
+    parser.add_argument("--paper-epoch", action="store_true", help="also time one whole paper adversarial epoch")
     args = parser.parse_args()
     configure(args.threads)
+    set_numerics(args.precision, False)
+    device = torch.device(args.device)
     torch.manual_seed(0)
-
-    generator = Generator(V, E, H)
-    rollout = Generator(V, E, H)
-    rollout.load_state_dict(generator.state_dict())
-    discriminator = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.25)
-    g_opt = torch.optim.Adam(generator.parameters(), lr=0.01)
-    d_opt = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
-    streams = Streams(sample=torch.Generator().manual_seed(0), shuffle=torch.Generator().manual_seed(0))
-    players = Players(generator, rollout, discriminator)
-    adversarial = AdversarialConfig(batch_size=B, rollout_num=N)
-    real = Generator(V, E, H, init_std=1.0).sample(10_000, T, torch.Generator().manual_seed(1))
-
-    def ours() -> None:
-        policy_gradient_step(players, g_opt, adversarial, T, streams)
-
-    ours()  # warm-up
-    g_step = timed(ours, args.repeats)
-
-    a = 2048
-    x, y = torch.randn(a, a), torch.randn(a, a)
-    torch.mm(x, y)
-    matmul = 2 * a**3 / timed(lambda: torch.mm(x, y), 3) / 1e9
-
-    d_epoch = timed(
-        lambda: discriminator_round(discriminator, d_opt, generator, real, DRound(10_000, 1, 64, l2_reg=0.2), streams),
-        1,
-    )
-    mle = timed(lambda: mle_epoch(generator, torch.optim.Adam(generator.parameters(), 0.01), real, 64, 5.0, streams.shuffle), 1)
-
-    result = {
+    real = Generator(V, E, H, init_std=1.0).sample(NUM_REAL, T, torch.Generator().manual_seed(1)).to(device)
+    result: dict[str, object] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": args.threads,
+        "precision": args.precision,
+        "fused_conv": args.fused_conv,
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "machine": platform.machine(),
-        "g_step_seconds": round(g_step, 3),
-        "d_epoch_seconds": round(d_epoch, 2),
-        "mle_epoch_seconds": round(mle, 2),
-        "matmul_gflops": round(matmul, 1),
-        "algorithm_gflop": round(g_step_flops(tables=False) / 1e9, 1),
-        "executed_gflop": round(g_step_flops(tables=True) / 1e9, 1),
-        "achieved_gflops": round(g_step_flops(tables=True) / g_step / 1e9, 1),
-        "effective_gflops": round(g_step_flops(tables=False) / g_step / 1e9, 1),
     }
+    parts = seqgan_parts(args, device, real)
+    parts["protocol_seconds"] = protocol_seconds(parts)
     if not args.skip_naive:
-        naive = timed(lambda: naive_g_step(generator, rollout, discriminator, g_opt), 1)
-        result |= {"naive_g_step_seconds": round(naive, 2), "speedup_vs_naive": round(naive / g_step, 2)}
+        fake = Generator(V, E, H).to(device).sample(NUM_REAL, T, torch.Generator(device).manual_seed(2))
+        naive = reference(device, real, fake, args.repeats)
+        parts |= naive
+        for key in ("g_step", "d_epoch", "mle_epoch"):
+            parts[f"{key}_speedup"] = naive[f"naive_{key}_seconds"] / parts[f"{key}_seconds"]
+    result |= {k: round(v, 4) for k, v in parts.items()}
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
 
