@@ -43,10 +43,9 @@ from seqgan.training.experiment import load_discriminator, open_run, resolve_dev
 from seqgan.training.run import PHASES, Trainer
 from seqgan.training.signals import TrainingStopped
 
-USER_ERRORS = (
-    ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
-    ClassifierError,
-)  # fmt: skip
+USER_ERRORS = (ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, ClassifierError, NonFiniteLossError)
+USER_ERRORS += (FileNotFoundError, FileExistsError)
+"""Errors that end a command with one line on stderr (the input was wrong), not a traceback."""
 
 
 def _positive_temperature(text: str) -> float:
@@ -63,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: adversarial sequence generation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_train, add_sample, add_evaluate, add_classifier, add_plot, add_sweep):
+        add(sub)
+    return parser
 
+
+def add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a generator (MLE pre-training, D pre-training, adversarial)")
     train.add_argument("config", nargs="?", help="YAML config, e.g. configs/oracle_seqgan.yaml")
     train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
@@ -76,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def add_sample(sub: argparse._SubParsersAction) -> None:
     sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
     sample.add_argument("run_dir", help=RUN_HELP)
     sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
@@ -92,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sample's condition is drawn from the held-out set and starts its line",
     )
 
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir", help=RUN_HELP)
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
@@ -109,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score the run's D from the same checkpoint: d_acc (held-out real sequences against as many fresh "
         "samples at temperature 1, eval.d_samples of each) and, for conditional runs, d_cond_acc",
     )
+
+
+def add_classifier(sub: argparse._SubParsersAction) -> None:
     classifier = sub.add_parser("classifier", help="a held-out text classifier of a label field, to judge conditional samples")
     classifier_sub = classifier.add_subparsers(dest="action", required=True)
     fit = classifier_sub.add_parser("train", help="train on a JSON Lines file; print its accuracy on the held-out file")
@@ -121,11 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--min-count", type=int, default=2, help="drop n-grams in fewer training lines (default 2)")
     fit.add_argument("--l2", type=float, default=1e-3, help="L2 penalty on the weights (default 0.001)")
     fit.add_argument("--steps", type=int, default=100, help="full-batch Adam steps (default 100)")
+
+
+def add_plot(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="learning curves of one or more runs as a PNG (and a text table)")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
     sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
@@ -133,7 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     sweep.add_argument("--out", default="sweep", help="output folder for sweep.csv and sweep.png (default ./sweep)")
-    return parser
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
@@ -237,10 +253,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     }
     if data.oracle is not None:
         samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size)
+        pool, candidates = data.cond_test, cfg.condition.candidates
         result |= oracle_sample_metrics(
-            data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
-            cfg.eval.batch_size,
-        )  # fmt: skip
+            data.oracle, samples.tokens, samples.cond, data.condition, pool, candidates, rng, cfg.eval.batch_size
+        )
         result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
     result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
@@ -275,10 +291,8 @@ def classifier_summary(folder: str, info: dict) -> dict:
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:
-    model = train_on_files(
-        args.train_file, args.test, args.field, args.valid, args.text_field, min_count=args.min_count, l2=args.l2,
-        steps=args.steps,
-    )  # fmt: skip
+    settings = {"min_count": args.min_count, "l2": args.l2, "steps": args.steps}
+    model = train_on_files(args.train_file, args.test, args.field, args.valid, args.text_field, **settings)
     model.save(args.out)
     print(json.dumps({"out": str(Path(args.out).resolve()), "label_field": args.field, "labels": model.labels, **model.info}))
 
