@@ -8,6 +8,9 @@
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
 
+train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
+API (`seqgan.api`), which this module only parses arguments for.
+
 Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
 no traceback unless --debug.
 """
@@ -16,31 +19,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
+import warnings
 from pathlib import Path
 
-import torch
-
 from seqgan import distributed
-from seqgan.algorithms.common import discriminator_metrics
-from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
+from seqgan.api import RESUME_OVERRIDES, evaluate, new_run, resumed_config, run_training, sample
+from seqgan.config import ConfigError
 from seqgan.data.corpus import CorpusError
-from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.data.tokenizers import TokenizerError
 from seqgan.errors import NonFiniteLossError
-from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.classifier import ClassifierError, train_on_files
-from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
-from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
-from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator, write_csv
-from seqgan.metrics.text import sequence_diversity
-from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.models.oracle import OracleError
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import load_discriminator, open_run, resolve_device
-from seqgan.training.run import PHASES, Trainer
+from seqgan.training.experiment import open_run
 from seqgan.training.signals import TrainingStopped
 
 USER_ERRORS = (ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, ClassifierError, NonFiniteLossError)
@@ -154,7 +149,6 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
     """Train in this process, or as one rank of a torchrun job (see `seqgan.distributed`)."""
-    changed: list[str] = []
     if args.resume:
         # argparse reads the first override as CONFIG: with --resume every positional is an override
         overrides = ([args.config] if args.config else []) + list(args.overrides)
@@ -163,73 +157,25 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
                 "--resume DIR continues a run with the config saved in DIR: give no CONFIG or --out "
                 f"(only overrides of {', '.join(RESUME_OVERRIDES)}, e.g. adversarial.epochs=200 to run longer)"
             )
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
-        saved = load_config(run_dir / "config.yaml")
-        cfg = load_config(run_dir / "config.yaml", overrides)
-        changed = changed_settings(saved, cfg)
-        fixed = [key for key in changed if key not in RESUME_OVERRIDES]
-        if fixed:
-            raise ConfigError(
-                f"--resume keeps the run's settings, so {', '.join(fixed)} cannot change; only "
-                f"{', '.join(RESUME_OVERRIDES)} can (to run longer or checkpoint differently); start a new run for the rest"
-            )
+        cfg, changed = resumed_config(Path(args.resume), overrides)
+        run_dir = run_training(cfg, Path(args.resume), argv, quiet=args.quiet, resume=True, changed=changed)
     elif not args.config:
         raise ConfigError("give a CONFIG.yaml to start a run (e.g. configs/smoke.yaml), or --resume DIR to continue one")
     else:
-        cfg = load_config(args.config, args.overrides)
-        run_dir = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (run_dir / "metrics.jsonl").exists():
-            raise FileExistsError(f"{run_dir}: already holds a run; continue it with --resume {run_dir}, or choose another --out")
-    dist = distributed.init_from_env(resolve_device(cfg.device))
-    try:
-        run_dir = _train(cfg, run_dir, args, argv, changed, dist)
-    finally:
-        distributed.cleanup()
-    if dist.is_main():
+        cfg, run_dir = new_run(args.config, args.overrides, args.out)
+        run_dir = run_training(cfg, run_dir, argv, quiet=args.quiet)
+    if os.environ.get("RANK", "0") == "0":  # rank 0 of a torchrun job, or the only process
         print(f"run written to {run_dir}", file=sys.stderr)
-
-
-def _train(cfg: ExperimentConfig, run_dir: Path, args: argparse.Namespace, argv: list[str], changed: list[str], dist) -> Path:
-    run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
-    trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
-    if args.resume:
-        trainer.resume()
-        if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
-            raise ConfigError(
-                f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
-                "epochs; give at least that many"
-            )
-        if changed and dist.is_main():
-            trainer.folder.record_resume(cfg, argv)
-    else:
-        trainer.start(argv)
-    trainer.run()
-    return trainer.dir
-
-
-RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
-"""The settings `train --resume DIR` may change: the adversarial phase's length and checkpointing."""
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
-    cond = None
-    if args.condition:
-        if run.data.condition is None:
-            raise ConfigError(f"--condition: {run.dir} is an unconditional run; sample it without --condition")
-        tokenizer = None if run.data.text is None else run.data.text.tokenizer
-        cond = run.data.condition.parse(args.condition, run.data.cond_test, tokenizer)
-        unknown = int((cond == UNK).sum()) if run.data.condition.kind == "source" else 0
-        if unknown:
-            print(
-                f"seqgan sample: note: {unknown} source token(s) are not in the run's vocabulary and read as <unk>",
-                file=sys.stderr,
-            )
-    rng = torch.Generator(run.device).manual_seed(args.seed)
-    samples = sample_for_data(run.generator, run.data, args.n, rng, args.temperature, run.config.eval.batch_size, cond)
-    text = "".join(line + "\n" for line in format_samples(samples, run.data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lines = sample(run, args.n, temperature=args.temperature, seed=args.seed, condition=args.condition)
+    for w in caught:
+        print(f"seqgan sample: note: {w.message}", file=sys.stderr)
+    text = "".join(line + "\n" for line in lines)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -237,57 +183,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run = open_run(args.run_dir)
-    data, cfg = run.data, run.config
-    test_file = (
-        Path(cfg.data.test or cfg.data.train) if cfg.data.source == "text" else None
-    )  # without a test file, test lines are held out of train
-    classifier = classifier_for_run(args.classifier, test_file, data.condition) if args.classifier else None
-    rng = torch.Generator(run.device).manual_seed(args.seed)
-    result = {
-        "run": str(run.dir),
-        "checkpoint": run.checkpoint,
-        "temperature": args.temperature,
-        "num_samples": args.n,
-        "seed": args.seed,
-    }
-    if data.oracle is not None:
-        samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size)
-        pool, candidates = data.cond_test, cfg.condition.candidates
-        result |= oracle_sample_metrics(
-            data.oracle, samples.tokens, samples.cond, data.condition, pool, candidates, rng, cfg.eval.batch_size
-        )
-        result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
-    result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
-    if data.text is not None:
-        result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
-    if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
-        for temperature, suffix in ((args.temperature, ""), (0.0, "_greedy")):
-            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
-            result |= match_metrics(sums, suffix)
-    if args.discriminator:
-        result |= discriminator_metrics(
-            load_discriminator(run), run.data.test, run.generator, cfg.eval.d_samples, rng, cond=run.data.cond_test
-        )
-    if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
-        per = result.pop("per_condition", {})
-        held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
-        text: dict = {}
-        if data.text is not None:
-            text, overall = per_condition_text_metrics(
-                run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, classifier
-            )
-            if classifier is not None:
-                result |= overall | {"classifier": classifier_summary(args.classifier, classifier.info)}
-        names = sorted(set(held) | set(text))
-        result["per_condition"] = {name: per.get(name, {}) | text.get(name, {}) | held.get(name, {}) for name in names}
-    print(json.dumps(result))
-
-
-def classifier_summary(folder: str, info: dict) -> dict:
-    """What evaluate reports of the classifier: where it is and its own held-out accuracy."""
-    keys = ("train_file", "test_file", "num_test", "test_accuracy")
-    return {"dir": str(Path(folder).resolve())} | {k: info[k] for k in keys if k in info}
+    options = {"temperature": args.temperature, "seed": args.seed, "classifier": args.classifier}
+    print(json.dumps(evaluate(args.run_dir, args.n, discriminator=args.discriminator, **options)))
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:
