@@ -504,6 +504,8 @@ class EvalConfig:
 
 @dataclass
 class CheckpointConfig:
+    """When checkpoints are written (weights, optimizer and RNG state: a resume continues exactly) and how many are kept."""
+
     every: int = 50
     """Write a checkpoint every this many epochs within a phase (and at every phase end)."""
     keep: int = 3

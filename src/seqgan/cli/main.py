@@ -7,6 +7,7 @@
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
+    seqgan config [--explain SECTION[.KEY]]
 
 train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
 API (`seqgan.api`), which this module only parses arguments for.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from seqgan import distributed
 from seqgan.api import RESUME_OVERRIDES, evaluate, new_run, resumed_config, run_training, sample
+from seqgan.cli.explain import explain
 from seqgan.config import ConfigError
 from seqgan.data.corpus import CorpusError
 from seqgan.data.tokenizers import TokenizerError
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: adversarial sequence generation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_train, add_sample, add_evaluate, add_classifier, add_plot, add_sweep):
+    for add in (add_train, add_sample, add_evaluate, add_classifier, add_plot, add_sweep, add_config):
         add(sub)
     return parser
 
@@ -65,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 def add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a generator (MLE pre-training, D pre-training, adversarial)")
     train.add_argument("config", nargs="?", help="YAML config, e.g. configs/oracle_seqgan.yaml")
-    train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        help="section.key=value settings, e.g. adversarial.epochs=10; what a setting does, its type and default: "
+        "seqgan config --explain section.key (or --explain section for all its keys)",
+    )
     train.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
     train.add_argument(
         "--resume",
@@ -145,6 +152,17 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     sweep.add_argument("--out", default="sweep", help="output folder for sweep.csv and sweep.png (default ./sweep)")
+
+
+def add_config(sub: argparse._SubParsersAction) -> None:
+    config = sub.add_parser("config", help="what the settings are: seqgan config --explain adversarial.rollout_num")
+    config.add_argument(
+        "--explain",
+        metavar="KEY",
+        default="",
+        help="a setting (section.key: its type, default and documentation) or a section (its keys, one line each); "
+        "without it, the sections",
+    )
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
@@ -254,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_sweep(args)
         elif args.command == "classifier":
             cmd_classifier(args)
+        elif args.command == "config":
+            print(explain(args.explain))
         else:
             cmd_plot(args)
     except USER_ERRORS as err:
