@@ -18,7 +18,9 @@ interrupted sweep continues) and the table to OUT/table.md and stdout. Several p
 share one OUT (one core each): each row is claimed in OUT/claims/ first (a claim whose process
 is gone is taken over); `--reverse` walks the rows from the other end.
 
-    python bench/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...] [--reverse]
+    python experiments/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...] [--reverse]
+
+A study, not a benchmark: its results are in docs/ablations.md.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def train(cfg, run: Path, init_from: Path | None = None) -> float:
     shutil.rmtree(run, ignore_errors=True)
     begin = time.perf_counter()
     trainer = Trainer(cfg, run, quiet=True)
-    trainer.start(["bench/ablations.py"])
+    trainer.start(["experiments/ablations.py"])
     if init_from is not None:
         load_weights(find_checkpoint(init_from / "checkpoints", None), "generator", trainer.generator)
         trainer.phase, trainer.epoch = "d_pretrain", 0
