@@ -23,11 +23,11 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OVERRIDES = [
-    "data.vocab_size=500", "data.num_train=3000", "pretrain.epochs=10", "d_pretrain.steps=5", "d_pretrain.num_negatives=1000",
-    "adversarial.epochs=10", "adversarial.num_negatives=600", "adversarial.rollout_num=8", "eval.num_samples=1000",
-    "checkpoint.every=1", "checkpoint.keep=2",
-]  # fmt: skip
+DEFAULT_OVERRIDES = """
+    data.vocab_size=500 data.num_train=3000 pretrain.epochs=10 d_pretrain.steps=5 d_pretrain.num_negatives=1000
+    adversarial.epochs=10 adversarial.num_negatives=600 adversarial.rollout_num=8 eval.num_samples=1000
+    checkpoint.every=1 checkpoint.keep=2
+""".split()
 
 
 def train(*args: str) -> subprocess.Popen:

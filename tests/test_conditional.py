@@ -576,13 +576,13 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 RECORDS = [{"text": f"a {w} sat on the {v} mat", "animal": w, "size": v} for w in ("cat", "dog") for v in ("big", "old")] * 6
-SMALL_TEXT = [
-    "data.max_len=10", "data.heldout_size=4", "pretrain.epochs=2", "pretrain.batch_size=4", "d_pretrain.steps=1",
-    "d_pretrain.num_negatives=8", "adversarial.epochs=2", "adversarial.batch_size=4", "adversarial.num_negatives=8",
-    "adversarial.rollout_num=2", "discriminator.batch_size=4", "eval.every=1", "eval.d_samples=4", "eval.bleu_samples=4",
-    "eval.final_samples=4", "generator.embed_dim=8", "generator.hidden_dim=8", "discriminator.embed_dim=8",
-    "discriminator.filter_sizes=[1,2,3]", "discriminator.num_filters=[4,4,4]", "checkpoint.every=1",
-]  # fmt: skip
+SMALL_TEXT = """
+    data.max_len=10 data.heldout_size=4 pretrain.epochs=2 pretrain.batch_size=4 d_pretrain.steps=1
+    d_pretrain.num_negatives=8 adversarial.epochs=2 adversarial.batch_size=4 adversarial.num_negatives=8
+    adversarial.rollout_num=2 discriminator.batch_size=4 eval.every=1 eval.d_samples=4 eval.bleu_samples=4
+    eval.final_samples=4 generator.embed_dim=8 generator.hidden_dim=8 discriminator.embed_dim=8
+    discriminator.filter_sizes=[1,2,3] discriminator.num_filters=[4,4,4] checkpoint.every=1
+""".split()
 
 
 def text_config(train: Path, *overrides: str) -> list[str]:

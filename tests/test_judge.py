@@ -151,6 +151,9 @@ def test_a_judged_run_is_deterministic_resumes_exactly_and_evaluates(tmp_path, c
     assert 0 <= out["cond_acc"] <= 1 and 0 <= out["d_cond_acc"] <= 1
 
 
+JUDGE = ["discriminator.condition_join=classifier", "discriminator.condition_judge=generator"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -160,33 +163,9 @@ def test_a_judged_run_is_deterministic_resumes_exactly_and_evaluates(tmp_path, c
             ["condition.kind=features", "discriminator.condition_join=classifier", "discriminator.judge_references=3"],
             "judge_references applies only to condition_judge=generator",
         ),
-        (
-            [
-                "condition.kind=label",
-                "discriminator.condition_join=classifier",
-                "discriminator.condition_judge=generator",
-                "discriminator.judge_references=3",
-            ],
-            "judge_references applies to feature vectors",
-        ),  # fmt: skip
-        (
-            [
-                "condition.kind=label",
-                "discriminator.condition_join=classifier",
-                "discriminator.condition_judge=generator",
-                "generator.noise_dim=4",
-            ],
-            "generator.noise_dim=0",
-        ),  # fmt: skip
-        (
-            [
-                "condition.kind=features",
-                "discriminator.condition_join=classifier",
-                "discriminator.condition_judge=generator",
-                "discriminator.judge_references=0",
-            ],
-            "judge_references must be >= 1",
-        ),  # fmt: skip
+        (["condition.kind=label", *JUDGE, "discriminator.judge_references=3"], "judge_references applies to feature vectors"),
+        (["condition.kind=label", *JUDGE, "generator.noise_dim=4"], "generator.noise_dim=0"),
+        (["condition.kind=features", *JUDGE, "discriminator.judge_references=0"], "judge_references must be >= 1"),
     ],
 )
 def test_bad_judge_settings_say_how_to_fix_them(overrides, message):

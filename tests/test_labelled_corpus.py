@@ -267,12 +267,12 @@ def corpus(n: int, seed: int) -> list[dict]:
     ]
 
 
-TINY = [
-    "data.heldout_size=4", "pretrain.epochs=2", "pretrain.batch_size=8", "d_pretrain.steps=1", "d_pretrain.num_negatives=16",
-    "adversarial.epochs=1", "adversarial.batch_size=4", "adversarial.num_negatives=16", "adversarial.rollout_num=2",
-    "discriminator.batch_size=8", "eval.every=1", "eval.d_samples=8", "eval.bleu_samples=8", "eval.final_samples=4",
-    "generator.embed_dim=8", "generator.hidden_dim=8", "discriminator.embed_dim=8", "discriminator.num_filters=[4,4,4,4,4,4]",
-]  # fmt: skip
+TINY = """
+    data.heldout_size=4 pretrain.epochs=2 pretrain.batch_size=8 d_pretrain.steps=1 d_pretrain.num_negatives=16
+    adversarial.epochs=1 adversarial.batch_size=4 adversarial.num_negatives=16 adversarial.rollout_num=2
+    discriminator.batch_size=8 eval.every=1 eval.d_samples=8 eval.bleu_samples=8 eval.final_samples=4
+    generator.embed_dim=8 generator.hidden_dim=8 discriminator.embed_dim=8 discriminator.num_filters=[4,4,4,4,4,4]
+""".split()
 
 
 def test_cli_trains_a_classifier_and_evaluates_per_condition_with_it(tmp_path, capsys):

@@ -373,18 +373,18 @@ def test_every_option_together_trains_on_variable_length_text(tmp_path):
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "valid.txt").write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
     run = tmp_path / "run"
-    args = [
-        "train", "configs/text.yaml", "--out", str(run), "--quiet",
-        f"data.train={tmp_path / 'train.txt'}", f"data.valid={tmp_path / 'valid.txt'}", "data.max_len=6",
-        "data.heldout_size=4", "pretrain.epochs=3", "pretrain.batch_size=8", "pretrain.patience=1",
-        "d_pretrain.steps=1", "d_pretrain.num_negatives=16", "adversarial.epochs=2", "adversarial.batch_size=4",
-        "adversarial.num_negatives=16", "adversarial.rollout_num=2", "adversarial.discount=0.9",
-        "adversarial.kl_weight=0.1", "adversarial.baseline=mean", "discriminator.batch_size=8",
-        "discriminator.kind=rnn", "discriminator.rnn_hidden=4", "discriminator.rnn_pooling=attention",
-        "discriminator.attention_heads=2", "discriminator.embed_dim=8", "generator.embed_dim=8",
-        "generator.hidden_dim=8", "generator.noise_dim=2", "generator.attention=true", "generator.cell=gru",
-        "generator.num_layers=2", "eval.every=1", "eval.d_samples=8", "eval.bleu_samples=8", "eval.final_samples=5",
-    ]  # fmt: skip
+    files = [f"data.train={tmp_path / 'train.txt'}", f"data.valid={tmp_path / 'valid.txt'}"]
+    settings = """
+        data.max_len=6 data.heldout_size=4 pretrain.epochs=3 pretrain.batch_size=8 pretrain.patience=1
+        d_pretrain.steps=1 d_pretrain.num_negatives=16 adversarial.epochs=2 adversarial.batch_size=4
+        adversarial.num_negatives=16 adversarial.rollout_num=2 adversarial.discount=0.9
+        adversarial.kl_weight=0.1 adversarial.baseline=mean discriminator.batch_size=8
+        discriminator.kind=rnn discriminator.rnn_hidden=4 discriminator.rnn_pooling=attention
+        discriminator.attention_heads=2 discriminator.embed_dim=8 generator.embed_dim=8
+        generator.hidden_dim=8 generator.noise_dim=2 generator.attention=true generator.cell=gru
+        generator.num_layers=2 eval.every=1 eval.d_samples=8 eval.bleu_samples=8 eval.final_samples=5
+    """.split()
+    args = ["train", "configs/text.yaml", "--out", str(run), "--quiet", *files, *settings]
     assert main(args) == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     last = rows[-1]

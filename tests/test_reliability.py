@@ -27,11 +27,11 @@ from seqgan.training.run import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 # Epochs of a few tenths of a second, so that kills land inside epochs and inside checkpoint writes;
 # eval every 2 epochs and checkpoint every epoch, so resumes also start between evaluations.
-SLOW_SMOKE = [
-    "data.vocab_size=300", "data.num_train=2000", "pretrain.epochs=6", "d_pretrain.steps=4", "d_pretrain.num_negatives=600",
-    "adversarial.epochs=6", "adversarial.num_negatives=400", "adversarial.rollout_num=6", "eval.num_samples=1000",
-    "checkpoint.every=1", "checkpoint.keep=2",
-]  # fmt: skip
+SLOW_SMOKE = """
+    data.vocab_size=300 data.num_train=2000 pretrain.epochs=6 d_pretrain.steps=4 d_pretrain.num_negatives=600
+    adversarial.epochs=6 adversarial.num_negatives=400 adversarial.rollout_num=6 eval.num_samples=1000
+    checkpoint.every=1 checkpoint.keep=2
+""".split()
 
 
 def start(*args: str) -> subprocess.Popen:

@@ -97,10 +97,8 @@ def test_generator_outputs_do_not_depend_on_padding():
 def test_step_by_step_states_match_teacher_forcing(cell, self_attention, step_input):
     """Rollouts continue from cached states that hold the memory exactly as teacher forcing reads it."""
     torch.manual_seed(0)
-    gen = Generator(
-        V, 8, 12, cell=cell, init_std=0.5, condition=SourceEncoder(V, 5, 7), source_attention=True, attention=self_attention,
-        condition_input=step_input,
-    )  # fmt: skip
+    options = {"attention": self_attention, "condition_input": step_input}
+    gen = Generator(V, 8, 12, cell=cell, init_std=0.5, condition=SourceEncoder(V, 5, 7), source_attention=True, **options)
     y = torch.randint(3, V, (5, T), generator=torch.Generator().manual_seed(1))
     _, logits = gen.prefix_states(y, cond=SRC)
     torch.testing.assert_close(torch.stack(logits, dim=1), gen(y, cond=SRC)[:, 1:], rtol=1e-5, atol=1e-5)
@@ -284,18 +282,17 @@ def test_match_counts_by_hand():
     assert counts.tolist() == [[1, 3, 3], [0, 1, 2], [0, 3, 4]]
 
 
-TINY = [
-    "data.max_len=5", "data.heldout_size=50", "condition.kind=source", "condition.max_source_len=5", "condition.attention=true",
-    "generator.embed_dim=16", "generator.hidden_dim=32", "condition.embed_dim=16", "condition.encoder_hidden=32",
-    "pretrain.epochs=4", "pretrain.batch_size=32", "eval.every=2", "eval.bleu_samples=0", "eval.d_samples=50",
-    "d_pretrain.steps=0", "adversarial.epochs=0", "eval.final_samples=6",
-    "discriminator.embed_dim=8", "discriminator.filter_sizes=[1,2,3]", "discriminator.num_filters=[4,4,4]",
-]  # fmt: skip
-ADVERSARIAL = [
-    "pretrain.epochs=1", "d_pretrain.steps=1", "d_pretrain.num_negatives=64", "adversarial.epochs=2", "adversarial.batch_size=8",
-    "adversarial.num_negatives=32", "adversarial.rollout_num=2", "adversarial.d_steps=1", "adversarial.d_epochs=1",
-    "adversarial.g_lr=0.001", "discriminator.batch_size=16", "eval.every=1", "checkpoint.every=1",
-]  # fmt: skip
+TINY = """
+    data.max_len=5 data.heldout_size=50 condition.kind=source condition.max_source_len=5 condition.attention=true
+    generator.embed_dim=16 generator.hidden_dim=32 condition.embed_dim=16 condition.encoder_hidden=32 pretrain.epochs=4
+    pretrain.batch_size=32 eval.every=2 eval.bleu_samples=0 eval.d_samples=50 d_pretrain.steps=0 adversarial.epochs=0
+    eval.final_samples=6 discriminator.embed_dim=8 discriminator.filter_sizes=[1,2,3] discriminator.num_filters=[4,4,4]
+""".split()
+ADVERSARIAL = """
+    pretrain.epochs=1 d_pretrain.steps=1 d_pretrain.num_negatives=64 adversarial.epochs=2 adversarial.batch_size=8
+    adversarial.num_negatives=32 adversarial.rollout_num=2 adversarial.d_steps=1 adversarial.d_epochs=1
+    adversarial.g_lr=0.001 discriminator.batch_size=16 eval.every=1 checkpoint.every=1
+""".split()
 
 
 @pytest.fixture(scope="module")

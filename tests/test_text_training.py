@@ -16,17 +16,16 @@ from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
-POEM = [
-    "床前明月光", "疑是地上霜", "举头望明月", "低头思故乡", "白日依山尽", "黄河入海流",
-    "欲穷千里目", "更上一层楼", "春眠不觉晓", "处处闻啼鸟", "夜来风雨声", "花落知多少",
-]  # fmt: skip
-SMALL_TEXT = [
-    "data.max_len=12", "data.heldout_size=4", "pretrain.epochs=3", "pretrain.batch_size=8", "d_pretrain.steps=1",
-    "d_pretrain.num_negatives=16", "adversarial.epochs=2", "adversarial.batch_size=4", "adversarial.num_negatives=16",
-    "adversarial.rollout_num=2", "discriminator.batch_size=8", "eval.every=1", "eval.d_samples=8",
-    "eval.bleu_samples=8", "eval.final_samples=5", "generator.embed_dim=8", "generator.hidden_dim=8",
-    "discriminator.embed_dim=8", "discriminator.filter_sizes=[1,2,3]", "discriminator.num_filters=[4,4,4]",
-]  # fmt: skip
+POEM = """
+    床前明月光 疑是地上霜 举头望明月 低头思故乡 白日依山尽 黄河入海流 欲穷千里目 更上一层楼 春眠不觉晓 处处闻啼鸟 夜来风雨声 花落知多少
+""".split()
+SMALL_TEXT = """
+    data.max_len=12 data.heldout_size=4 pretrain.epochs=3 pretrain.batch_size=8 d_pretrain.steps=1
+    d_pretrain.num_negatives=16 adversarial.epochs=2 adversarial.batch_size=4 adversarial.num_negatives=16
+    adversarial.rollout_num=2 discriminator.batch_size=8 eval.every=1 eval.d_samples=8 eval.bleu_samples=8
+    eval.final_samples=5 generator.embed_dim=8 generator.hidden_dim=8 discriminator.embed_dim=8
+    discriminator.filter_sizes=[1,2,3] discriminator.num_filters=[4,4,4]
+""".split()
 
 
 def test_chinese_characters_train_and_decode(tmp_path, capsys):

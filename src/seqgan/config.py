@@ -39,8 +39,12 @@ PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
 PAPER_NUM_FILTERS = [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
 
 
-ORACLE_FIELDS = ("oracle", "oracle_path", "oracle_seed", "vocab_size", "embed_dim", "hidden_dim", "seq_len", "num_train", "num_test", "train_seed", "test_seed", "num_valid", "valid_seed")  # fmt: skip
-TEXT_FIELDS = ("train", "valid", "test", "text_field", "tokenizer", "word_split", "lowercase", "max_vocab", "max_len", "overflow", "heldout_size", "heldout_seed")  # fmt: skip
+ORACLE_FIELDS = tuple(
+    "oracle oracle_path oracle_seed vocab_size embed_dim hidden_dim seq_len num_train num_test train_seed test_seed num_valid valid_seed".split()
+)
+TEXT_FIELDS = tuple(
+    "train valid test text_field tokenizer word_split lowercase max_vocab max_len overflow heldout_size heldout_seed".split()
+)
 
 
 @dataclass
@@ -151,7 +155,7 @@ ORACLE_CONDITION_FIELDS = ("num_classes", "feature_dim", "candidates")
 TEXT_CONDITION_FIELDS = ("label_fields", "features", "valid_features", "test_features")
 LABEL_FIELDS = ("num_classes", "label_fields", "embed_dim")
 FEATURE_FIELDS = ("feature_dim", "candidates", "features", "valid_features", "test_features", "proj_dim")
-SOURCE_FIELDS = ("source_field", "max_source_len", "embed_dim", "encoder_cell", "encoder_hidden", "bidirectional", "attention")  # fmt: skip
+SOURCE_FIELDS = tuple("source_field max_source_len embed_dim encoder_cell encoder_hidden bidirectional attention".split())
 
 
 @dataclass
@@ -326,6 +330,10 @@ class DiscriminatorConfig:
             _is_default(self, "judge_references") or self.condition_judge == "generator",
             "discriminator.judge_references applies only to condition_judge=generator; remove it",
         )
+        self._check_kind_fields()
+
+    def _check_kind_fields(self) -> None:
+        """The CNN's settings and the RNN's: each applies to its own kind only."""
         defaults = DiscriminatorConfig.__dataclass_fields__
         if self.kind == "cnn":
             _check(
@@ -405,7 +413,9 @@ class DPretrainConfig:
         _check(self.num_negatives >= 1, "d_pretrain.num_negatives must be >= 1")
 
 
-G_STEP_FIELDS = ("g_steps", "batch_size", "g_lr", "grad_clip", "rollout_num", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")  # fmt: skip
+G_STEP_FIELDS = tuple(
+    "g_steps batch_size g_lr grad_clip rollout_num rollout_update_rate rollout_chunk baseline discount kl_weight".split()
+)
 D_STEP_FIELDS = ("d_steps", "d_epochs", "num_negatives")
 
 
@@ -501,6 +511,8 @@ class EvalConfig:
 
 @dataclass
 class CheckpointConfig:
+    """When checkpoints are written (weights, optimizer and RNG state: a resume continues exactly) and how many are kept."""
+
     every: int = 50
     """Write a checkpoint every this many epochs within a phase (and at every phase end)."""
     keep: int = 3
@@ -631,27 +643,7 @@ class ExperimentConfig:
             )
             return
         if self.discriminator.condition_join == "classifier":
-            _check(
-                c.kind in ("label", "features"),
-                "discriminator.condition_join=classifier scores labels or feature vectors: it needs condition.kind=label "
-                "or features (for sources use 'concat' or 'projection')",
-            )
-            if self.discriminator.condition_judge == "generator":
-                _check(
-                    self.generator.noise_dim == 0,
-                    "discriminator.condition_judge=generator needs p(y | c) exactly, a G without noise input: set "
-                    "generator.noise_dim=0 or use condition_judge=head",
-                )
-                _check(
-                    c.kind == "features" or _is_default(self.discriminator, "judge_references"),
-                    "discriminator.judge_references applies to feature vectors (a label judge compares every class); remove it",
-                )
-            _check(
-                self.discriminator.mismatched == 0,
-                "discriminator.condition_join=classifier learns the class from real sequences alone; set "
-                "discriminator.mismatched=0 (real sequences shown as negatives would teach its real/fake output "
-                "that real text is fake)",
-            )
+            self._check_classifier_join()
         other = TEXT_CONDITION_FIELDS if d.source == "oracle" else ORACLE_CONDITION_FIELDS
         for name in other:
             _check(
@@ -668,6 +660,36 @@ class ExperimentConfig:
                 "a conditional oracle is built from data.oracle=random (the paper's oracle has no condition)",
             )
             return
+        self._check_text_condition()
+
+    def _check_classifier_join(self) -> None:
+        """discriminator.condition_join=classifier: what its P(c | y) can score, and with what."""
+        c = self.condition
+        _check(
+            c.kind in ("label", "features"),
+            "discriminator.condition_join=classifier scores labels or feature vectors: it needs condition.kind=label "
+            "or features (for sources use 'concat' or 'projection')",
+        )
+        if self.discriminator.condition_judge == "generator":
+            _check(
+                self.generator.noise_dim == 0,
+                "discriminator.condition_judge=generator needs p(y | c) exactly, a G without noise input: set "
+                "generator.noise_dim=0 or use condition_judge=head",
+            )
+            _check(
+                c.kind == "features" or _is_default(self.discriminator, "judge_references"),
+                "discriminator.judge_references applies to feature vectors (a label judge compares every class); remove it",
+            )
+        _check(
+            self.discriminator.mismatched == 0,
+            "discriminator.condition_join=classifier learns the class from real sequences alone; set "
+            "discriminator.mismatched=0 (real sequences shown as negatives would teach its real/fake output "
+            "that real text is fake)",
+        )
+
+    def _check_text_condition(self) -> None:
+        """Text data: the files each condition kind reads its conditions from."""
+        c, d = self.condition, self.data
         if c.kind == "label":
             _check(bool(c.label_fields), "condition.kind=label needs condition.label_fields, e.g. condition.label_fields=[genre]")
             for name in ("train", "valid", "test"):

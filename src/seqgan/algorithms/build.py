@@ -38,10 +38,21 @@ def build_generator(
 ) -> Generator:
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     return Generator(
-        vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.num_layers, cfg.cell, start_token, cfg.init_std, eos_token, pad_token,
-        cfg.noise_dim, cfg.attention, encoder, encoder is not None and condition.step_input,
-        encoder is not None and condition.attention,
-    )  # fmt: skip
+        vocab_size,
+        cfg.embed_dim,
+        cfg.hidden_dim,
+        num_layers=cfg.num_layers,
+        cell=cfg.cell,
+        start_token=start_token,
+        init_std=cfg.init_std,
+        eos_token=eos_token,
+        pad_token=pad_token,
+        noise_dim=cfg.noise_dim,
+        attention=cfg.attention,
+        condition=encoder,
+        condition_input=encoder is not None and condition.step_input,
+        source_attention=encoder is not None and condition.attention,
+    )
 
 
 def build_discriminator(
@@ -60,9 +71,17 @@ def build_discriminator(
             fused_conv=cfg.fused_conv,
         )
     return RNNDiscriminator(
-        vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,
-        cfg.attention_heads, encoder, cfg.condition_join,
-    )  # fmt: skip
+        vocab_size,
+        cfg.embed_dim,
+        cfg.rnn_hidden,
+        cell=cfg.rnn_cell,
+        bidirectional=cfg.bidirectional,
+        dropout=cfg.dropout,
+        pooling=cfg.rnn_pooling,
+        attention_heads=cfg.attention_heads,
+        condition=encoder,
+        condition_join=cfg.condition_join,
+    )
 
 
 def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from seqgan.algorithms.base import Algorithm, Context, Logs, register
-from seqgan.algorithms.build import make_discriminator
-from seqgan.algorithms.common import DRound, Streams, clipped_step, discriminator_metrics, discriminator_round
+from seqgan.algorithms.base import Context, register
+from seqgan.algorithms.common import Streams, clipped_step
+from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig
 from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, global_mean_scale, replicate
 from seqgan.errors import NonFiniteLossError
@@ -50,39 +50,24 @@ class Players:
 
 
 @register
-class SeqGAN(Algorithm):
+class SeqGAN(GAN):
     name = "seqgan"
     summary = "the paper: G by policy gradient, rewards from Monte Carlo rollouts scored by D"
-    uses = ("data", "generator", "discriminator", "pretrain", "d_pretrain", "adversarial", "eval", "checkpoint", "condition")
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        cfg, device = ctx.cfg, ctx.device
         self.rollout = frozen_copy(self.generator)
         # Only a run with a KL penalty has (and checkpoints) a reference model.
-        self.reference = frozen_copy(self.generator) if cfg.adversarial.kl_weight > 0 else None
-        self.discriminator = make_discriminator(cfg, ctx.data).to(device)
-        self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr")
-        self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
-
-    def trained_models(self) -> dict[str, torch.nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        self.reference = frozen_copy(self.generator) if ctx.cfg.adversarial.kl_weight > 0 else None
+        self.add_gan_optimizers()
 
     def models(self) -> dict[str, torch.nn.Module]:
         models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
         return models | ({"reference": self.reference} if self.reference is not None else {})
 
-    def epochs(self, phase: str) -> int:
-        return {
-            "mle": self.cfg.pretrain.epochs,
-            "d_pretrain": self.cfg.d_pretrain.steps,
-            "adversarial": self.cfg.adversarial.epochs,
-        }[phase]
-
     def begin_phase(self, phase: str) -> None:
-        if phase == "d_pretrain":
-            self.discriminator.begin_training(self.generator)
-        elif phase == "adversarial" and self.cfg.adversarial.epochs > 0:
+        super().begin_phase(phase)
+        if phase == "adversarial" and self.cfg.adversarial.epochs > 0:
             # the rollout policy (and the KL reference) start as copies of the pre-trained G
             self.rollout.load_state_dict(self.generator.state_dict())
             if self.reference is not None:
@@ -90,59 +75,19 @@ class SeqGAN(Algorithm):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def d_round(self, num_negatives: int, epochs: int) -> float:
-        """A round of D training on `num_negatives` fresh samples of G (and as many real sequences)."""
-        d, data = self.cfg.discriminator, self.data
-        mismatched = round(d.mismatched * num_negatives) if data.cond_train is not None else 0
-        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched)
-        self.steps["d"] += epochs * (settings.pairs(len(data.train)) // d.batch_size)
-        return discriminator_round(
-            self.discriminator,
-            self.optimizers["discriminator"].optimizer,
-            self.generator,
-            data.train,
-            settings,
+    def generator_step(self) -> dict[str, float]:
+        players = Players(self.generator, self.rollout, self.discriminator, self.reference)
+        loss, reward, kl = policy_gradient_step(
+            players,
+            self.optimizers["adversarial"].optimizer,
+            self.cfg.adversarial,
+            self.data.length,
             self.streams,
             dist=self.dist,
-            model=self.wrappers["discriminator"],
-            cond=data.cond_train,
+            model=self.wrappers["generator"],
+            cond_pool=self.data.cond_train,
         )
-
-    def d_pretrain_step(self) -> Logs:
-        p = self.cfg.d_pretrain
-        return {"d_loss": [self.d_round(p.num_negatives, p.epochs)]}
-
-    def adversarial_epoch(self) -> Logs:
-        a = self.cfg.adversarial
-        logs: Logs = {}
-        players = Players(self.generator, self.rollout, self.discriminator, self.reference)
-        for _ in range(a.g_steps if a.train_g else 0):
-            loss, reward, kl = policy_gradient_step(
-                players,
-                self.optimizers["adversarial"].optimizer,
-                a,
-                self.data.length,
-                self.streams,
-                dist=self.dist,
-                model=self.wrappers["generator"],
-                cond_pool=self.data.cond_train,
-            )
-            self.steps["g"] += 1
-            logs.setdefault("g_loss", []).append(loss)
-            logs.setdefault("mean_reward", []).append(reward)
-            if kl is not None:
-                logs.setdefault("kl_mle", []).append(kl)
-        for _ in range(a.d_steps if a.train_d else 0):
-            logs.setdefault("d_loss", []).append(self.d_round(a.num_negatives, a.d_epochs))
-        return logs
-
-    def discriminator_metrics(self, rng: torch.Generator) -> dict[str, float]:
-        """D's accuracy on held-out real sequences and fresh samples; conditional runs add
-        d_cond_acc, how often D prefers a real sequence's own condition to another one."""
-        data = self.data
-        return discriminator_metrics(
-            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, self.dist, data.cond_test
-        )
+        return {"g_loss": loss, "mean_reward": reward} | ({"kl_mle": kl} if kl is not None else {})
 
 
 def policy_gradient_step(

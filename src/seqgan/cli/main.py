@@ -7,6 +7,10 @@
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
     seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
+    seqgan config [--explain SECTION[.KEY]]
+
+train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
+API (`seqgan.api`), which this module only parses arguments for.
 
 Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
 no traceback unless --debug.
@@ -16,37 +20,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
+import warnings
 from pathlib import Path
 
-import torch
-
 from seqgan import distributed
-from seqgan.algorithms.common import discriminator_metrics
-from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
+from seqgan.api import RESUME_OVERRIDES, evaluate, new_run, resumed_config, run_training, sample
+from seqgan.cli.explain import explain
+from seqgan.config import ConfigError
 from seqgan.data.corpus import CorpusError
-from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.data.tokenizers import TokenizerError
 from seqgan.errors import NonFiniteLossError
-from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.classifier import ClassifierError, train_on_files
-from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
-from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
-from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator, write_csv
-from seqgan.metrics.text import sequence_diversity
-from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.models.oracle import OracleError
 from seqgan.training.checkpoint import CheckpointError
-from seqgan.training.experiment import load_discriminator, open_run, resolve_device
-from seqgan.training.run import PHASES, Trainer
+from seqgan.training.experiment import open_run
 from seqgan.training.signals import TrainingStopped
 
-USER_ERRORS = (
-    ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, NonFiniteLossError, FileNotFoundError, FileExistsError,
-    ClassifierError,
-)  # fmt: skip
+USER_ERRORS = (ConfigError, OracleError, CorpusError, TokenizerError, CheckpointError, ClassifierError, NonFiniteLossError)
+USER_ERRORS += (FileNotFoundError, FileExistsError)
+"""Errors that end a command with one line on stderr (the input was wrong), not a traceback."""
 
 
 def _positive_temperature(text: str) -> float:
@@ -63,10 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: adversarial sequence generation.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_train, add_sample, add_evaluate, add_classifier, add_plot, add_sweep, add_config):
+        add(sub)
+    return parser
 
+
+def add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a generator (MLE pre-training, D pre-training, adversarial)")
     train.add_argument("config", nargs="?", help="YAML config, e.g. configs/oracle_seqgan.yaml")
-    train.add_argument("overrides", nargs="*", help="section.key=value settings, e.g. adversarial.epochs=10")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        help="section.key=value settings, e.g. adversarial.epochs=10; what a setting does, its type and default: "
+        "seqgan config --explain section.key (or --explain section for all its keys)",
+    )
     train.add_argument("--out", help="run directory (default: runs/<config name>-<time>)")
     train.add_argument(
         "--resume",
@@ -76,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def add_sample(sub: argparse._SubParsersAction) -> None:
     sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
     sample.add_argument("run_dir", help=RUN_HELP)
     sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
@@ -92,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sample's condition is drawn from the held-out set and starts its line",
     )
 
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir", help=RUN_HELP)
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
@@ -109,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score the run's D from the same checkpoint: d_acc (held-out real sequences against as many fresh "
         "samples at temperature 1, eval.d_samples of each) and, for conditional runs, d_cond_acc",
     )
+
+
+def add_classifier(sub: argparse._SubParsersAction) -> None:
     classifier = sub.add_parser("classifier", help="a held-out text classifier of a label field, to judge conditional samples")
     classifier_sub = classifier.add_subparsers(dest="action", required=True)
     fit = classifier_sub.add_parser("train", help="train on a JSON Lines file; print its accuracy on the held-out file")
@@ -121,11 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--min-count", type=int, default=2, help="drop n-grams in fewer training lines (default 2)")
     fit.add_argument("--l2", type=float, default=1e-3, help="L2 penalty on the weights (default 0.001)")
     fit.add_argument("--steps", type=int, default=100, help="full-batch Adam steps (default 100)")
+
+
+def add_plot(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="learning curves of one or more runs as a PNG (and a text table)")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
+
+
+def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
     sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
@@ -133,12 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     sweep.add_argument("--out", default="sweep", help="output folder for sweep.csv and sweep.png (default ./sweep)")
-    return parser
+
+
+def add_config(sub: argparse._SubParsersAction) -> None:
+    config = sub.add_parser("config", help="what the settings are: seqgan config --explain adversarial.rollout_num")
+    config.add_argument(
+        "--explain",
+        metavar="KEY",
+        default="",
+        help="a setting (section.key: its type, default and documentation) or a section (its keys, one line each); "
+        "without it, the sections",
+    )
 
 
 def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
     """Train in this process, or as one rank of a torchrun job (see `seqgan.distributed`)."""
-    changed: list[str] = []
     if args.resume:
         # argparse reads the first override as CONFIG: with --resume every positional is an override
         overrides = ([args.config] if args.config else []) + list(args.overrides)
@@ -147,73 +175,25 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
                 "--resume DIR continues a run with the config saved in DIR: give no CONFIG or --out "
                 f"(only overrides of {', '.join(RESUME_OVERRIDES)}, e.g. adversarial.epochs=200 to run longer)"
             )
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml); pass the --out folder of 'seqgan train'")
-        saved = load_config(run_dir / "config.yaml")
-        cfg = load_config(run_dir / "config.yaml", overrides)
-        changed = changed_settings(saved, cfg)
-        fixed = [key for key in changed if key not in RESUME_OVERRIDES]
-        if fixed:
-            raise ConfigError(
-                f"--resume keeps the run's settings, so {', '.join(fixed)} cannot change; only "
-                f"{', '.join(RESUME_OVERRIDES)} can (to run longer or checkpoint differently); start a new run for the rest"
-            )
+        cfg, changed = resumed_config(Path(args.resume), overrides)
+        run_dir = run_training(cfg, Path(args.resume), argv, quiet=args.quiet, resume=True, changed=changed)
     elif not args.config:
         raise ConfigError("give a CONFIG.yaml to start a run (e.g. configs/smoke.yaml), or --resume DIR to continue one")
     else:
-        cfg = load_config(args.config, args.overrides)
-        run_dir = Path(args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (run_dir / "metrics.jsonl").exists():
-            raise FileExistsError(f"{run_dir}: already holds a run; continue it with --resume {run_dir}, or choose another --out")
-    dist = distributed.init_from_env(resolve_device(cfg.device))
-    try:
-        run_dir = _train(cfg, run_dir, args, argv, changed, dist)
-    finally:
-        distributed.cleanup()
-    if dist.is_main():
+        cfg, run_dir = new_run(args.config, args.overrides, args.out)
+        run_dir = run_training(cfg, run_dir, argv, quiet=args.quiet)
+    if os.environ.get("RANK", "0") == "0":  # rank 0 of a torchrun job, or the only process
         print(f"run written to {run_dir}", file=sys.stderr)
-
-
-def _train(cfg: ExperimentConfig, run_dir: Path, args: argparse.Namespace, argv: list[str], changed: list[str], dist) -> Path:
-    run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
-    trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
-    if args.resume:
-        trainer.resume()
-        if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
-            raise ConfigError(
-                f"adversarial.epochs={cfg.adversarial.epochs}: {run_dir} has already run {trainer.epoch} adversarial "
-                "epochs; give at least that many"
-            )
-        if changed and dist.is_main():
-            trainer.folder.record_resume(cfg, argv)
-    else:
-        trainer.start(argv)
-    trainer.run()
-    return trainer.dir
-
-
-RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
-"""The settings `train --resume DIR` may change: the adversarial phase's length and checkpointing."""
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
-    cond = None
-    if args.condition:
-        if run.data.condition is None:
-            raise ConfigError(f"--condition: {run.dir} is an unconditional run; sample it without --condition")
-        tokenizer = None if run.data.text is None else run.data.text.tokenizer
-        cond = run.data.condition.parse(args.condition, run.data.cond_test, tokenizer)
-        unknown = int((cond == UNK).sum()) if run.data.condition.kind == "source" else 0
-        if unknown:
-            print(
-                f"seqgan sample: note: {unknown} source token(s) are not in the run's vocabulary and read as <unk>",
-                file=sys.stderr,
-            )
-    rng = torch.Generator(run.device).manual_seed(args.seed)
-    samples = sample_for_data(run.generator, run.data, args.n, rng, args.temperature, run.config.eval.batch_size, cond)
-    text = "".join(line + "\n" for line in format_samples(samples, run.data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lines = sample(run, args.n, temperature=args.temperature, seed=args.seed, condition=args.condition)
+    for w in caught:
+        print(f"seqgan sample: note: {w.message}", file=sys.stderr)
+    text = "".join(line + "\n" for line in lines)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -221,64 +201,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run = open_run(args.run_dir)
-    data, cfg = run.data, run.config
-    test_file = (
-        Path(cfg.data.test or cfg.data.train) if cfg.data.source == "text" else None
-    )  # without a test file, test lines are held out of train
-    classifier = classifier_for_run(args.classifier, test_file, data.condition) if args.classifier else None
-    rng = torch.Generator(run.device).manual_seed(args.seed)
-    result = {
-        "run": str(run.dir),
-        "checkpoint": run.checkpoint,
-        "temperature": args.temperature,
-        "num_samples": args.n,
-        "seed": args.seed,
-    }
-    if data.oracle is not None:
-        samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size)
-        result |= oracle_sample_metrics(
-            data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
-            cfg.eval.batch_size,
-        )  # fmt: skip
-        result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
-    result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
-    if data.text is not None:
-        result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
-    if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
-        for temperature, suffix in ((args.temperature, ""), (0.0, "_greedy")):
-            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
-            result |= match_metrics(sums, suffix)
-    if args.discriminator:
-        result |= discriminator_metrics(
-            load_discriminator(run), run.data.test, run.generator, cfg.eval.d_samples, rng, cond=run.data.cond_test
-        )
-    if data.condition is not None and data.condition.kind == "label":  # per label value, with its held-out NLL
-        per = result.pop("per_condition", {})
-        held = per_condition_nll(run.generator, data.test, data.cond_test, data.condition, args.temperature, cfg.eval.batch_size)
-        text: dict = {}
-        if data.text is not None:
-            text, overall = per_condition_text_metrics(
-                run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, classifier
-            )
-            if classifier is not None:
-                result |= overall | {"classifier": classifier_summary(args.classifier, classifier.info)}
-        names = sorted(set(held) | set(text))
-        result["per_condition"] = {name: per.get(name, {}) | text.get(name, {}) | held.get(name, {}) for name in names}
-    print(json.dumps(result))
-
-
-def classifier_summary(folder: str, info: dict) -> dict:
-    """What evaluate reports of the classifier: where it is and its own held-out accuracy."""
-    keys = ("train_file", "test_file", "num_test", "test_accuracy")
-    return {"dir": str(Path(folder).resolve())} | {k: info[k] for k in keys if k in info}
+    options = {"temperature": args.temperature, "seed": args.seed, "classifier": args.classifier}
+    print(json.dumps(evaluate(args.run_dir, args.n, discriminator=args.discriminator, **options)))
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:
-    model = train_on_files(
-        args.train_file, args.test, args.field, args.valid, args.text_field, min_count=args.min_count, l2=args.l2,
-        steps=args.steps,
-    )  # fmt: skip
+    settings = {"min_count": args.min_count, "l2": args.l2, "steps": args.steps}
+    model = train_on_files(args.train_file, args.test, args.field, args.valid, args.text_field, **settings)
     model.save(args.out)
     print(json.dumps({"out": str(Path(args.out).resolve()), "label_field": args.field, "labels": model.labels, **model.info}))
 
@@ -343,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_sweep(args)
         elif args.command == "classifier":
             cmd_classifier(args)
+        elif args.command == "config":
+            print(explain(args.explain))
         else:
             cmd_plot(args)
     except USER_ERRORS as err:

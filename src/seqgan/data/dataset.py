@@ -16,6 +16,7 @@ from torch import nn
 
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.text import TextData
+from seqgan.data.tokenizers import BOS, EOS, PAD
 
 
 @dataclass
@@ -33,6 +34,32 @@ class Data:
     cond_train: torch.Tensor | None = None  # (R, ...) the condition of each row of train
     cond_test: torch.Tensor | None = None  # (R', ...)
     cond_valid: torch.Tensor | None = None  # (R'', ...)
+
+    @classmethod
+    def from_text(cls, text: TextData) -> Data:
+        """A tokenised corpus's sets: each sequence ends with EOS and is padded with PAD."""
+        return cls(
+            train=text.train,
+            test=text.test,
+            vocab_size=text.tokenizer.vocab_size,
+            start_token=BOS,
+            eos_token=EOS,
+            pad_token=PAD,
+            text=text,
+            valid=text.valid,
+            condition=text.condition,
+            cond_train=text.cond_train,
+            cond_test=text.cond_test,
+            cond_valid=text.cond_valid,
+        )
+
+    @classmethod
+    def from_oracle(
+        cls, oracle: nn.Module, vocab_size: int, condition: ConditionSpace | None, sets: dict[str, torch.Tensor | None]
+    ) -> Data:
+        """An oracle's samples: fixed-length sequences started by token 0, no end token. `sets` maps
+        `train`, `test` (and `valid`, `cond_*` when there are some) to their tensors."""
+        return cls(vocab_size=vocab_size, start_token=0, eos_token=None, pad_token=0, oracle=oracle, condition=condition, **sets)
 
     @property
     def length(self) -> int:

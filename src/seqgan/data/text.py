@@ -69,16 +69,8 @@ def make_text_data(
     fields = tuple(condition.label_fields) if kind == "label" else ()
     source_field = condition.source_field if kind == "source" else ""
     corpus = read_corpus(cfg.train, cfg.text_field, fields, source_field)
-    conds = None  # the condition of each line: a tensor, or for sources their texts (encoded once the tokenizer exists)
-    if kind == "label":
-        space = space or label_space(list(fields), corpus)
-        conds = space.label_ids(corpus, cfg.train)
-    elif kind == "features":
-        conds = read_features(condition.features, corpus, space.feature_dim if space else None)
-        space = space or ConditionSpace("features", feature_dim=conds.shape[1])
-    elif kind == "source":
-        conds = corpus.sources
-        space = space or ConditionSpace("source", (source_field,), source_len=condition.max_source_len)
+    # the condition of each line: a tensor, or for sources their texts (encoded once the tokenizer exists)
+    conds, space = _train_conditions(corpus, condition, cfg.train, space)
     train_idx, held_idx = split_heldout(len(corpus.lines), cfg.heldout_size, cfg.heldout_seed)
     train_lines = [corpus.lines[i] for i in train_idx]
     held_lines = [corpus.lines[i] for i in held_idx]
@@ -86,50 +78,99 @@ def make_text_data(
         sources = [corpus.sources[i] for i in train_idx] if kind == "source" else []
         tokenizer = build_tokenizer(cfg.tokenizer, train_lines + sources, cfg.max_vocab or None, cfg.lowercase, cfg.word_split)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
-
-    def encode(
-        lines: list[str], line_conds: torch.Tensor | list[str] | None, name: str
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        tokens, kept, rep = encode_lines(lines, tokenizer, cfg.max_len, cfg.overflow)
-        report[name] = rep
-        if kind == "source":  # encode the sources of the kept pairs, then keep the pairs whose source survived too
-            sources = [line_conds[i] for i in kept.tolist()]
-            cond, kept_sources, source_rep = encode_sources(sources, tokenizer, space.source_len, cfg.overflow)
-            rep |= source_rep | {"kept": len(kept_sources)}
-            return tokens[kept_sources], cond
-        return tokens, None if line_conds is None else line_conds[kept]
-
-    def other_file(path: str, features: str) -> tuple[list[str], torch.Tensor | list[str] | None]:
-        other = read_corpus(path, cfg.text_field, fields, source_field)
-        return other.lines, _conditions(other, space, features, cfg.train)
+    split = _Splits(cfg, tokenizer, kind, space, fields, source_field, report)
 
     def pick(idx: list[int]) -> torch.Tensor | list[str] | None:
         if conds is None:
             return None
         return [conds[i] for i in idx] if kind == "source" else conds[idx]
 
-    train, cond_train = encode(train_lines, pick(train_idx), "train")
-    heldout, cond_heldout = encode(held_lines, pick(held_idx), "heldout")
+    train, cond_train = split.encode(train_lines, pick(train_idx), "train")
+    heldout, cond_heldout = split.encode(held_lines, pick(held_idx), "heldout")
     test_lines, test, cond_test, test_conds = held_lines, heldout, cond_heldout, pick(held_idx)
     if cfg.test:
-        test_lines, test_conds = other_file(cfg.test, condition.test_features if kind == "features" else "")
-        test, cond_test = encode(test_lines, test_conds, "test")
+        test_lines, test_conds = split.other_file(cfg.test, condition.test_features if kind == "features" else "")
+        test, cond_test = split.encode(test_lines, test_conds, "test")
     valid = cond_valid = None
     if cfg.valid:
-        valid, cond_valid = encode(*other_file(cfg.valid, condition.valid_features if kind == "features" else ""), "valid")
+        valid_file = split.other_file(cfg.valid, condition.valid_features if kind == "features" else "")
+        valid, cond_valid = split.encode(*valid_file, "valid")
+    return TextData(
+        tokenizer=tokenizer,
+        train=train,
+        heldout=heldout,
+        test=test,
+        valid=valid,
+        train_lines=[split.bleu_line(x) for x in train_lines],
+        heldout_lines=[split.bleu_line(x) for x in held_lines],
+        test_lines=[split.bleu_line(x) for x in test_lines],
+        report=report,
+        condition=space,
+        cond_train=cond_train,
+        cond_heldout=cond_heldout,
+        cond_test=cond_test,
+        cond_valid=cond_valid,
+        cond_test_lines=test_conds,
+    )
 
-    def norm(line: str) -> str:
+
+def _train_conditions(
+    corpus: Corpus, condition: ConditionConfig | None, train_path: str, space: ConditionSpace | None
+) -> tuple[torch.Tensor | list[str] | None, ConditionSpace | None]:
+    """The condition of each line of the training file (None when unconditional; sources as texts)
+    and the space they live in (`space` when given, else made from the training file)."""
+    kind = "none" if condition is None else condition.kind
+    if kind == "label":
+        space = space or label_space(list(condition.label_fields), corpus)
+        return space.label_ids(corpus, train_path), space
+    if kind == "features":
+        conds = read_features(condition.features, corpus, space.feature_dim if space else None)
+        return conds, space or ConditionSpace("features", feature_dim=conds.shape[1])
+    if kind == "source":
+        space = space or ConditionSpace("source", (condition.source_field,), source_len=condition.max_source_len)
+        return corpus.sources, space
+    return None, space
+
+
+@dataclass
+class _Splits:
+    """How each split of a text data set is read and encoded: the tokenizer, the overflow rule and
+    the conditions of the run; what each split lost is added to `report`."""
+
+    cfg: DataConfig
+    tokenizer: Tokenizer
+    kind: str
+    """condition.kind ('none' when unconditional)."""
+    space: ConditionSpace | None
+    fields: tuple[str, ...]
+    source_field: str
+    report: dict[str, Any]
+
+    def encode(
+        self, lines: list[str], line_conds: torch.Tensor | list[str] | None, name: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token rows (R, L) of the lines that fit (data.overflow) and their conditions."""
+        tokens, kept, rep = encode_lines(lines, self.tokenizer, self.cfg.max_len, self.cfg.overflow)
+        self.report[name] = rep
+        if self.kind == "source":
+            # encode the sources of the kept pairs, then keep the pairs whose source survived too
+            sources = [line_conds[i] for i in kept.tolist()]
+            cond, kept_sources, source_rep = encode_sources(sources, self.tokenizer, self.space.source_len, self.cfg.overflow)
+            rep |= source_rep | {"kept": len(kept_sources)}
+            return tokens[kept_sources], cond
+        return tokens, None if line_conds is None else line_conds[kept]
+
+    def other_file(self, path: str, features: str) -> tuple[list[str], torch.Tensor | list[str] | None]:
+        """The lines of a test or validation file and their conditions."""
+        other = read_corpus(path, self.cfg.text_field, self.fields, self.source_field)
+        return other.lines, _conditions(other, self.space, features, self.cfg.train)
+
+    def bleu_line(self, line: str) -> str:
         """The line as BLEU reads it: lower-cased if asked, and with data.word_split=nltk in the
         tokenizer's words joined by spaces ("at night." -> "at night ."), like decoded samples."""
-        if cfg.tokenizer == "word" and cfg.word_split == "nltk":
-            return " ".join(tokenizer.split(line))
-        return line.lower() if cfg.lowercase else line
-
-    return TextData(
-        tokenizer, train, heldout, test, valid,
-        [norm(x) for x in train_lines], [norm(x) for x in held_lines], [norm(x) for x in test_lines], report,
-        space, cond_train, cond_heldout, cond_test, cond_valid, test_conds,
-    )  # fmt: skip
+        if self.cfg.tokenizer == "word" and self.cfg.word_split == "nltk":
+            return " ".join(self.tokenizer.split(line))
+        return line.lower() if self.cfg.lowercase else line
 
 
 def _conditions(corpus: Corpus, space: ConditionSpace | None, features: str, train_path: str) -> torch.Tensor | list[str] | None:

@@ -28,7 +28,9 @@ PANELS = [
     ("mean_reward", "mean reward"),
 ]
 
-TABLE_KEYS = ("nll_oracle", "cond_acc", "exact_match", "exact_match_greedy", "nll_test", "bleu2_test", "bleu4_test", "d_acc", "d_cond_acc", "mean_reward", "mle_loss", "g_loss", "d_loss")  # fmt: skip
+TABLE_KEYS = tuple(
+    "nll_oracle cond_acc exact_match exact_match_greedy nll_test bleu2_test bleu4_test d_acc d_cond_acc mean_reward mle_loss g_loss d_loss".split()
+)
 
 
 def oracle_floor(run_dir: Path) -> float | None:

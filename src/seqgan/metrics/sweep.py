@@ -31,7 +31,7 @@ from seqgan.metrics.text import bleu, self_bleu  # noqa: E402
 from seqgan.metrics.text_eval import sample_units  # noqa: E402
 from seqgan.models.generator import Generator  # noqa: E402
 
-FIELDS = ["run", "checkpoint", "label", "temperature", "nll_oracle", "cond_acc", "bleu4_test", "self_bleu4", "nll_test", "num_samples", "num_test", "seed"]  # fmt: skip
+FIELDS = "run checkpoint label temperature nll_oracle cond_acc bleu4_test self_bleu4 nll_test num_samples num_test seed".split()
 
 
 def parse_temperatures(text: str) -> list[float]:

@@ -4,7 +4,7 @@ The AC-GAN D of `seqgan.models.discriminator` (condition_join=classifier) scores
 D(y, c) = P(real | y) * P(c | y), its P(c | y) a head on D's own features of y. On the
 feature-vector oracle such heads learn the condition far more slowly than G does: on 100,000
 sequences a GRU matcher picks a held-out sequence's own vector among 4 0.60-0.66 of the time, the
-MLE G used as a Bayes classifier 0.91 (`bench/cond_oracle_judges.py`). `GenerativeJudge` is that
+MLE G used as a Bayes classifier 0.91 (`experiments/cond_oracle_judges.py`). `GenerativeJudge` is that
 Bayes classifier made a part of D: a conditional LM of G's shape, started from the pre-trained G,
 whose posterior over conditions with a uniform prior is
 

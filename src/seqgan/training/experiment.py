@@ -19,7 +19,7 @@ from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_
 from seqgan.data.conditions import ConditionSpace, oracle_space
 from seqgan.data.dataset import Data
 from seqgan.data.text import make_text_data, resolve_paths
-from seqgan.data.tokenizers import BOS, EOS, PAD, Tokenizer, load_tokenizer
+from seqgan.data.tokenizers import Tokenizer, load_tokenizer
 from seqgan.models.generator import Generator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.runtime import configure
@@ -51,11 +51,7 @@ def make_data(
     d = cfg.data
     if d.source == "text":
         text = make_text_data(d, tokenizer, cfg.condition, space)
-        data = Data(
-            text.train, text.test, text.tokenizer.vocab_size, BOS, EOS, PAD, text=text, valid=text.valid,
-            condition=text.condition, cond_train=text.cond_train, cond_test=text.cond_test, cond_valid=text.cond_valid,
-        )  # fmt: skip
-        return data.to(device)
+        return Data.from_text(text).to(device)
     space = space or oracle_space(cfg.condition.kind, cfg.condition.num_classes, cfg.condition.feature_dim)
     if oracle is None:
         oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed, space)
@@ -65,11 +61,15 @@ def make_data(
     valid = cond_valid = None
     if d.num_valid > 0:
         valid, cond_valid = oracle_dataset(oracle, d.num_valid, d.seq_len, d.valid_seed, batch, space)
-    data = Data(
-        train, test, d.vocab_size, 0, None, 0, oracle=oracle, valid=valid, condition=space, cond_train=cond_train,
-        cond_test=cond_test, cond_valid=cond_valid,
-    )  # fmt: skip
-    return data.to(device)
+    sets = {
+        "train": train,
+        "test": test,
+        "valid": valid,
+        "cond_train": cond_train,
+        "cond_test": cond_test,
+        "cond_valid": cond_valid,
+    }
+    return Data.from_oracle(oracle, d.vocab_size, space, sets).to(device)
 
 
 def save_oracle(oracle: Generator, path: Path) -> None:
@@ -95,11 +95,7 @@ def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) ->
         oracle = oracle.requires_grad_(False).eval()
     if oracle is not None and (run_dir / ORACLE_DATA_FILE).is_file():
         sets = load_file(run_dir / ORACLE_DATA_FILE)
-        data = Data(
-            sets["train"], sets["test"], d.vocab_size, 0, None, 0, oracle=oracle, valid=sets.get("valid"), condition=space,
-            cond_train=sets.get("cond_train"), cond_test=sets.get("cond_test"), cond_valid=sets.get("cond_valid"),
-        )  # fmt: skip
-        return data.to(device)
+        return Data.from_oracle(oracle, d.vocab_size, space, sets).to(device)
     return make_data(cfg, device, oracle=oracle)
 
 

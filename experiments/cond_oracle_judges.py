@@ -22,8 +22,10 @@ evaluate` scores samples; the oracle's own is the ceiling):
   checkpoint) used the same way;
 - `oracle`: the oracle's own posterior, argmax_c log p_oracle(y | c).
 
-    python bench/cond_oracle_judges.py runs/cond_cls_rnn_h64_s0@mle --hidden 64 --epochs 20
-    python bench/cond_oracle_judges.py runs/feat_mle_si@mle --hidden 64 --epochs 20
+    python experiments/cond_oracle_judges.py runs/cond_cls_rnn_h64_s0@mle --hidden 64 --epochs 20
+    python experiments/cond_oracle_judges.py runs/feat_mle_si@mle --hidden 64 --epochs 20
+
+A study, not a benchmark: its results are in docs/conditional.md (how well a condition judge can be learnt).
 """
 
 from __future__ import annotations

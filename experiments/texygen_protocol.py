@@ -8,16 +8,18 @@ protocols do not give comparable numbers; this script computes both on the same 
 ones `seqgan evaluate RUN -n N --seed S` draws), so published Texygen rows can be compared with
 ours on Texygen's terms. Prints one JSON line per run.
 
-    python bench/texygen_protocol.py runs/coco_seqgan@mle runs/coco_seqgan@2-adversarial-000040 [-n 10000]
+    python experiments/texygen_protocol.py runs/coco_seqgan@mle runs/coco_seqgan@2-adversarial-000040 [-n 10000]
 
 `--samples FILE ...` scores sample files made elsewhere (one sample a line, words split on
 whitespace; e.g. another toolkit's generated captions) the same two ways against `--test`, so
 that the scorer itself can be checked against published figures for those very samples:
 
-    python bench/texygen_protocol.py --samples texygen_mle.txt --test ../shared/data/image_coco/test.txt --word-split nltk
+    python experiments/texygen_protocol.py --samples texygen_mle.txt --test ../shared/data/image_coco/test.txt --word-split nltk
 
 (`--word-split nltk` splits samples and test lines with NLTK's word tokenizer, as Texygen's
 `Bleu` does with `nltk.word_tokenize`; `whitespace`, the default, splits on spaces.)
+
+A study, not a benchmark: its results are in docs/results.md (the scoring protocol, checked on Texygen's own samples).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 On 100,000 training sequences the MLE G, used as a Bayes classifier, picks a held-out sequence's
 own vector among 4 candidates 0.91 of the time; a GRU matcher trained on the same data 0.60
-(`bench/cond_oracle_judges.py`; the matcher D prefers the own vector to one other 0.73-0.77 of the time).
+(`experiments/cond_oracle_judges.py`; the matcher D prefers the own vector to one other 0.73-0.77 of the time).
 This runs the adversarial phase of `configs/cond_features_seqgan_classifier.yaml` with D's P(c | y)
 replaced by the frozen starting G's posterior over c and `--references` vectors of the training
 data (a uniform prior), D(y, c) = P(real | y) x P_G0(c | y) (with `--realness none`: P_G0(c | y)
@@ -11,9 +11,11 @@ alone); everything else is the config's
 replaces P_G0 (a ceiling: the best judge there is). Not a feature of the package: D's forward is
 replaced in this script only (the package's learnt counterpart is discriminator.condition_judge=generator).
 
-    python bench/cond_features_generative_judge.py runs/feat_genjudge data.num_train=100000 \
+    python experiments/cond_features_generative_judge.py runs/feat_genjudge data.num_train=100000 \
         pretrain.init_from=runs/feat_mle_si_n100000@mle pretrain.epochs=0 d_pretrain.steps=0 \
         adversarial.batch_size=128 adversarial.epochs=40
+
+A study, not a benchmark: its results are in docs/conditional.md (feature vectors: a judge that is a language model).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def main() -> None:
     if cfg.condition.kind != "features" or cfg.discriminator.condition_join != "classifier":
         raise SystemExit("needs condition.kind=features and discriminator.condition_join=classifier")
     trainer = Trainer(cfg, Path(args.out), quiet=True)
-    trainer.start(["bench/cond_features_generative_judge.py", *sys.argv[1:]])
+    trainer.start(["experiments/cond_features_generative_judge.py", *sys.argv[1:]])
     if args.judge == "oracle":
         judge = trainer.data.oracle.eval().requires_grad_(False)
     else:

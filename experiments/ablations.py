@@ -18,7 +18,9 @@ interrupted sweep continues) and the table to OUT/table.md and stdout. Several p
 share one OUT (one core each): each row is claimed in OUT/claims/ first (a claim whose process
 is gone is taken over); `--reverse` walks the rows from the other end.
 
-    python bench/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...] [--reverse]
+    python experiments/ablations.py [--seeds 0 1] [--out runs/ablations] [--only NAME ...] [--reverse]
+
+A study, not a benchmark: its results are in docs/ablations.md.
 """
 
 from __future__ import annotations
@@ -39,12 +41,11 @@ from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "oracle_seqgan.yaml"
-BUDGET = [
-    "pretrain.epochs=10",
-    "d_pretrain.steps=3", "d_pretrain.epochs=1", "d_pretrain.num_negatives=2000",
-    "adversarial.epochs=10", "adversarial.d_steps=1", "adversarial.d_epochs=1", "adversarial.num_negatives=1000",
-    "eval.every=5", "eval.final_samples=0", "checkpoint.every=1000", "checkpoint.keep=1",
-]  # fmt: skip
+BUDGET = """
+    pretrain.epochs=10 d_pretrain.steps=3 d_pretrain.epochs=1 d_pretrain.num_negatives=2000 adversarial.epochs=10
+    adversarial.d_steps=1 adversarial.d_epochs=1 adversarial.num_negatives=1000 eval.every=5 eval.final_samples=0
+    checkpoint.every=1000 checkpoint.keep=1
+""".split()
 # name -> overrides on top of the paper config and the budget. Values chosen once, not tuned.
 OPTIONS: dict[str, list[str]] = {
     "paper setting": [],
@@ -58,7 +59,7 @@ OPTIONS: dict[str, list[str]] = {
         "discriminator.rnn_cell=lstm",
         "discriminator.rnn_pooling=attention",
         "discriminator.attention_heads=4",
-    ],  # fmt: skip
+    ],
     "D: label smoothing 0.1": ["discriminator.label_smoothing=0.1"],
     "PG: KL to the MLE model, weight 0.1": ["adversarial.kl_weight=0.1"],
     "PG: mean-reward baseline": ["adversarial.baseline=mean"],
@@ -68,7 +69,7 @@ OPTIONS: dict[str, list[str]] = {
         "-adversarial.d_steps",
         "-adversarial.d_epochs",
         "-adversarial.num_negatives",
-    ],  # fmt: skip
+    ],
     "schedule: 3 d-steps per g-step": ["adversarial.d_steps=3"],
 }
 OWN_MLE = ("generator.", "pretrain.", "data.")  # overrides that change G or its pre-training
@@ -91,7 +92,7 @@ def train(cfg, run: Path, init_from: Path | None = None) -> float:
     shutil.rmtree(run, ignore_errors=True)
     begin = time.perf_counter()
     trainer = Trainer(cfg, run, quiet=True)
-    trainer.start(["bench/ablations.py"])
+    trainer.start(["experiments/ablations.py"])
     if init_from is not None:
         load_weights(find_checkpoint(init_from / "checkpoints", None), "generator", trainer.generator)
         trainer.phase, trainer.epoch = "d_pretrain", 0
@@ -228,7 +229,6 @@ def main() -> None:
                     "seconds": json.loads((base / "wall.json").read_text())["seconds"],
                 }
             )
-        # fmt: skip
     text = f"Budget: {' '.join(BUDGET)}; seeds {args.seeds}; {args.threads} thread(s).\n\n" + table(rows, mle_rows, out)
     (out / "table.md").write_text(text, encoding="utf-8")
     print(text)

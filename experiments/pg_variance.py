@@ -16,7 +16,9 @@ same batch and the same rewards (a paired comparison). Reports per baseline:
   three estimate the same expected gradient, so this should tend to 1 as draws grow).
 Ends by printing one JSON line.
 
-    python bench/pg_variance.py runs/feat_judge_prefix_s0@1-d_pretrain-000010 --batch 256 --rollouts 2 --draws 40
+    python experiments/pg_variance.py runs/feat_judge_prefix_s0@1-d_pretrain-000010 --batch 256 --rollouts 2 --draws 40
+
+A study, not a benchmark: its results are in docs/conditional.md (the prefix baseline).
 """
 
 from __future__ import annotations

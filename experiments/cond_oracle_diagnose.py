@@ -11,7 +11,9 @@ held-out real sequences:
   P(asked-for class | y) on G's samples) and `d_agrees_with_oracle` (its argmax equals the
   oracle's on G's samples).
 
-    python bench/cond_oracle_diagnose.py runs/cond_cls_si_seed0@2-adversarial-000040 runs/cond_mle_si_seed0 [-n 4000]
+    python experiments/cond_oracle_diagnose.py runs/cond_cls_si_seed0@2-adversarial-000040 runs/cond_mle_si_seed0 [-n 4000]
+
+A study, not a benchmark: its results are in docs/conditional.md (a D with a class head).
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""What every GAN variant with a discriminator shares: G and D, D's pre-training on G's samples,
+the adversarial epoch's schedule (g-steps generator updates, then d-steps rounds of D on fresh
+negatives, either side frozen by `adversarial.train_g` / `train_d`) and D's held-out metrics.
+
+A variant says how G is updated (`generator_step`: one step on a fresh batch, returning the values
+to log) and what else it keeps (`models`); `seqgan.algorithms.seqgan` (rollout rewards) and
+`seqgan.algorithms.reinforce` (whole-sequence rewards) are two.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from seqgan.algorithms.base import Algorithm, Context, Logs
+from seqgan.algorithms.build import make_discriminator
+from seqgan.algorithms.common import DRound, discriminator_metrics, discriminator_round
+
+
+class GAN(Algorithm):
+    uses = ("data", "generator", "discriminator", "pretrain", "d_pretrain", "adversarial", "eval", "checkpoint", "condition")
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.discriminator = make_discriminator(ctx.cfg, ctx.data).to(ctx.device)
+
+    def add_gan_optimizers(self) -> None:
+        """G's adversarial optimizer, then D's (in this order: checkpoints list them so)."""
+        cfg = self.cfg
+        self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr")
+        self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
+
+    def trained_models(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def epochs(self, phase: str) -> int:
+        return {
+            "mle": self.cfg.pretrain.epochs,
+            "d_pretrain": self.cfg.d_pretrain.steps,
+            "adversarial": self.cfg.adversarial.epochs,
+        }[phase]
+
+    def begin_phase(self, phase: str) -> None:
+        if phase == "d_pretrain":
+            self.discriminator.begin_training(self.generator)
+
+    def generator_step(self) -> dict[str, float]:
+        """One adversarial update of G on a fresh batch: the values to log (a loss, a mean reward)."""
+        raise NotImplementedError
+
+    def d_round(self, num_negatives: int, epochs: int) -> float:
+        """A round of D training on `num_negatives` fresh samples of G (and as many real sequences)."""
+        d, data = self.cfg.discriminator, self.data
+        mismatched = round(d.mismatched * num_negatives) if data.cond_train is not None else 0
+        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched)
+        self.steps["d"] += epochs * (settings.pairs(len(data.train)) // d.batch_size)
+        return discriminator_round(
+            self.discriminator,
+            self.optimizers["discriminator"].optimizer,
+            self.generator,
+            data.train,
+            settings,
+            self.streams,
+            dist=self.dist,
+            model=self.wrappers["discriminator"],
+            cond=data.cond_train,
+        )
+
+    def d_pretrain_step(self) -> Logs:
+        p = self.cfg.d_pretrain
+        return {"d_loss": [self.d_round(p.num_negatives, p.epochs)]}
+
+    def adversarial_epoch(self) -> Logs:
+        a = self.cfg.adversarial
+        logs: Logs = {}
+        for _ in range(a.g_steps if a.train_g else 0):
+            for key, value in self.generator_step().items():
+                logs.setdefault(key, []).append(value)
+            self.steps["g"] += 1
+        for _ in range(a.d_steps if a.train_d else 0):
+            logs.setdefault("d_loss", []).append(self.d_round(a.num_negatives, a.d_epochs))
+        return logs
+
+    def discriminator_metrics(self, rng: torch.Generator) -> dict[str, float]:
+        """D's accuracy on held-out real sequences and fresh samples; conditional runs add
+        d_cond_acc, how often D prefers a real sequence's own condition to another one."""
+        data = self.data
+        return discriminator_metrics(
+            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, self.dist, data.cond_test
+        )

@@ -1,0 +1,45 @@
+"""The source reads at a glance: no function in src/ is longer than a screen (about 60 lines, its
+docstring included), and no code asks the formatter to look away (fmt skip / off comments)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "seqgan"
+MAX_LINES = 60
+
+
+def long_functions(path: Path, limit: int = MAX_LINES) -> list[str]:
+    """'file:line name (N lines)' for every function or method in `path` longer than `limit` lines."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            if lines > limit:
+                out.append(f"{path}:{node.lineno} {node.name} ({lines} lines)")
+    return out
+
+
+def test_no_function_in_src_is_longer_than_a_screen():
+    found = [entry for path in sorted(SRC.rglob("*.py")) for entry in long_functions(path)]
+    assert not found, f"functions over {MAX_LINES} lines (split them into helpers):\n" + "\n".join(found)
+
+
+def test_the_checker_counts_every_line_of_a_function(tmp_path):
+    path = tmp_path / "long.py"
+    body = "    x = 1\n" * (MAX_LINES - 1)
+    path.write_text(f"def fits():\n{body}\n\ndef too_long():\n{body}    return x\n", encoding="utf-8")
+    assert long_functions(path) == [f"{path}:{MAX_LINES + 3} too_long ({MAX_LINES + 1} lines)"]
+
+
+def test_no_formatter_escapes():
+    found = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for folder in ("src", "tests", "bench", "experiments")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "fmt: " + "skip" in line or "fmt: " + "off" in line
+    ]
+    assert not found, "write these so that ruff format reads well instead:\n" + "\n".join(found)
