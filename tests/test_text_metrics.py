@@ -114,3 +114,17 @@ def test_copy_rate_by_hand():
 def test_length_stats_by_hand():
     stats = length_stats([["a"], ["a", "b"], ["a", "b", "c"], ["a"] * 6])
     assert stats == {"mean": 3.0, "std": pytest.approx(math.sqrt(3.5), abs=1e-15), "min": 1.0, "max": 6.0}
+
+
+def test_quatrain_form_accepts_the_corpus_form_and_nothing_else():
+    from seqgan.metrics.poetry import is_quatrain, quatrain_share
+
+    poem = "秦 川 雄 帝 宅 ， 函 谷 壮 皇 居 。 绮 殿 千 寻 起 ， 离 宫 百 雉 余 。".split()
+    assert is_quatrain(poem)
+    assert not is_quatrain(poem[:-1])  # one character short
+    assert not is_quatrain(poem[:5] + ["。"] + poem[6:])  # the first clause must end in a comma
+    assert not is_quatrain(poem[:2] + ["，"] + poem[3:])  # punctuation inside a clause
+    assert not is_quatrain(poem + ["。"])
+    seven = "a b c d e f g ， a b c d e f g 。 a b c d e f g ， a b c d e f g 。".split()
+    assert is_quatrain(seven, clause_len=7) and not is_quatrain(seven)
+    assert quatrain_share([poem, poem[:-1], poem, poem]) == 0.75 and quatrain_share([]) == 0.0

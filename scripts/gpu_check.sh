@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 19 as one prepared device call (see docs/gpu.md). On the device machine
+# (its own Python with torch + CUDA; no fast-bleu, which only BLEU needs), from the repository root:
+#   bash scripts/gpu_check.sh            # CUDA tests, benchmarks, determinism check  (~6 min)
+#   bash scripts/gpu_check.sh protocol   # the paper's full protocol, time-boxed, resumable (<= 9 min)
+# Results go to $OUT (the device tool's return folder) or gpu_out/. The oracle's parameters must be
+# copied first into the git-ignored data/ folder and carried:  mkdir -p data && cp ../shared/data/seqgan_oracle/target_params.npz data/
+set -u
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+ORACLE="data.oracle_path=data/target_params.npz"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >> "$OUT/gpu.txt"
+
+if [ "${1:-checks}" = protocol ]; then
+  # The paper's schedule, configs/oracle_seqgan.yaml unchanged but for the device (and the oracle's path).
+  run=gpu_runs/oracle_seqgan
+  if [ -d "$run" ]; then args=(--resume "$run"); else args=(configs/oracle_seqgan.yaml --out "$run" device=cuda "$ORACLE"); fi
+  /usr/bin/time -v timeout -s INT 510 python3 -m seqgan train "${args[@]}" > "$OUT/protocol.log" 2>&1
+  cp "$run/metrics.jsonl" "$run/timings.json" "$OUT/" 2>/dev/null
+  python3 -m seqgan plot "$run" --out "$OUT/curve.png" >> "$OUT/protocol.log" 2>&1
+  python3 -m seqgan sweep "$run@mle" "$run" --labels MLE SeqGAN --temperatures 0.8:1.2:0.1 -n 10000 --out "$OUT" >> "$OUT/protocol.log" 2>&1
+  exit 0
+fi
+
+python3 -m pytest -m cuda -q -p no:cacheprovider > "$OUT/cuda_tests.txt" 2>&1
+python3 bench/adversarial_step.py --device cuda --repeats 3 > "$OUT/bench_cuda_fp32.json" 2>&1
+python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --fused-conv off > "$OUT/bench_cuda_unfused.json" 2>&1
+python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --precision bf16 > "$OUT/bench_cuda_bf16.json" 2>&1
+# seed-to-seed spread without the deterministic switch, and its cost with it: the frozen-D config, short
+for det in false false true true; do
+  /usr/bin/time -f "deterministic=$det %e s" python3 -m seqgan train configs/smoke.yaml device=cuda deterministic=$det \
+    pretrain.epochs=20 adversarial.epochs=20 --out "gpu_runs/det_${det}_$RANDOM" --quiet 2>> "$OUT/determinism.txt"
+done
+for run in gpu_runs/det_*; do tail -1 "$run/metrics.jsonl" >> "$OUT/determinism.txt"; done
