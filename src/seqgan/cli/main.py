@@ -26,6 +26,7 @@ from seqgan import distributed
 from seqgan.algorithms.common import discriminator_metrics
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.corpus import CorpusError
+from seqgan.data.report import summary_lines
 from seqgan.data.tokenizers import UNK, TokenizerError
 from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
@@ -184,6 +185,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 def _train(cfg: ExperimentConfig, run_dir: Path, args: argparse.Namespace, argv: list[str], changed: list[str], dist) -> Path:
     run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
     trainer = Trainer(cfg, run_dir, quiet=args.quiet, dist=dist)
+    if trainer.data.text is not None and not args.quiet and dist.is_main():  # what happened to the corpus, before any work
+        print("\n".join(summary_lines(trainer.data.text.report["summary"])), file=sys.stderr)
     if args.resume:
         trainer.resume()
         if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:
