@@ -17,9 +17,11 @@ every rank's RNG states, so a resume must use the same number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,7 +320,8 @@ class Trainer:
             while self.epoch < total and not (self.early is not None and self.early.stopped_at):
                 # A stop signal in here ends the unit at once; the run goes back to the boundary kept above.
                 with self._stop.interruptible(enabled=not self.dist.parallel):
-                    logs = self.algorithm.train_unit(self.phase)
+                    with self._steps_bar():
+                        logs = self.algorithm.train_unit(self.phase)
                     self.epoch += 1
                     bar.update()
                     stopped = self.phase == "mle" and self._early_stop()
@@ -365,7 +368,28 @@ class Trainer:
 
     def _bar(self, total: int) -> tqdm:
         title = VIEWS[self.phase].title
-        return tqdm(total=total, initial=self.epoch, desc=title, disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
+        return tqdm(total=total, initial=self.epoch, desc=title, disable=self._no_bars(), file=sys.stderr, dynamic_ncols=True)
+
+    def _no_bars(self) -> bool:
+        """Progress bars go to a terminal only (not to logs, not in tests)."""
+        return self.quiet or not sys.stderr.isatty()
+
+    @contextlib.contextmanager
+    def _steps_bar(self) -> Iterator[None]:
+        """A second bar, under the phase's, that counts the optimizer steps of a unit with an estimate of
+        its end; shown only when the unit lasts more than 2 s (a D pre-training step on long sequences)."""
+        steps = self.algorithm.unit_steps(self.phase)
+        if self._no_bars() or steps <= 1:
+            yield
+            return
+        unit = "D pre-training step" if self.phase == "d_pretrain" else "epoch"
+        with tqdm(total=steps, desc=f"  {unit} {self.epoch + 1}", unit="step", leave=False, delay=2.0, file=sys.stderr) as bar:
+            hooks = [opt.optimizer.register_step_post_hook(lambda *_: bar.update()) for opt in self.algorithm.optimizers.values()]
+            try:
+                yield
+            finally:
+                for hook in hooks:
+                    hook.remove()
 
     def _timings_so_far(self) -> dict[str, float]:
         """Seconds per phase, the running phase's time so far included: a checkpoint keeps it, so a
