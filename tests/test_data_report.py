@@ -79,7 +79,7 @@ def test_warns_when_many_lines_are_truncated_and_names_the_max_len_that_keeps_95
     lines = clean_lines(80, 6) + clean_lines(20, 30)  # 20% of the lines have 31 words
     s = summary(tmp_path, lines, max_len=10)
     assert nearest_rank([len(line.split()) for line in lines], 0.95) == 31
-    text = warning_about(s, "longer than data.max_len=10")
+    text = warning_about(s, "20 of the 100 lines (20.0%) are longer than data.max_len=10")
     assert "were truncated; data.max_len=31 keeps 95% of them whole" in text
     dropped = summary(tmp_path, lines, max_len=10, overflow="drop")
     assert "were dropped" in warning_about(dropped, "longer than data.max_len=10") and dropped["dropped"] == 20
@@ -96,14 +96,14 @@ def test_warns_about_ansi_escapes_and_control_characters(tmp_path):
     lines = clean_lines(100)
     lines[6] = "\x1b[31mred words\x1b[0m here"
     s = summary(tmp_path, lines)
-    assert "1 lines hold ANSI escape codes (terminal colours), first at line 7" in warning_about(s, "ANSI")
+    assert "1 of the 100 lines hold ANSI escape codes (terminal colours), first at line 7" in warning_about(s, "ANSI")
     lines[6] = "a bell \x07 rings"
-    assert "1 lines hold control characters, first at line 7" in warning_about(summary(tmp_path, lines), "control")
+    assert "1 of the 100 lines hold control characters, first at line 7" in warning_about(summary(tmp_path, lines), "control")
 
 
 def test_warns_about_many_exact_duplicates(tmp_path):
     lines = clean_lines(85) + ["the same line again"] * 15
-    assert "14.0% of the lines repeat an earlier line (most often 'the same line again')" in warning_about(
+    assert "14 of the 100 lines (14.0%) repeat an earlier line (most often 'the same line again')" in warning_about(
         summary(tmp_path, lines), "repeat"
     )
     assert summary(tmp_path, clean_lines(95) + ["the same line again"] * 5)["warnings"] == []
@@ -183,7 +183,7 @@ def test_train_prints_the_summary_and_keeps_it_in_data_report(tmp_path, capsys):
     assert main(["train", "configs/text.yaml", "--out", str(tmp_path / "run"), f"data.train={corpus}", *TINY]) == 0
     err = capsys.readouterr().err
     assert "61 lines read; 61 kept (100.0%)" in err and "held out: 3 lines (4.9% of 61)" in err
-    assert "warning: 1 lines hold ANSI escape codes" in err and "vocabulary:" in err
+    assert "warning: 1 of the 61 lines hold ANSI escape codes" in err and "vocabulary:" in err
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert report["summary"]["heldout"] == 3 and len(report["summary"]["warnings"]) == 1
     assert main(["train", "configs/text.yaml", "--out", str(tmp_path / "q"), f"data.train={corpus}", "--quiet", *TINY]) == 0

@@ -102,10 +102,10 @@ def test_sigterm_checkpoints_and_exits_with_a_message(tmp_path):
 
 
 def test_sigterm_inside_a_long_unit_stops_within_seconds(tmp_path):
-    """D pre-training steps of many seconds (100 passes over 2,256 examples): SIGTERM in the middle
+    """D pre-training steps of several seconds (25 passes over 2,256 examples): SIGTERM in the middle
     of one ends the run in a few seconds, at the checkpoint of the step before."""
     run = tmp_path / "run"
-    slow = ("d_pretrain.epochs=100", "d_pretrain.num_negatives=2000", "d_pretrain.steps=3", "checkpoint.every=1")
+    slow = ("d_pretrain.epochs=25", "d_pretrain.num_negatives=2000", "d_pretrain.steps=3", "checkpoint.every=1")
     proc = start("configs/smoke.yaml", "--out", str(run), "--quiet", *slow)
     wait_for_phase(proc, run, "d_pretrain")  # step 1 is done; step 2 takes far longer than the wait below
     time.sleep(1.0)
@@ -114,7 +114,7 @@ def test_sigterm_inside_a_long_unit_stops_within_seconds(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     waited = time.perf_counter() - sent
     err = proc.stderr.read()
-    assert "stopped by SIGTERM during d_pretrain epoch 2 (its work so far is dropped)" in err, err
+    assert "stopped by SIGTERM during D pre-training step 2 (its work so far is dropped)" in err, err
     assert latest_name(run) == "1-d_pretrain-000001"
     assert waited < 5.0, f"SIGTERM took {waited:.1f} s"
 
@@ -128,11 +128,12 @@ def test_stop_inside_every_phase_then_resume_equals_uninterrupted(tmp_path, monk
     modules = {"mle_epoch": base_module, "discriminator_round": seqgan_module, "policy_gradient_step": seqgan_module}
     real = {name: getattr(module, name) for name, module in modules.items()}
     calls = {"n": 0}
+    stop_at = {"mle_epoch": 2, "discriminator_round": 2, "policy_gradient_step": 1}  # the first unit of a phase too
 
     def signal_midway(name: str):
         def unit(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == 2:  # the second call of this kind: a unit that has begun
+            if calls["n"] == stop_at[name]:  # inside a unit that has begun
                 os.kill(os.getpid(), signal.SIGTERM)
             return real[name](*args, **kwargs)
 
@@ -152,7 +153,7 @@ def test_stop_inside_every_phase_then_resume_equals_uninterrupted(tmp_path, monk
         trainer = Trainer(trainer.cfg, run, quiet=True)
         trainer.resume()
     trainer.run()
-    assert stops == ["0-mle-000001", "1-d_pretrain-000001", "2-adversarial-000001"], stops
+    assert stops == ["0-mle-000001", "1-d_pretrain-000001", "2-adversarial-000000"], stops
     assert_same_run(tmp_path / "full", run)
 
 

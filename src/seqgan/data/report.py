@@ -91,8 +91,8 @@ def corpus_warnings(s: dict[str, Any]) -> list[str]:
     if _share(too_long, lines) > TOO_LONG:
         done = "truncated" if s["overflow"] == "truncate" else "dropped"
         out.append(
-            f"{_pct(_share(too_long, lines))} of the lines are longer than data.max_len={s['max_len']} tokens and were "
-            f"{done}; data.max_len={length['p95']} keeps 95% of them whole"
+            f"{too_long:,} of the {lines:,} lines ({_pct(_share(too_long, lines))}) are longer than data.max_len="
+            f"{s['max_len']} tokens and were {done}; data.max_len={length['p95']} keeps 95% of them whole"
         )
     if s["heldout_share"] > HELDOUT_LARGE:
         out.append(
@@ -102,18 +102,19 @@ def corpus_warnings(s: dict[str, Any]) -> list[str]:
     if s["control_lines"]:
         what = "ANSI escape codes (terminal colours)" if s["ansi_lines"] else "control characters"
         out.append(
-            f"{s['control_lines']} lines hold {what}, first at line {s['first_control_line']}; they are learned as text: "
-            r"strip them from the file (e.g. sed 's/\x1b\[[0-9;]*m//g')"
+            f"{s['control_lines']:,} of the {lines:,} lines hold {what}, first at line {s['first_control_line']}; they are "
+            r"learned as text: strip them from the file (e.g. sed 's/\x1b\[[0-9;]*m//g')"
         )
     if _share(s["duplicate_lines"], lines) > DUPLICATES:
         out.append(
-            f"{_pct(_share(s['duplicate_lines'], lines))} of the lines repeat an earlier line (most often "
-            f"{s['most_repeated'][:40]!r}); separators and boilerplate are learned as text: remove them or deduplicate"
+            f"{s['duplicate_lines']:,} of the {lines:,} lines ({_pct(_share(s['duplicate_lines'], lines))}) repeat an "
+            f"earlier line (most often {s['most_repeated'][:40]!r}); separators and boilerplate are learned as text: "
+            "remove them or deduplicate"
         )
     if _share(length["one_token"], s["train_lines"]) > ONE_TOKEN:
         out.append(
-            f"{_pct(_share(length['one_token'], s['train_lines']))} of the training lines are a single token; "
-            "if they are separators or headings, remove them from the file"
+            f"{length['one_token']:,} of the {s['train_lines']:,} training lines ({_pct(_share(length['one_token'], s['train_lines']))}) "
+            "are a single token; if they are separators or headings, remove them from the file"
         )
     if s.get("space_share", 0.0) > SPACES:
         out.append(

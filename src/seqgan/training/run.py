@@ -8,7 +8,8 @@ What one unit of a phase does is the algorithm's; the trainer runs the units, sh
 writes a metrics row every `eval.every` units and at every phase end (`Evaluator` for G, the
 algorithm for D), checkpoints every `checkpoint.every` units and at every phase end, and stops
 cleanly on SIGINT / SIGTERM within seconds: the unit in progress is dropped and the state kept at
-the boundary before it is checkpointed (`seqgan.training.signals`; under torchrun, after the unit). An "MLE only" baseline is `algorithm: mle`.
+the boundary before it is checkpointed (`seqgan.training.signals`; under torchrun, after the
+unit). An "MLE only" baseline is `algorithm: mle`.
 
 Under torchrun (`seqgan.distributed`) every rank runs this same loop on its shard of each global
 batch; metrics are computed on shards and summed; only rank 0 writes files; checkpoints hold
@@ -337,7 +338,7 @@ class Trainer:
     def _stop_inside_unit(self, signum: int) -> None:
         """A stop signal came inside a unit: its work is dropped; the state of the boundary before it
         becomes the checkpoint a resume starts from (bitwise the same run as one never stopped)."""
-        unit = f"{self.phase} epoch {self.epoch + 1}"
+        unit = f"{VIEWS[self.phase].title} {'step' if self.phase == 'd_pretrain' else 'epoch'} {self.epoch + 1}"
         self.checkpoint(self._boundary)
         raise TrainingStopped(
             f"stopped by {signal.Signals(signum).name} during {unit} (its work so far is dropped); checkpoint "
