@@ -144,8 +144,13 @@ def test_split_is_seeded_disjoint_and_complete():
 
 @pytest.mark.parametrize("size", [0, 100, 1.0, 0.0])
 def test_split_size_must_leave_both_parts(size):
-    with pytest.raises(CorpusError, match="held-out size"):
+    with pytest.raises(CorpusError, match=r"data\.heldout_(size|share)=.*(lower|line count)"):
         split_heldout(100, size, seed=0)
+
+
+def test_a_one_line_corpus_cannot_be_split_and_says_so():
+    with pytest.raises(CorpusError, match="data.train has 1 non-blank line.*at least 2 lines"):
+        split_heldout(1, 1, seed=0)
 
 
 def test_nltk_word_split_gives_bleu_references_in_the_tokenizer_words(tmp_path):

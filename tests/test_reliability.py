@@ -16,6 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqgan.algorithms import base as base_module
+from seqgan.algorithms import gan as gan_module
 from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.cli.main import main
 from seqgan.config import load_config
@@ -23,6 +25,7 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.training import checkpoint as checkpoint_module
 from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from seqgan.training.run import Trainer
+from seqgan.training.signals import TrainingStopped
 
 ROOT = Path(__file__).resolve().parents[1]
 # Epochs of a few tenths of a second, so that kills land inside epochs and inside checkpoint writes;
@@ -92,11 +95,72 @@ def test_sigterm_checkpoints_and_exits_with_a_message(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     err = proc.stderr.read()
-    assert "stopped by SIGTERM after" in err and f"seqgan train --resume {run}" in err and "Traceback" not in err
+    assert "stopped by SIGTERM " in err and f"seqgan train --resume {run}" in err and "Traceback" not in err
     stopped_at = latest_name(run)
     proc = start("--resume", str(run), "--quiet")
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert stopped_at and latest_name(run) != stopped_at
+
+
+def test_sigterm_inside_a_long_unit_stops_within_seconds(tmp_path):
+    """D pre-training steps of several seconds (25 passes over 2,256 examples): SIGTERM in the middle
+    of one ends the run in a few seconds, at the checkpoint of the step before."""
+    run = tmp_path / "run"
+    slow = ("d_pretrain.epochs=25", "d_pretrain.num_negatives=2000", "d_pretrain.steps=3", "checkpoint.every=1")
+    proc = start("configs/smoke.yaml", "--out", str(run), "--quiet", *slow)
+    wait_for_phase(proc, run, "d_pretrain")  # step 1 is done; step 2 takes far longer than the wait below
+    time.sleep(1.0)
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    waited = time.perf_counter() - sent
+    err = proc.stderr.read()
+    assert "stopped by SIGTERM during D pre-training step 2 (its work so far is dropped)" in err, err
+    assert latest_name(run) == "1-d_pretrain-000001"
+    # Seconds depend on the machine's load; compare with how long a unit takes on it right now: the
+    # D pre-training step before, from the end-of-MLE checkpoint to its own.
+    checkpoints = run / "checkpoints"
+    mle_end = max((p for p in checkpoints.iterdir() if p.name.startswith("0-mle")), key=lambda p: p.name)
+    unit = (checkpoints / "1-d_pretrain-000001").stat().st_mtime - mle_end.stat().st_mtime
+    assert waited < unit / 2, f"SIGTERM took {waited:.1f} s, a D step {unit:.1f} s"
+
+
+def test_stop_inside_every_phase_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    """A stop signal in the middle of a unit of each phase (an MLE epoch, a D pre-training step, an
+    adversarial epoch), with checkpoint.every=50: the run checkpoints the boundary before the unit,
+    and the resumed run is bitwise the same as one never stopped."""
+    full = smoke_trainer(tmp_path / "full", "checkpoint.every=50")
+    full.run()
+    modules = {"mle_epoch": base_module, "discriminator_round": gan_module, "policy_gradient_step": seqgan_module}
+    real = {name: getattr(module, name) for name, module in modules.items()}
+    calls = {"n": 0}
+    stop_at = {"mle_epoch": 2, "discriminator_round": 2, "policy_gradient_step": 1}  # the first unit of a phase too
+
+    def signal_midway(name: str):
+        def unit(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == stop_at[name]:  # inside a unit that has begun
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real[name](*args, **kwargs)
+
+        return unit
+
+    run = tmp_path / "stopped"
+    trainer = smoke_trainer(run, "checkpoint.every=50")
+    stops = []
+    for name in real:
+        calls["n"] = 0
+        monkeypatch.setattr(modules[name], name, signal_midway(name))
+        with pytest.raises(TrainingStopped, match="during") as stopped:
+            trainer.run()
+        stops.append(latest_name(run))
+        monkeypatch.setattr(modules[name], name, real[name])
+        assert stopped.value.signum == signal.SIGTERM
+        trainer = Trainer(trainer.cfg, run, quiet=True)
+        trainer.resume()
+    trainer.run()
+    assert stops == ["0-mle-000001", "1-d_pretrain-000001", "2-adversarial-000000"], stops
+    assert_same_run(tmp_path / "full", run)
 
 
 def smoke_trainer(run: Path, *overrides: str) -> Trainer:
@@ -158,7 +222,7 @@ def test_checkpoint_errors_are_one_line_with_status_2(tmp_path, capsys):
     latest = latest_checkpoint(run / "checkpoints")
     (latest / "generator.safetensors").write_bytes(b"not a safetensors file")
     code, err = run_cli(capsys, "sample", str(run))
-    assert code == 2 and "generator.safetensors: unreadable" in err
+    assert code == 2 and "generator.safetensors: damaged" in err and err.count("\n") == 1
 
     (run / "checkpoints" / "latest").unlink()
     code, err = run_cli(capsys, "evaluate", str(run))

@@ -13,6 +13,7 @@ command); under torchrun it trains as one rank, as the CLI does.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 from seqgan import distributed
 from seqgan.algorithms.common import discriminator_metrics
 from seqgan.config import ConfigError, ExperimentConfig, apply_overrides, changed_settings, config_from_dict, load_config
+from seqgan.data.report import summary_lines
 from seqgan.data.tokenizers import UNK
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
@@ -109,6 +111,8 @@ def run_training(
     try:
         run_dir = Path(str(distributed.all_gather_object(str(run_dir), dist)[0]))  # rank 0's clock names the folder
         trainer = Trainer(cfg, run_dir, quiet=quiet, dist=dist)
+        if trainer.data.text is not None and not quiet and dist.is_main():  # what happened to the corpus, before any work
+            print("\n".join(summary_lines(trainer.data.text.report["summary"])), file=sys.stderr)
         if resume:
             trainer.resume()
             if trainer.phase == PHASES[-1] and trainer.epoch > cfg.adversarial.epochs:

@@ -43,7 +43,7 @@ ORACLE_FIELDS = tuple(
     "oracle oracle_path oracle_seed vocab_size embed_dim hidden_dim seq_len num_train num_test train_seed test_seed num_valid valid_seed".split()
 )
 TEXT_FIELDS = tuple(
-    "train valid test text_field tokenizer word_split lowercase max_vocab max_len overflow heldout_size heldout_seed".split()
+    "train valid test text_field tokenizer word_split drop_spaces lowercase max_vocab max_len overflow heldout_size heldout_share heldout_seed".split()
 )
 
 
@@ -85,6 +85,9 @@ class DataConfig:
     word_split: str = "whitespace"
     """Text, word tokenizer: 'whitespace', or 'nltk' (NLTK's Treebank word tokenizer: punctuation and
     clitics split off, "night." -> "night ."; the Texygen benchmark's tokenisation). BLEU counts these words."""
+    drop_spaces: bool = False
+    """Text, char tokenizer: leave whitespace out of the tokens, for corpora that separate characters
+    by spaces (the poems: "床 前 明 月 光" is 5 tokens, not 9); samples then have no spaces."""
     lowercase: bool = False
     max_vocab: int = 0
     """Text: vocabulary size limit including 4 special tokens (0: every word / character; bpe needs a limit)."""
@@ -92,8 +95,11 @@ class DataConfig:
     """Text: the most tokens a sequence may have (an end token follows)."""
     overflow: str = "truncate"
     """Text: 'truncate' or 'drop' lines longer than max_len (counted and reported in data_report.json)."""
-    heldout_size: int = 1000
-    """Text: lines of data.train held out (never trained on) for BLEU against train-like text."""
+    heldout_size: int = 0
+    """Text: lines of data.train held out (never trained on) for BLEU against train-like text;
+    0: data.heldout_share of them, at most 1,000, so that a small corpus trains on most of its lines."""
+    heldout_share: float = 0.05
+    """Text, with data.heldout_size 0: the share of data.train's lines held out (at least 1, at most 1,000)."""
     heldout_seed: int = 3
 
     @property
@@ -124,7 +130,11 @@ class DataConfig:
             )
             _check(self.max_len >= 1, "data.max_len must be >= 1")
             _check(self.overflow in ("truncate", "drop"), "data.overflow must be 'truncate' or 'drop'")
-            _check(self.heldout_size >= 1, "data.heldout_size must be >= 1")
+            _check(
+                self.tokenizer == "char" or not self.drop_spaces,
+                f"data.drop_spaces applies to data.tokenizer=char only ({self.tokenizer} tokens hold no spaces); remove it",
+            )
+            self._check_heldout()
             return
         _check(
             self.oracle in ("random", "paper"),
@@ -148,6 +158,20 @@ class DataConfig:
                 (self.vocab_size, self.embed_dim, self.hidden_dim) == (5000, 32, 32),
                 "data.oracle='paper' has vocab_size 5000, embed_dim 32, hidden_dim 32: remove the overrides",
             )
+
+    def _check_heldout(self) -> None:
+        _check(
+            self.heldout_size >= 0,
+            f"data.heldout_size={self.heldout_size}: give a line count >= 1, or 0 for data.heldout_share of the lines",
+        )
+        _check(
+            0.0 < self.heldout_share < 1.0,
+            f"data.heldout_share={self.heldout_share}: give a share between 0 and 1, e.g. 0.05 (5% of the lines)",
+        )
+        _check(
+            self.heldout_size == 0 or self.heldout_share == DataConfig.heldout_share,
+            "data.heldout_size and data.heldout_share both set: keep one (a line count, or a share of the lines)",
+        )
 
 
 CONDITION_KINDS = ("none", "label", "features", "source")

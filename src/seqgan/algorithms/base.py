@@ -113,6 +113,10 @@ class Algorithm:
         """How many units the phase has (MLE epochs, D pre-training steps, adversarial epochs)."""
         return self.cfg.pretrain.epochs if phase == "mle" else 0
 
+    def unit_steps(self, phase: str) -> int:
+        """Optimizer steps one unit of `phase` takes (what a progress bar inside a long unit counts)."""
+        return len(self.data.train) // self.cfg.pretrain.batch_size if phase == "mle" else 0
+
     def begin_phase(self, phase: str) -> None:
         """Run once when `phase` starts, before its first unit."""
 

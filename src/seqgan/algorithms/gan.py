@@ -42,6 +42,16 @@ class GAN(Algorithm):
             "adversarial": self.cfg.adversarial.epochs,
         }[phase]
 
+    def unit_steps(self, phase: str) -> int:
+        d, a, p = self.cfg.discriminator, self.cfg.adversarial, self.cfg.d_pretrain
+        real = len(self.data.train)
+        if phase == "d_pretrain":
+            return p.epochs * (DRound(p.num_negatives, p.epochs, d.batch_size).pairs(real) // d.batch_size)
+        if phase == "adversarial":
+            d_round = a.d_epochs * (DRound(a.num_negatives, a.d_epochs, d.batch_size).pairs(real) // d.batch_size)
+            return a.g_steps * a.train_g + a.d_steps * d_round * a.train_d
+        return super().unit_steps(phase)
+
     def begin_phase(self, phase: str) -> None:
         if phase == "d_pretrain":
             self.discriminator.begin_training(self.generator)

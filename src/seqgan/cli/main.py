@@ -52,6 +52,12 @@ def _positive_temperature(text: str) -> float:
     return value
 
 
+def check_count(option: str, value: int, minimum: int, why: str, example: int) -> None:
+    """A sample count from the command line: at least `minimum`, else a ConfigError that says why and what to give."""
+    if value < minimum:
+        raise ConfigError(f"{option} {value}: give at least {minimum} ({why}), e.g. {option} {example}")
+
+
 RUN_HELP = "run directory (its latest checkpoint), or DIR@mle for G at the end of MLE pre-training, or DIR@CHECKPOINT_FOLDER"
 
 
@@ -187,6 +193,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    check_count("-n", args.n, 1, "how many sequences to print", 10)
     run = open_run(args.run_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -201,6 +208,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    check_count("-n", args.n, 2, "Self-BLEU and the diversity measures compare samples with each other", 10_000)
     options = {"temperature": args.temperature, "seed": args.seed, "classifier": args.classifier}
     print(json.dumps(evaluate(args.run_dir, args.n, discriminator=args.discriminator, **options)))
 
@@ -227,6 +235,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    check_count("-n", args.n, 2, "Self-BLEU and the diversity measures compare samples with each other", 10_000)
     try:
         temperatures = parse_temperatures(args.temperatures)
     except ValueError as err:

@@ -210,6 +210,16 @@ def fit_lengths(
     return fitted, torch.tensor(kept, dtype=torch.long), counts
 
 
+HELDOUT_CAP = 1000
+"""The most lines a held-out share takes (data.heldout_size 0): BLEU references need no more."""
+
+
+def heldout_count(n_lines: int, size: int, share: float) -> int:
+    """How many of `n_lines` lines to hold out: `size` if given (> 0), else `share` of them
+    rounded, at least 1 and at most HELDOUT_CAP."""
+    return size if size > 0 else min(HELDOUT_CAP, max(1, round(share * n_lines)))
+
+
 def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int], list[int]]:
     """Seeded split of line indices 0..n_lines-1 into (train, held-out), both sorted.
 
@@ -218,10 +228,18 @@ def split_heldout(n_lines: int, size: int | float, seed: int) -> tuple[list[int]
     """
     if isinstance(size, float):
         if not 0.0 < size < 1.0:
-            raise CorpusError(f"held-out size {size} as a fraction must lie in (0, 1); or give a line count")
+            raise CorpusError(f"data.heldout_share={size} must lie between 0 and 1; or give a line count in data.heldout_size")
         size = max(1, round(size * n_lines))
+    if n_lines < 2:
+        raise CorpusError(
+            f"data.train has {n_lines} non-blank line: one must be held out and one trained on; give a file of at least 2 lines"
+        )
     if not 1 <= size < n_lines:
-        raise CorpusError(f"held-out size {size} must be between 1 and {n_lines - 1} for {n_lines} lines; lower it or add data")
+        raise CorpusError(
+            f"data.heldout_size={size} must be between 1 and {n_lines - 1} for the {n_lines} non-blank lines of data.train; "
+            f"lower data.heldout_size, or set it to 0 to hold out data.heldout_share of the lines (at most {HELDOUT_CAP:,}), "
+            "or add lines"
+        )
     order = torch.randperm(n_lines, generator=torch.Generator().manual_seed(seed)).tolist()
     return sorted(order[size:]), sorted(order[:size])
 

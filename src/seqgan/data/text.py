@@ -2,9 +2,11 @@
 
 From the data config: the training file (minus a seeded held-out part, never trained on), an
 optional validation file and an optional test file (without one, the held-out part is the test
-set). The tokenizer is trained on the training lines only. Each split is encoded to a
+set; by default 5% of the lines, at most 1,000). The tokenizer is trained on the training lines
+only, on what training reads of them (each line's first max_len tokens). Each split is encoded to a
 (R, max_len + 1) LongTensor of ids, an end token, then padding; lines longer than max_len are
-truncated or dropped as configured, and every count goes into `report`.
+truncated or dropped as configured, and every count goes into `report`, with a summary of the
+training file and warnings (`seqgan.data.report`) under report["summary"].
 
 BLEU references are the raw lines (lower-cased when the tokenizer lower-cases), split into units:
 characters for the char tokenizer, whitespace-separated words otherwise.
@@ -19,6 +21,7 @@ source is dropped (`data.overflow=drop`) is dropped whole.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,9 @@ import torch
 
 from seqgan.config import ConditionConfig, DataConfig
 from seqgan.data.conditions import ConditionSpace, encode_sources, label_space, read_features
-from seqgan.data.corpus import Corpus, encode_lines, read_corpus, split_heldout
-from seqgan.data.tokenizers import Tokenizer, build_tokenizer
+from seqgan.data.corpus import Corpus, encode_lines, heldout_count, read_corpus, split_heldout
+from seqgan.data.report import corpus_warnings, length_profile, profile_lines
+from seqgan.data.tokenizers import Tokenizer, VocabOptions, build_tokenizer
 
 
 def text_units(text: str, kind: str) -> list[str]:
@@ -71,12 +75,13 @@ def make_text_data(
     corpus = read_corpus(cfg.train, cfg.text_field, fields, source_field)
     # the condition of each line: a tensor, or for sources their texts (encoded once the tokenizer exists)
     conds, space = _train_conditions(corpus, condition, cfg.train, space)
-    train_idx, held_idx = split_heldout(len(corpus.lines), cfg.heldout_size, cfg.heldout_seed)
+    held_count = heldout_count(len(corpus.lines), cfg.heldout_size, cfg.heldout_share)
+    train_idx, held_idx = split_heldout(len(corpus.lines), held_count, cfg.heldout_seed)
     train_lines = [corpus.lines[i] for i in train_idx]
     held_lines = [corpus.lines[i] for i in held_idx]
     if tokenizer is None:
         sources = [corpus.sources[i] for i in train_idx] if kind == "source" else []
-        tokenizer = build_tokenizer(cfg.tokenizer, train_lines + sources, cfg.max_vocab or None, cfg.lowercase, cfg.word_split)
+        tokenizer = _train_tokenizer(cfg, condition, train_lines + sources)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
     split = _Splits(cfg, tokenizer, kind, space, fields, source_field, report)
 
@@ -95,6 +100,7 @@ def make_text_data(
     if cfg.valid:
         valid_file = split.other_file(cfg.valid, condition.valid_features if kind == "features" else "")
         valid, cond_valid = split.encode(*valid_file, "valid")
+    report["summary"] = corpus_summary(cfg, corpus, train_lines, tokenizer, report)
     return TextData(
         tokenizer=tokenizer,
         train=train,
@@ -171,6 +177,63 @@ class _Splits:
         if self.cfg.tokenizer == "word" and self.cfg.word_split == "nltk":
             return " ".join(self.tokenizer.split(line))
         return line.lower() if self.cfg.lowercase else line
+
+
+def _train_tokenizer(cfg: DataConfig, condition: ConditionConfig | None, lines: list[str]) -> Tokenizer:
+    """The tokenizer data.tokenizer names, built from the training lines (and sources)."""
+    options = _vocab_options(cfg, condition)
+    return build_tokenizer(cfg.tokenizer, lines, cfg.max_vocab or None, cfg.lowercase, cfg.word_split, options)
+
+
+def _vocab_options(cfg: DataConfig, condition: ConditionConfig | None) -> VocabOptions:
+    """The vocabulary counts what training reads: each line's first data.max_len tokens (a source's
+    first condition.max_source_len), none of the lines data.overflow=drop leaves out."""
+    if condition is not None and condition.kind == "source":
+        return VocabOptions(drop_spaces=cfg.drop_spaces, max_tokens=max(cfg.max_len, condition.max_source_len))
+    return VocabOptions(drop_spaces=cfg.drop_spaces, max_tokens=cfg.max_len, drop_longer=cfg.overflow == "drop")
+
+
+def corpus_summary(
+    cfg: DataConfig, corpus: Corpus, train_lines: list[str], tokenizer: Tokenizer, report: dict[str, Any]
+) -> dict[str, Any]:
+    """The figures of the training file (`seqgan.data.report`): what `train` prints, with warnings."""
+    parts = [report["train"], report["heldout"]]
+    lines, held = len(corpus.lines), report["heldout"]["lines"]
+    rates = {name: _share(report[key]["unk_tokens"], report[key]["tokens"]) for name, key in UNK_SETS if key in report}
+    summary: dict[str, Any] = {
+        "file": cfg.train,
+        "lines_read": lines + corpus.blank_lines,
+        "lines": lines,
+        "blank": corpus.blank_lines,
+        "kept": sum(r["kept"] for r in parts),
+        "truncated": sum(r["truncated"] for r in parts),
+        "dropped_too_long": sum(r["dropped"] for r in parts),
+        "dropped": sum(r["dropped"] + r["empty"] for r in parts),
+        "overflow": cfg.overflow,
+        "max_len": cfg.max_len,
+        "heldout": held,
+        "heldout_share": _share(held, lines),
+        "train_lines": len(train_lines),
+        "test": cfg.test or "the held-out lines",
+        "vocab_size": tokenizer.vocab_size,
+        "tokenizer": cfg.tokenizer + (", spaces dropped" if cfg.drop_spaces else ""),
+        "unk_rate": rates,
+        "length": length_profile([len(tokenizer.encode(line)) for line in train_lines]),
+        **dataclasses.asdict(profile_lines(corpus.lines, corpus.line_numbers)),
+    }
+    if cfg.tokenizer == "char" and not cfg.drop_spaces:
+        chars = sum(len(line) for line in train_lines)
+        summary["space_share"] = _share(sum(c.isspace() for line in train_lines for c in line), chars)
+    summary["warnings"] = corpus_warnings(summary)
+    return summary
+
+
+UNK_SETS = (("train", "train"), ("held-out", "heldout"), ("test", "test"), ("valid", "valid"))
+"""The unknown-token rates a summary shows: (name, key of the split's report)."""
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
 
 
 def _conditions(corpus: Corpus, space: ConditionSpace | None, features: str, train_path: str) -> torch.Tensor | list[str] | None:

@@ -14,6 +14,12 @@ writes UNK as `<unk>`.
   "."; "man's" -> "man", "'s"), as in the Texygen benchmark's COCO vocabulary and BLEU.
 - char: one token per Unicode code point, whitespace included, so it works for scripts without
   spaces (Chinese) and for ABC music notation. Same frequency rule; decoding joins with no spaces.
+  `drop_spaces=True` leaves whitespace out: for corpora that separate characters by spaces
+  ("床 前 明 月 光" is 5 tokens, not 9); decoded text then has no spaces.
+
+The vocabulary is counted on what training reads: with `max_tokens`, each line's first
+`max_tokens` tokens (a word or character tokeniser), or its first `max_tokens` space-separated
+words (BPE), so that one very long line cannot fill the vocabulary with tokens never trained on.
 - bpe: HF `tokenizers` byte-pair encoding trained on the training lines, with a Metaspace
   pre-tokeniser and decoder (spaces become `▁` and come back on decoding), so decoding gives the
   text back with its spaces. The alphabet is limited to fit the vocabulary size.
@@ -23,6 +29,7 @@ A tokeniser is saved as one JSON file in the run directory and reused by sample 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections import Counter
@@ -89,12 +96,16 @@ class VocabTokenizer:
     lowercase: bool = False
     split_rule: str = "whitespace"
     """Word tokenisers: 'whitespace' or 'nltk' (see the module docstring)."""
+    drop_spaces: bool = False
+    """Character tokenisers: leave whitespace out of the tokens."""
 
     def __post_init__(self) -> None:
         if self.split_rule not in WORD_SPLITS or (self.kind != "word" and self.split_rule != "whitespace"):
             raise TokenizerError(
                 f"split={self.split_rule!r}: use one of {list(WORD_SPLITS)}, and 'nltk' only for word tokenizers"
             )
+        if self.drop_spaces and self.kind != "char":
+            raise TokenizerError(f"drop_spaces applies to char tokenizers only ({self.kind} tokens hold no spaces)")
         if tuple(self.tokens[:4]) != SPECIAL_TOKENS:
             raise TokenizerError(f"{self.kind} vocabulary must start with {list(SPECIAL_TOKENS)}, got {self.tokens[:4]}")
         self._index = {t: i for i, t in enumerate(self.tokens)}
@@ -111,7 +122,7 @@ class VocabTokenizer:
         if self.lowercase:
             text = text.lower()
         if self.kind == "char":
-            return list(text)
+            return [c for c in text if not c.isspace()] if self.drop_spaces else list(text)
         return _nltk_words(text) if self.split_rule == "nltk" else text.split()
 
     def encode(self, text: str) -> list[int]:
@@ -124,6 +135,7 @@ class VocabTokenizer:
 
     def save(self, path: str | Path) -> None:
         payload = {"version": FORMAT_VERSION, "kind": self.kind, "lowercase": self.lowercase, "split": self.split_rule}
+        payload |= {"drop_spaces": True} if self.drop_spaces else {}  # absent: the files of earlier versions
         _write_json(path, payload | {"tokens": self.tokens})
 
     @classmethod
@@ -197,11 +209,41 @@ def most_frequent(pieces: Iterable[str], limit: int | None) -> list[str]:
     return [piece for piece, _ in ranked[:limit]]
 
 
-def _build_vocab(kind: str, lines: Sequence[str], vocab_size: int | None, lowercase: bool, split: str) -> VocabTokenizer:
-    splitter = VocabTokenizer(kind, list(SPECIAL_TOKENS), lowercase, split)
+@dataclass(frozen=True)
+class VocabOptions:
+    """How a word or character vocabulary is built (see `build_tokenizer`)."""
+
+    lowercase: bool = False
+    split: str = "whitespace"
+    drop_spaces: bool = False
+    max_tokens: int | None = None
+    drop_longer: bool = False
+
+
+def _build_vocab(kind: str, lines: Sequence[str], vocab_size: int | None, o: VocabOptions) -> VocabTokenizer:
+    splitter = VocabTokenizer(kind, list(SPECIAL_TOKENS), o.lowercase, o.split, o.drop_spaces)
     limit = None if vocab_size is None else vocab_size - len(SPECIAL_TOKENS)
-    pieces = most_frequent((t for line in lines for t in splitter.split(line)), limit)
-    return VocabTokenizer(kind, list(SPECIAL_TOKENS) + pieces, lowercase, split)
+
+    def read(line: str) -> list[str]:
+        """The tokens of `line` that training reads: its first max_tokens, none of a line dropped as too long."""
+        tokens = splitter.split(line)
+        if o.max_tokens is None or len(tokens) <= o.max_tokens:
+            return tokens
+        return [] if o.drop_longer else tokens[: o.max_tokens]
+
+    pieces = most_frequent((t for line in lines for t in read(line)), limit)
+    return VocabTokenizer(kind, list(SPECIAL_TOKENS) + pieces, o.lowercase, o.split, o.drop_spaces)
+
+
+def first_words(line: str, n: int) -> str:
+    """`line` cut after its first `n` space-separated words (unchanged when it has no more)."""
+    parts = line.split(" ")
+    seen = 0
+    for i, part in enumerate(parts):
+        seen += bool(part)
+        if seen > n:
+            return " ".join(parts[:i])
+    return line
 
 
 def _build_bpe(lines: Sequence[str], vocab_size: int | None, lowercase: bool) -> BpeTokenizer:
@@ -223,13 +265,21 @@ def _build_bpe(lines: Sequence[str], vocab_size: int | None, lowercase: bool) ->
 
 
 def build_tokenizer(
-    kind: str, lines: Sequence[str], vocab_size: int | None = None, lowercase: bool = False, split: str = "whitespace"
+    kind: str,
+    lines: Sequence[str],
+    vocab_size: int | None = None,
+    lowercase: bool = False,
+    split: str = "whitespace",
+    options: VocabOptions | None = None,
 ) -> Tokenizer:
     """Train a `kind` tokeniser ('word', 'char' or 'bpe') on the training `lines`.
 
     `vocab_size` counts the four special tokens; None keeps every word/character (30,000 for BPE).
-    `split`: how a word tokeniser finds words ('whitespace' or 'nltk').
+    `split`: how a word tokeniser finds words ('whitespace' or 'nltk'). `options` (its lowercase
+    and split are those given here): drop_spaces for char; max_tokens, the tokens of each line
+    counted (the rest is cut by training), and drop_longer, lines longer than that not counted at all.
     """
+    o = VocabOptions(lowercase, split) if options is None else dataclasses.replace(options, lowercase=lowercase, split=split)
     if kind not in KINDS:
         raise TokenizerError(f"unknown tokenizer kind {kind!r}; choose one of {list(KINDS)}")
     _check_vocab_size(vocab_size)
@@ -238,9 +288,12 @@ def build_tokenizer(
     if kind == "bpe":
         if split != "whitespace":
             raise TokenizerError(f"split={split!r} applies to word tokenizers only; BPE splits on its own")
-        tokenizer = _build_bpe(lines, vocab_size, lowercase)
+        if o.drop_spaces:
+            raise TokenizerError("drop_spaces applies to char tokenizers only")
+        cut = lines if o.max_tokens is None else [first_words(line, o.max_tokens) for line in lines]
+        tokenizer = _build_bpe(cut, vocab_size, lowercase)
     else:
-        tokenizer = _build_vocab(kind, lines, vocab_size, lowercase, split)
+        tokenizer = _build_vocab(kind, lines, vocab_size, o)
     if tokenizer.vocab_size <= len(SPECIAL_TOKENS):
         raise TokenizerError(f"the {kind} tokenizer learned no tokens from {len(lines)} training lines")
     return tokenizer
@@ -267,7 +320,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
             from tokenizers import Tokenizer as HFTokenizer
 
             return BpeTokenizer(HFTokenizer.from_str(json.dumps(payload["hf_tokenizer"])))
-        return VocabTokenizer(kind, list(payload["tokens"]), bool(payload["lowercase"]), payload.get("split", "whitespace"))
+        split, drop_spaces = payload.get("split", "whitespace"), bool(payload.get("drop_spaces", False))
+        return VocabTokenizer(kind, list(payload["tokens"]), bool(payload["lowercase"]), split, drop_spaces)
     except TokenizerError as err:
         raise TokenizerError(f"{path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - any parse failure (HF raises plain Exception) means the same to the user

@@ -23,7 +23,7 @@ from seqgan.data.tokenizers import Tokenizer, load_tokenizer
 from seqgan.models.generator import Generator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.runtime import configure
-from seqgan.training.checkpoint import find_checkpoint, load_weights
+from seqgan.training.checkpoint import DamagedCheckpointError, checkpoint_names, find_checkpoint, load_weights
 
 TOKENIZER_FILE = "tokenizer.json"
 ORACLE_FILE = "oracle.safetensors"
@@ -146,7 +146,15 @@ def open_run(run_dir: str | Path, device: str | None = None) -> Run:
     data = load_run_data(cfg, run_dir, device)
     generator = make_generator(cfg, data).to(device)
     path = find_checkpoint(run_dir / "checkpoints", checkpoint)
-    load_weights(path, "generator", generator)
+    try:
+        load_weights(path, "generator", generator)
+    except DamagedCheckpointError as err:
+        others = [n for n in checkpoint_names(run_dir / "checkpoints") if n != path.name]
+        raise DamagedCheckpointError(
+            f"{err}; use another checkpoint, {run_dir}@NAME with NAME one of: {', '.join(others)}"
+            if others
+            else f"{err}; no other checkpoint is left: train the run again"
+        ) from None
     return Run(run_dir, cfg, data, generator.eval(), device, path.name)
 
 

@@ -7,7 +7,9 @@
 What one unit of a phase does is the algorithm's; the trainer runs the units, shows progress,
 writes a metrics row every `eval.every` units and at every phase end (`Evaluator` for G, the
 algorithm for D), checkpoints every `checkpoint.every` units and at every phase end, and stops
-cleanly on SIGINT / SIGTERM after the unit in progress. An "MLE only" baseline is `algorithm: mle`.
+cleanly on SIGINT / SIGTERM within seconds: the unit in progress is dropped and the state kept at
+the boundary before it is checkpointed (`seqgan.training.signals`; under torchrun, after the
+unit). An "MLE only" baseline is `algorithm: mle`.
 
 Under torchrun (`seqgan.distributed`) every rank runs this same loop on its shard of each global
 batch; metrics are computed on shards and summed; only rank 0 writes files; checkpoints hold
@@ -16,9 +18,11 @@ every rank's RNG states, so a resume must use the same number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +40,20 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.runtime import autocast, configure, set_numerics
 from seqgan.seeding import rng_state, set_rng_state, set_seed
-from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state, load_weights, save_checkpoint
+from seqgan.training.checkpoint import (
+    CheckpointError,
+    DamagedCheckpointError,
+    latest_checkpoint,
+    load_state,
+    load_weights,
+    resume_candidates,
+    save_checkpoint,
+)
 from seqgan.training.early_stopping import EarlyStopping
 from seqgan.training.evaluator import Evaluator, eval_generator
 from seqgan.training.experiment import init_source, load_run_data, resolve_device, split_run_spec
 from seqgan.training.rundir import RunFolder
-from seqgan.training.signals import StopOnSignal, TrainingStopped
+from seqgan.training.signals import StopOnSignal, StopRequested, TrainingStopped
 
 SHOWN = ("nll_oracle", "nll_test", "bleu4_test", "exact_match_greedy")  # metrics on the progress bar
 
@@ -100,6 +112,8 @@ class Trainer:
         self._saved = ""  # name of the last checkpoint written by this process
         self.pending: dict[str, list[float]] = {}  # values logged since the last row (kept in checkpoints)
         self._stop = StopOnSignal()
+        self._begun = False  # the current phase's begin_phase (and starting row) done
+        self._boundary: Boundary | None = None  # the state at the last unit boundary (single process)
 
     @property
     def dir(self) -> Path:
@@ -128,10 +142,7 @@ class Trainer:
         return self.algorithm.models() | extra
 
     def resume(self) -> None:
-        path = latest_checkpoint(self.folder.checkpoints)
-        for key, model in self.models().items():
-            load_weights(path, key, model)
-        state = load_state(path)
+        path, state = self._load_newest_good()
         for name, opt in self.algorithm.optimizers.items():
             opt.optimizer.load_state_dict(state["optimizers"][name])
             # An optimizer's state carries its learning rate: a config edited since would be silently ignored.
@@ -149,6 +160,8 @@ class Trainer:
             )
         set_rng_state(ranks[self.dist.rank], self._rngs())
         self.phase, self.epoch = state["phase"], state["epoch"]
+        self._begun = state.get("begun", True)  # older checkpoints were written only after a phase began
+        self._saved = path.name
         # Checkpoints written before step counts and pending averages were recorded lack them.
         self.algorithm.steps = dict(state.get("steps", {"g": 0, "d": 0}))
         self.pending = {k: list(v) for k, v in state.get("pending", {}).items()}
@@ -163,6 +176,23 @@ class Trainer:
             ]
             self.folder.log.rewrite(keep)
 
+    def _load_newest_good(self) -> tuple[Path, dict[str, Any]]:
+        """Load every model from the newest checkpoint whose files are all intact (a damaged one is
+        named in a warning and the one before it tried); returns its folder and state."""
+        damaged: list[str] = []
+        for path in resume_candidates(self.folder.checkpoints):
+            try:
+                for key, model in self.models().items():
+                    load_weights(path, key, model)
+                state = load_state(path)
+            except DamagedCheckpointError as err:
+                damaged.append(str(err))
+                continue
+            if damaged and self.dist.is_main():
+                print(f"seqgan train: warning: {damaged[0]}; resuming from the older checkpoint {path}", file=sys.stderr)
+            return path, state
+        raise CheckpointError(f"no intact checkpoint in {self.folder.checkpoints} ({'; '.join(damaged)}); start the run again")
+
     @staticmethod
     def _position(phase: str, epoch: int) -> tuple[int, int]:
         return PHASES.index(phase), epoch
@@ -170,15 +200,13 @@ class Trainer:
     def _rngs(self) -> dict[str, torch.Generator]:
         return {"sample": self.streams.sample, "shuffle": self.streams.shuffle}
 
-    def checkpoint(self) -> None:
-        name = f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}"
-        if name == self._saved:
-            return
-        self._saved = name
+    def capture(self) -> Boundary:
+        """Everything a checkpoint holds, copied now (so that training on does not change it)."""
         state: dict[str, Any] = {
             "phase": self.phase,
             "epoch": self.epoch,
-            "optimizers": {name: opt.optimizer.state_dict() for name, opt in self.algorithm.optimizers.items()},
+            "begun": self._begun,
+            "optimizers": {name: _copied(opt.optimizer.state_dict()) for name, opt in self.algorithm.optimizers.items()},
             "rng": rng_state(self._rngs()),
             "steps": dict(self.algorithm.steps),
             "pending": {k: list(v) for k, v in self.pending.items()},
@@ -188,9 +216,29 @@ class Trainer:
             state["early_stop"] = dict(self.early.state)
         if self.dist.parallel:  # every rank's streams, so that each resumes exactly
             state["rng_ranks"] = distributed.all_gather_object(state["rng"], self.dist)
+        weights = {key: _copied(model.state_dict()) for key, model in self.models().items()}
+        return Boundary(f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}", weights, state)
+
+    def checkpoint(self, boundary: Boundary | None = None) -> None:
+        """Write `boundary` (default: the state now) as a checkpoint, unless this process just wrote it."""
+        boundary = boundary or self.capture()
+        if boundary.name == self._saved:
+            return
+        self._saved = boundary.name
         if self.dist.is_main():
-            save_checkpoint(self.folder.checkpoints, name, self.models(), state, self.cfg.checkpoint.keep)
+            save_checkpoint(self.folder.checkpoints, boundary.name, boundary.weights, boundary.state, self.cfg.checkpoint.keep)
         distributed.barrier(self.dist)  # no rank reports or resumes from a checkpoint still being written
+
+    def _at_boundary(self, write: bool) -> None:
+        """Between two units: keep the state (a single-process run, for a stop inside the next unit)
+        and write it as a checkpoint if `write`."""
+        if self.dist.parallel:  # ranks stop together at unit boundaries: nothing kept in memory
+            if write:
+                self.checkpoint()
+            return
+        self._boundary = self.capture()
+        if write:
+            self.checkpoint(self._boundary)
 
     def last_checkpoint(self) -> str:
         try:
@@ -235,16 +283,20 @@ class Trainer:
     # ------------------------------------------------------------------ phases
 
     def run(self) -> None:
+        """Run the phases from where the run stands. A trainer stopped by a signal (`TrainingStopped`)
+        is done: continue with a new one and `resume`."""
         with StopOnSignal() as stop:
             self._stop = stop
             try:
                 for phase in PHASES[PHASES.index(self.phase) :]:
                     if phase != self.phase:
-                        self.phase, self.epoch = phase, 0
+                        self.phase, self.epoch, self._begun = phase, 0, False
                     self._phase_began = time.perf_counter()
                     self._run_phase()
                     self.timings = self._timings_so_far()
                     self._phase_began = None
+            except StopRequested as request:
+                self._stop_inside_unit(request.signum)
             except NonFiniteLossError as err:
                 steps = self.algorithm.steps
                 raise NonFiniteLossError(
@@ -258,27 +310,42 @@ class Trainer:
 
     def _run_phase(self) -> None:
         total = self.algorithm.epochs(self.phase)
-        if self.epoch == 0:
+        if not self._begun:
             self.algorithm.begin_phase(self.phase)
             if self.phase == "mle" and (total > 0 or self.cfg.pretrain.init_from):  # where G starts
                 self.record({})
+            self._begun = True
         if total == 0:
             return
+        self._at_boundary(write=False)
         with self._bar(total) as bar:
             while self.epoch < total and not (self.early is not None and self.early.stopped_at):
-                with autocast(self.device, self.cfg.precision):
-                    logs = self.algorithm.train_unit(self.phase)
-                self.epoch += 1
-                bar.update()
-                stopped = self.phase == "mle" and self._early_stop()
-                if self.epoch % self.cfg.eval.every == 0 or self.epoch == total or stopped:
-                    extra = self._logged(logs) | ({"best_epoch": self.early.state["best_epoch"]} if stopped else {})
-                    row = self.record(extra)
-                    self.pending.clear()
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in (*SHOWN, "d_loss", "d_acc") if k in row})
-                elif VIEWS[self.phase].mean:
-                    self._logged(logs)
+                # A stop signal in here ends the unit at once; the run goes back to the boundary kept above.
+                with self._stop.interruptible(enabled=not self.dist.parallel):
+                    with self._steps_bar(), autocast(self.device, self.cfg.precision):
+                        logs = self.algorithm.train_unit(self.phase)
+                    self.epoch += 1
+                    bar.update()
+                    stopped = self.phase == "mle" and self._early_stop()
+                    if self.epoch % self.cfg.eval.every == 0 or self.epoch == total or stopped:
+                        extra = self._logged(logs) | ({"best_epoch": self.early.state["best_epoch"]} if stopped else {})
+                        row = self.record(extra)
+                        self.pending.clear()
+                        bar.set_postfix({k: f"{row[k]:.3f}" for k in (*SHOWN, "d_loss", "d_acc") if k in row})
+                    elif VIEWS[self.phase].mean:
+                        self._logged(logs)
                 self._checkpoint_or_stop(total, phase_over=stopped)
+
+    def _stop_inside_unit(self, signum: int) -> None:
+        """A stop signal came inside a unit: its work is dropped; the state of the boundary before it
+        becomes the checkpoint a resume starts from (bitwise the same run as one never stopped)."""
+        unit = f"{VIEWS[self.phase].title} {'step' if self.phase == 'd_pretrain' else 'epoch'} {self.epoch + 1}"
+        self.checkpoint(self._boundary)
+        raise TrainingStopped(
+            f"stopped by {signal.Signals(signum).name} during {unit} (its work so far is dropped); checkpoint "
+            f"{self.last_checkpoint()}; continue with: seqgan train --resume {self.dir}",
+            signum,
+        )
 
     def _early_stop(self) -> bool:
         """After an MLE epoch, with pretrain.patience: True when the phase ends here."""
@@ -292,8 +359,8 @@ class Trainer:
         if self.dist.parallel:  # all ranks stop together when any of them got a signal
             flag = torch.tensor([self._stop.signum], device=self.device)
             self._stop.signum = int(distributed.all_reduce_(flag, self.dist, op="max"))
-        if self.epoch % self.cfg.checkpoint.every == 0 or self.epoch == total or phase_over or self._stop.signum:
-            self.checkpoint()
+        due = self.epoch % self.cfg.checkpoint.every == 0 or self.epoch == total or phase_over or self._stop.signum
+        self._at_boundary(write=bool(due))
         if self._stop.signum:
             raise TrainingStopped(
                 f"stopped by {signal.Signals(self._stop.signum).name} after {self.phase} epoch {self.epoch}; "
@@ -303,7 +370,28 @@ class Trainer:
 
     def _bar(self, total: int) -> tqdm:
         title = VIEWS[self.phase].title
-        return tqdm(total=total, initial=self.epoch, desc=title, disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
+        return tqdm(total=total, initial=self.epoch, desc=title, disable=self._no_bars(), file=sys.stderr, dynamic_ncols=True)
+
+    def _no_bars(self) -> bool:
+        """Progress bars go to a terminal only (not to logs, not in tests)."""
+        return self.quiet or not sys.stderr.isatty()
+
+    @contextlib.contextmanager
+    def _steps_bar(self) -> Iterator[None]:
+        """A second bar, under the phase's, that counts the optimizer steps of a unit with an estimate of
+        its end; shown only when the unit lasts more than 2 s (a D pre-training step on long sequences)."""
+        steps = self.algorithm.unit_steps(self.phase)
+        if self._no_bars() or steps <= 1:
+            yield
+            return
+        unit = "D pre-training step" if self.phase == "d_pretrain" else "epoch"
+        with tqdm(total=steps, desc=f"  {unit} {self.epoch + 1}", unit="step", leave=False, delay=2.0, file=sys.stderr) as bar:
+            hooks = [opt.optimizer.register_step_post_hook(lambda *_: bar.update()) for opt in self.algorithm.optimizers.values()]
+            try:
+                yield
+            finally:
+                for hook in hooks:
+                    hook.remove()
 
     def _timings_so_far(self) -> dict[str, float]:
         """Seconds per phase, the running phase's time so far included: a checkpoint keeps it, so a
@@ -317,6 +405,27 @@ class Trainer:
         n = self.cfg.eval.final_samples
         samples = sample_for_data(self.generator, self.data, n, eval_generator(self.cfg, self.device))
         self.folder.write_end(self.timings, self.cfg.threads, self.dist.world, format_samples(samples, self.data))
+
+
+@dataclass
+class Boundary:
+    """A copy of what a checkpoint holds, taken between two units: its folder name, every model's
+    weights (by file name) and the state (optimizers, RNG streams, position in the run)."""
+
+    name: str
+    weights: dict[str, dict[str, torch.Tensor]]
+    state: dict[str, Any]
+
+
+def _copied(value: Any) -> Any:
+    """`value` with every tensor in it (in dicts, lists, tuples) cloned: state dicts share the live tensors."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copied(v) for v in value)
+    return value
 
 
 def check_divisible(cfg: ExperimentConfig, world: int) -> None:

@@ -1,0 +1,54 @@
+"""The progress bar inside a long unit counts optimizer steps: `unit_steps` must be the count a unit takes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from seqgan.config import load_config
+from seqgan.training import run as run_module
+from seqgan.training.run import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["algorithm=mle", "pretrain.epochs=2"], ["adversarial.g_steps=2", "adversarial.d_steps=2"]]
+)
+def test_unit_steps_is_the_number_of_optimizer_steps_of_each_unit(tmp_path, overrides):
+    if "algorithm=mle" in overrides:  # the MLE baseline reads no D or adversarial section
+        cfg = load_config(None, ["data.vocab_size=50", "data.num_train=256", "pretrain.batch_size=32", *overrides])
+    else:
+        cfg = load_config(ROOT / "configs" / "smoke.yaml", overrides)
+    trainer = Trainer(cfg, tmp_path, quiet=True)
+    trainer.start(["test"])
+    algorithm, seen = trainer.algorithm, []
+    real_unit = algorithm.train_unit
+
+    def counted(phase: str):
+        steps = [0]
+        hooks = [
+            o.optimizer.register_step_post_hook(lambda *_: steps.__setitem__(0, steps[0] + 1))
+            for o in algorithm.optimizers.values()
+        ]
+        logs = real_unit(phase)
+        for hook in hooks:
+            hook.remove()
+        seen.append((phase, steps[0], algorithm.unit_steps(phase)))
+        return logs
+
+    algorithm.train_unit = counted
+    trainer.run()
+    assert seen and all(taken == expected > 0 for _, taken, expected in seen), seen
+
+
+def test_bars_show_on_a_terminal_only(tmp_path, monkeypatch):
+    trainer = Trainer(load_config(ROOT / "configs" / "smoke.yaml"), tmp_path)
+    tty = io.StringIO()
+    tty.isatty = lambda: True
+    monkeypatch.setattr(run_module.sys, "stderr", tty)
+    assert not trainer._no_bars()
+    monkeypatch.setattr(run_module.sys, "stderr", io.StringIO())
+    assert trainer._no_bars()
