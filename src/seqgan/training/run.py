@@ -379,13 +379,13 @@ class Trainer:
     @contextlib.contextmanager
     def _steps_bar(self) -> Iterator[None]:
         """A second bar, under the phase's, that counts the optimizer steps of a unit with an estimate of
-        its end; shown only when the unit lasts more than 2 s (a D pre-training step on long sequences)."""
+        its end (a D pre-training step on long sequences can take minutes)."""
         steps = self.algorithm.unit_steps(self.phase)
         if self._no_bars() or steps <= 1:
             yield
             return
         unit = "D pre-training step" if self.phase == "d_pretrain" else "epoch"
-        with tqdm(total=steps, desc=f"  {unit} {self.epoch + 1}", unit="step", leave=False, delay=2.0, file=sys.stderr) as bar:
+        with tqdm(total=steps, desc=f"  {unit} {self.epoch + 1}", unit="step", leave=False, file=sys.stderr) as bar:
             hooks = [opt.optimizer.register_step_post_hook(lambda *_: bar.update()) for opt in self.algorithm.optimizers.values()]
             try:
                 yield
