@@ -405,7 +405,9 @@ class DPretrainConfig:
         _check(self.num_negatives >= 1, "d_pretrain.num_negatives must be >= 1")
 
 
-G_STEP_FIELDS = ("g_steps", "batch_size", "g_lr", "grad_clip", "rollout_num", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")  # fmt: skip
+G_STEP_FIELDS = ("g_steps", "batch_size", "g_lr", "grad_clip", "rollout_num", "rollout_stride", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")  # fmt: skip
+ROLLOUT_FIELDS = ("rollout_num", "rollout_stride", "rollout_update_rate", "rollout_chunk")
+REWARDS = ("rollout", "prefix_d")
 D_STEP_FIELDS = ("d_steps", "d_epochs", "num_negatives")
 
 
@@ -425,8 +427,18 @@ class AdversarialConfig:
     d_epochs: int = 3
     """Epochs over (positives + negatives) per D step."""
     num_negatives: int = 10_000
+    reward: str = "rollout"
+    """Where Q(t) comes from. 'rollout' (the paper): D's scores of Monte Carlo continuations of each
+    prefix, about N x T^2 / 2 sampled tokens per sequence (rollout_stride cuts it). 'prefix_d': no
+    rollouts; Q(t) = D(y_1..t) from a D that scores every prefix in one pass (discriminator.kind=rnn
+    with bidirectional=false), trained on every prefix of real and generated sequences (ScratchGAN's
+    per-step D, de Masson d'Autume et al. 2019): cost linear in T. See docs/long_sequences.md."""
     rollout_num: int = 16
     """N: Monte Carlo continuations per prefix."""
+    rollout_stride: int = 1
+    """k: roll out only the prefixes t = k, 2k, ... (< T) and score the full sequence at T; tokens
+    (j-1)k+1 .. jk share Q(jk), the tokens after the last multiple of k share D(Y). 1: every prefix
+    (the paper); k ~ T/10 makes the cost linear in T; k >= T: every token gets D(Y)."""
     rollout_update_rate: float = 0.8
     """r in theta_roll <- r * theta_roll + (1 - r) * theta; 0 rolls out with the current G."""
     rollout_chunk: int = 1024
@@ -450,8 +462,9 @@ class AdversarialConfig:
                 getattr(self, name) >= 1,
                 f"adversarial.{name} must be >= 1; to freeze that model use adversarial.{side}=false",
             )
-        for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_chunk"):
+        for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_stride", "rollout_chunk"):
             _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
+        _check(self.reward in REWARDS, f"adversarial.reward={self.reward!r}: use 'rollout' (the paper) or 'prefix_d'")
         _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
         _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
         _check(self.baseline in ("none", "mean", "prefix"), "adversarial.baseline must be 'none', 'mean' or 'prefix'")
@@ -459,6 +472,12 @@ class AdversarialConfig:
         _check(self.kl_weight >= 0, "adversarial.kl_weight must be >= 0 (0: no KL penalty)")
         _check(self.train_g or self.train_d, "adversarial.train_g and train_d are both false: set adversarial.epochs=0 instead")
         defaults = AdversarialConfig.__dataclass_fields__
+        if self.reward != "rollout":
+            for name in ROLLOUT_FIELDS:
+                _check(
+                    getattr(self, name) == defaults[name].default,
+                    f"adversarial.{name} applies only to adversarial.reward=rollout ({self.reward} rolls nothing out); remove it",
+                )
         frozen = {"train_g": G_STEP_FIELDS, "train_d": D_STEP_FIELDS}
         for side, names in frozen.items():
             if not getattr(self, side):

@@ -10,7 +10,9 @@ Both are `Discriminator`s: the interface every algorithm uses, with no probing o
 it holds: `forward` (logits (B, 2) of D(y, c), whose `prob_real` is the reward signal), `loss`
 (what a D training step minimises: Eq. 5's cross-entropy, the paper code's L2 on the output layer,
 and a condition head's own loss), `real_fake_logits` (the real/fake decision alone, which D
-accuracy reads) and `begin_training` (called before D's first step).
+accuracy reads) and `begin_training` (called before D's first step). A causal D (a one-way RNN D,
+`scores_prefixes`) also scores every prefix of a batch in one pass (`prefix_logits`) and learns
+from every prefix (`prefix_loss`): the rewards of `adversarial.reward=prefix_d`, with no rollouts.
 
 A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
@@ -114,6 +116,38 @@ class Discriminator(nn.Module):
 
     def begin_training(self, generator: nn.Module) -> None:
         """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
+
+    @property
+    def scores_prefixes(self) -> bool:
+        """Whether `prefix_logits` is available: a causal D, whose score of y_1..y_t reads no later token."""
+        return False
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every prefix scored in one pass: tokens (B, T) -> logits (B, T, 2), [b, t-1] = D(y_1..y_t)
+        (class 1 = real). Only a D that `scores_prefixes` has it; its [:, -1] is `forward`'s score."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot score prefixes; use discriminator.kind=rnn with discriminator.bidirectional=false"
+        )
+
+    def prefix_loss(
+        self,
+        tokens: torch.Tensor,
+        is_real: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        l2_reg: float = 0.0,
+    ) -> torch.Tensor:
+        """D's loss on every prefix (ScratchGAN's per-step D, de Masson d'Autume et al. 2019): the
+        cross-entropy of `discriminator_loss` at each (b, t), each prefix labelled as its sequence,
+        averaged over the valid positions; tokens (B, T), is_real (B,) bool, mask (B, T) bool (True
+        up to and including the end token; None: every position)."""
+        logits = self.prefix_logits(tokens)  # (B, T, 2)
+        labels = is_real[:, None].expand(tokens.shape)  # (B, T)
+        if mask is not None:
+            logits, labels = logits[mask], labels[mask]  # (M, 2), (M,): padding left out
+        return discriminator_loss(
+            logits.reshape(-1, 2), labels.reshape(-1), label_smoothing, self.out.weight, self.out.bias, l2_reg
+        )
 
 
 class Highway(nn.Module):
@@ -309,6 +343,18 @@ class RNNDiscriminator(Discriminator):
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
         return torch.cat(list(h), dim=1)
 
+    @property
+    def scores_prefixes(self) -> bool:
+        """A one-way RNN classifying its final state, with no condition: its output after y_t is the
+        final state of reading y_1..y_t alone, so one pass scores every prefix."""
+        return not self.rnn.bidirectional and self.pool is None and self.condition is None and self.classifier is None
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.scores_prefixes:
+            return super().prefix_logits(tokens)
+        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
+        return self.out(self.dropout(out))  # (B, T, 2)
+
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         pooled = self.pooled(tokens)
         if self.projection is not None:
@@ -377,6 +423,13 @@ def prob_real(
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)
+
+
+@torch.no_grad()
+def prefix_prob_real(discriminator: Discriminator, tokens: torch.Tensor) -> torch.Tensor:
+    """P(real | y_1..y_t) for every prefix of every sequence, in one pass: tokens (B, T) -> (B, T).
+    The caller puts D in eval mode."""
+    return torch.softmax(discriminator.prefix_logits(tokens), dim=-1)[..., 1]
 
 
 @torch.no_grad()
