@@ -28,13 +28,17 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 TOKEN = 3
 
 
-def prefix_d_config(tmp_path: Path) -> Path:
-    """configs/smoke.yaml with a causal D (a one-way GRU) and reward=prefix_d: its CNN and rollout
-    settings do not apply to this reward, so they are left out rather than overridden."""
+def prefix_d_config(tmp_path: Path, kind: str = "rnn") -> Path:
+    """configs/smoke.yaml with reward=prefix_d and a causal D: a one-way GRU (kind='rnn'), or the
+    smoke CNN with causal=true ('cnn'). The rollout settings (and for the GRU the CNN's) do not
+    apply, so they are left out rather than overridden."""
     raw = yaml.safe_load(SMOKE.read_text())
-    raw["discriminator"] = {"kind": "rnn", "bidirectional": False, "embed_dim": 16, "rnn_hidden": 16, "batch_size": 32}
+    if kind == "rnn":
+        raw["discriminator"] = {"kind": "rnn", "bidirectional": False, "embed_dim": 16, "rnn_hidden": 16, "batch_size": 32}
+    else:
+        raw["discriminator"]["causal"] = True
     raw["adversarial"] = {k: v for k, v in raw["adversarial"].items() if not k.startswith("rollout_")} | {"reward": "prefix_d"}
-    path = tmp_path / "smoke_prefix_d.yaml"
+    path = tmp_path / f"smoke_prefix_d_{kind}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
 
@@ -53,12 +57,18 @@ class CountingD(Discriminator):
         return torch.stack([torch.zeros_like(count), count], dim=-1)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_causal_d_scores_each_prefix_as_if_it_read_that_prefix_alone(cell):
-    """prefix_logits[:, t-1] equals D run on y_1..y_t alone: a D that peeked at later tokens (a
-    bidirectional RNN, or a pooled read of the whole sequence) fails this."""
+def causal_d(kind: str) -> Discriminator:
     torch.manual_seed(0)
-    d = RNNDiscriminator(13, 8, 6, cell, bidirectional=False, dropout=0.0).eval()
+    if kind == "cnn":
+        return CNNDiscriminator(13, 8, [1, 2, 4], [3, 4, 5], dropout=0.0, causal=True).eval()
+    return RNNDiscriminator(13, 8, 6, kind, bidirectional=False, dropout=0.0).eval()
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm", "cnn"])
+def test_causal_d_scores_each_prefix_as_if_it_read_that_prefix_alone(kind):
+    """prefix_logits[:, t-1] equals D run on y_1..y_t alone: a D that peeked at later tokens (a
+    bidirectional RNN, windows that reach past t, a max over the whole sequence) fails this."""
+    d = causal_d(kind)
     assert d.scores_prefixes
     x = torch.randint(0, 13, (5, 9), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -79,8 +89,28 @@ def test_only_a_causal_d_scores_prefixes():
         CNNDiscriminator(13, 8, [1, 2], [3, 3]),
     ):
         assert not d.scores_prefixes
-        with pytest.raises(NotImplementedError, match="discriminator.bidirectional=false"):
+        with pytest.raises(NotImplementedError, match="discriminator.bidirectional=false, or discriminator.causal=true"):
             d.prefix_logits(x)
+
+
+def test_causal_cnn_windows_by_hand():
+    """Width 2, one filter summing its window's embedding (1-d, the token id): the window ending at t
+    is y_{t-1} + y_t (0 before y_1), the prefix feature its running max; D's real logit is that max."""
+    d = CNNDiscriminator(5, 1, [2], [1], dropout=0.0, causal=True).eval()
+    with torch.no_grad():
+        d.embedding.weight.copy_(torch.arange(5.0)[:, None])
+        d.convs[0].weight.fill_(1.0)
+        d.convs[0].bias.zero_()
+        for layer in (d.highway.transform, d.highway.gate):
+            layer.weight.zero_()
+        d.highway.gate.bias.fill_(-100.0)  # the highway passes its input through
+        d.out.weight.copy_(torch.tensor([[0.0], [1.0]]))
+        d.out.bias.zero_()
+        y = torch.tensor([[4, 0, 1, 3, 0]])  # windows: 4, 4, 1, 4, 3 -> running max 4, 4, 4, 4, 4
+        assert d.prefix_logits(y)[0, :, 1].tolist() == [4.0, 4.0, 4.0, 4.0, 4.0]
+        y = torch.tensor([[1, 0, 2, 3, 4]])  # windows: 1, 1, 2, 5, 7
+        assert d.prefix_logits(y)[0, :, 1].tolist() == [1.0, 1.0, 2.0, 5.0, 7.0]
+        assert d(y)[0, 1].item() == 7.0
 
 
 def test_prefix_rewards_from_a_rigged_d_by_hand():
@@ -146,13 +176,19 @@ def test_prefix_d_config_needs_a_causal_d_and_no_rollout_settings(tmp_path):
         load_config(None, ["adversarial.reward=best"])
     with pytest.raises(ConfigError, match="rollout_stride must be >= 1"):
         load_config(None, ["adversarial.rollout_stride=0"])
+    with pytest.raises(ConfigError, match="causal applies only to kind='cnn'"):
+        load_config(None, ["discriminator.kind=rnn", "discriminator.causal=true"])
+    with pytest.raises(ConfigError, match="fused_conv does not apply to causal=true"):
+        load_config(None, ["discriminator.causal=true", "discriminator.fused_conv='off'"])
+    assert load_config(SMOKE, [*base, "discriminator.causal=true"]).discriminator.causal
     cfg = load_config(prefix_d_config(tmp_path))
     assert cfg.adversarial.reward == "prefix_d" and not cfg.discriminator.bidirectional
 
 
-def test_smoke_cli_run_with_prefix_d_and_with_a_rollout_stride(tmp_path):
+def test_smoke_cli_runs_with_prefix_d_and_with_a_rollout_stride(tmp_path):
     for name, args in (
         ("prefix_d", [str(prefix_d_config(tmp_path))]),
+        ("prefix_d_cnn", [str(prefix_d_config(tmp_path, "cnn"))]),
         ("stride", [str(SMOKE), "adversarial.rollout_stride=3"]),
     ):
         out = tmp_path / name

@@ -256,6 +256,9 @@ class DiscriminatorConfig:
     """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
     CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both)."""
+    causal: bool = False
+    """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
+    scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
     rnn_cell: str = "gru"
     """RNN only: 'gru' or 'lstm'."""
     rnn_hidden: int = 64
@@ -334,12 +337,20 @@ class DiscriminatorConfig:
             )
             _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
             _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
+            _check(
+                not self.causal or self.fused_conv == "auto",
+                "discriminator.fused_conv does not apply to causal=true (its convolutions are left-padded per width); remove it",
+            )
             for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads"):
                 _check(
                     getattr(self, name) == defaults[name].default,
                     f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
                 )
         else:
+            _check(
+                not self.causal,
+                "discriminator.causal applies only to kind='cnn'; a one-way RNN D is causal: set discriminator.bidirectional=false",
+            )
             _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
             _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
             _check(
@@ -431,7 +442,7 @@ class AdversarialConfig:
     """Where Q(t) comes from. 'rollout' (the paper): D's scores of Monte Carlo continuations of each
     prefix, about N x T^2 / 2 sampled tokens per sequence (rollout_stride cuts it). 'prefix_d': no
     rollouts; Q(t) = D(y_1..t) from a D that scores every prefix in one pass (discriminator.kind=rnn
-    with bidirectional=false), trained on every prefix of real and generated sequences (ScratchGAN's
+    with bidirectional=false, or discriminator.causal=true), trained on every prefix of real and generated sequences (ScratchGAN's
     per-step D, de Masson d'Autume et al. 2019): cost linear in T. See docs/long_sequences.md."""
     rollout_num: int = 16
     """N: Monte Carlo continuations per prefix."""

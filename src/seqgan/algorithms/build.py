@@ -58,6 +58,7 @@ def build_discriminator(
             encoder,
             cfg.condition_join,
             fused_conv=cfg.fused_conv,
+            causal=cfg.causal,
         )
     return RNNDiscriminator(
         vocab_size, cfg.embed_dim, cfg.rnn_hidden, cfg.rnn_cell, cfg.bidirectional, cfg.dropout, cfg.rnn_pooling,

@@ -73,10 +73,11 @@ class SeqGAN(Algorithm):
         if cfg.adversarial.reward != "prefix_d":
             return
         d = cfg.discriminator
-        if not (d.kind == "rnn" and not d.bidirectional and d.rnn_pooling == "last"):
+        causal = d.causal if d.kind == "cnn" else not d.bidirectional and d.rnn_pooling == "last"
+        if not causal:
             raise ConfigError(
-                "adversarial.reward=prefix_d needs a D that scores every prefix: set discriminator.kind=rnn "
-                "discriminator.bidirectional=false (and rnn_pooling=last)"
+                "adversarial.reward=prefix_d needs a D that scores every prefix: set discriminator.causal=true (CNN), or "
+                "discriminator.kind=rnn discriminator.bidirectional=false (and rnn_pooling=last)"
             )
         if cfg.condition.kind != "none":
             raise ConfigError(

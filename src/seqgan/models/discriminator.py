@@ -11,7 +11,7 @@ it holds: `forward` (logits (B, 2) of D(y, c), whose `prob_real` is the reward s
 (what a D training step minimises: Eq. 5's cross-entropy, the paper code's L2 on the output layer,
 and a condition head's own loss), `real_fake_logits` (the real/fake decision alone, which D
 accuracy reads) and `begin_training` (called before D's first step). A causal D (a one-way RNN D,
-`scores_prefixes`) also scores every prefix of a batch in one pass (`prefix_logits`) and learns
+or the CNN with causal=True: `scores_prefixes`) also scores every prefix of a batch in one pass (`prefix_logits`) and learns
 from every prefix (`prefix_loss`): the rewards of `adversarial.reward=prefix_d`, with no rollouts.
 
 A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
@@ -126,7 +126,8 @@ class Discriminator(nn.Module):
         """Every prefix scored in one pass: tokens (B, T) -> logits (B, T, 2), [b, t-1] = D(y_1..y_t)
         (class 1 = real). Only a D that `scores_prefixes` has it; its [:, -1] is `forward`'s score."""
         raise NotImplementedError(
-            f"{type(self).__name__} cannot score prefixes; use discriminator.kind=rnn with discriminator.bidirectional=false"
+            f"{type(self).__name__} cannot score prefixes; use discriminator.kind=rnn with discriminator.bidirectional=false, "
+            "or discriminator.causal=true (CNN), and no condition"
         )
 
     def prefix_loss(
@@ -180,6 +181,12 @@ class CNNDiscriminator(Discriminator):
     of 15 MFLOP of convolution; the tables (V x sum(w n_w) floats, 250 MB for the paper's D) are
     rebuilt whenever a weight may have changed since the last call: after any pass in training mode
     or with gradients, and after any in-place change that bumps a weight's version (loading weights).
+
+    causal=True makes it a D that scores every prefix in one pass (`prefix_logits`): each width-w
+    convolution reads the sequence left-padded with w - 1 zero vectors, so a window ends at every
+    position t, and the pooled feature of prefix y_1..t is the running max over the windows that end
+    at or before t. Its whole-sequence score is the last prefix's (a different D from the paper's,
+    whose windows never overhang; scoring takes the convolutions, not the tables).
     """
 
     def __init__(
@@ -192,11 +199,13 @@ class CNNDiscriminator(Discriminator):
         condition: nn.Module | None = None,
         condition_join: str = "concat",
         fused_conv: str = "auto",
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if fused_conv not in FUSED_CONV:
             raise ValueError(f"fused_conv must be one of {FUSED_CONV}, got {fused_conv!r}")
         self.fused_conv = fused_conv
+        self.causal = causal
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
         self._invalid: torch.Tensor | None = None  # fused convolution: (sum n_w, T) True where a window overruns
@@ -264,7 +273,9 @@ class CNNDiscriminator(Discriminator):
     def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> pooled features (B, sum(num_filters)) after the highway layer, joined
         with e(c) (B, C) before it when conditional by concatenation."""
-        if self._use_tables():
+        if self.causal:
+            pooled = torch.cat([out.amax(dim=-1) for out in self._causal_windows(tokens)], dim=1)
+        elif self._use_tables():
             pooled = self._pooled_by_tables(tokens)
         else:
             # A pass that can lead to a step makes the tables stale: fused optimizers change the
@@ -278,6 +289,23 @@ class CNNDiscriminator(Discriminator):
             check_condition(True, cond, len(pooled))
             return self.highway(pooled.relu())
         return self.highway(join_condition(pooled.relu(), self.condition, cond))
+
+    def _causal_windows(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Per width w: tokens (B, T) -> (B, n_w, T), [.., t-1] the window y_{t-w+1}..y_t (zero vectors before y_1)."""
+        x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T)
+        return [conv(F.pad(x, (conv.weight.shape[2] - 1, 0))) for conv in self.convs]
+
+    @property
+    def scores_prefixes(self) -> bool:
+        """causal=True with no condition: the running max of left-padded windows reads no later token."""
+        return self.causal and self.condition is None and self.classifier is None and self.projection is None
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.scores_prefixes:
+            return super().prefix_logits(tokens)
+        running = torch.cat([out.cummax(dim=-1).values for out in self._causal_windows(tokens)], dim=1)  # (B, F, T)
+        h = self.highway(running.transpose(1, 2).relu())  # (B, T, F): relu and max commute, as in `features`
+        return self.out(self.dropout(h))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.dropout(self.features(tokens, cond))  # (B, P)
