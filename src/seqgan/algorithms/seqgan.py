@@ -202,7 +202,7 @@ def policy_gradient_step(
     rewards = action_values(players, samples, noise, cond, a, streams.sample)  # (B, T)
     g.train()
     mask = g.mask(samples)
-    adv = advantages(rewards, a.baseline, a.discount, mask, dist)  # (B, T)
+    adv = advantages(rewards, a.baseline, a.discount, mask, dist, a.rollout_stride)  # (B, T)
     loss, kl = pg_objective(players, model, samples, noise, cond, adv, mask, a.kl_weight)
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
@@ -277,18 +277,22 @@ def pg_objective(
     return pg_loss(-token_nll(logits, samples), adv, "none", mask) + kl_weight * kl, kl
 
 
-def advantages(rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+def advantages(
+    rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist, stride: int = 1
+) -> torch.Tensor:
     """The policy gradient's weights A (B, T) from the rollouts' Q (B, T): discount, then baseline
     (`pg_advantages`), the batch means taken over the global batch under torchrun.
 
     'prefix' subtracts the prefix's value before the discount, so that A(t) = gamma^(L - t) (Q(t) -
-    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)"""
+    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)
+    stride: the rewards' adversarial.rollout_stride; 'prefix' then subtracts the previous stride's
+    Q, shared by the whole stride as the reward is."""
 
     def means(q: torch.Tensor) -> torch.Tensor | None:
         return _global_step_mean(q, mask, dist) if dist.parallel else None
 
     if baseline == "prefix":
-        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards)), discount, mask)
+        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards), stride), discount, mask)
     q = discount_rewards(rewards, discount, mask)
     return pg_advantages(q, baseline, mask, means(q) if baseline == "mean" else None)
 
