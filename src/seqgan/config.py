@@ -442,8 +442,9 @@ class AdversarialConfig:
     """Where Q(t) comes from. 'rollout' (the paper): D's scores of Monte Carlo continuations of each
     prefix, about N x T^2 / 2 sampled tokens per sequence (rollout_stride cuts it). 'prefix_d': no
     rollouts; Q(t) = D(y_1..t) from a D that scores every prefix in one pass (discriminator.kind=rnn
-    with bidirectional=false, or discriminator.causal=true), trained on every prefix of real and generated sequences (ScratchGAN's
-    per-step D, de Masson d'Autume et al. 2019): cost linear in T. See docs/long_sequences.md."""
+    with bidirectional=false, or discriminator.causal=true), trained on every prefix of real and
+    generated sequences (ScratchGAN's per-step D, de Masson d'Autume et al. 2019): cost linear in T.
+    See docs/long_sequences.md."""
     rollout_num: int = 16
     """N: Monte Carlo continuations per prefix."""
     rollout_stride: int = 1

@@ -11,8 +11,9 @@ it holds: `forward` (logits (B, 2) of D(y, c), whose `prob_real` is the reward s
 (what a D training step minimises: Eq. 5's cross-entropy, the paper code's L2 on the output layer,
 and a condition head's own loss), `real_fake_logits` (the real/fake decision alone, which D
 accuracy reads) and `begin_training` (called before D's first step). A causal D (a one-way RNN D,
-or the CNN with causal=True: `scores_prefixes`) also scores every prefix of a batch in one pass (`prefix_logits`) and learns
-from every prefix (`prefix_loss`): the rewards of `adversarial.reward=prefix_d`, with no rollouts.
+or the CNN with causal=True: `scores_prefixes`) also scores every prefix of a batch in one pass
+(`prefix_logits`) and learns from every prefix (`prefix_loss`): the rewards of
+`adversarial.reward=prefix_d`, with no rollouts.
 
 A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that

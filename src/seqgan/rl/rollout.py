@@ -9,13 +9,12 @@ where MC_n continues the prefix Y_1..t with the rollout policy. With a stride k 
 N x T^2 / (2k) sampled tokens instead of N x T^2 / 2) only the prefixes t = k, 2k, ... below T
 are rolled out, and each Q is shared over the tokens of its stride (`stride_columns`).
 All N x P continuations (P = (T-1) // k prefixes) are one flat set of rows, ordered (t, n, b)
-with the prefix length t ascending. A row of prefix t needs
-T - t sampled tokens, so at sampling step k the rows still running (T - t >= k) are a leading
-slice of the rows: the whole set is sampled with one loop over k on shrinking slices, in chunks
-of rows that bound memory, never a Python loop over rollouts or prefixes. Each row starts from
-the policy's cached state after its prefix, so no prefix is re-read. With an end token (text),
-a continuation stops at the end token and is padded, and the continuation of a prefix that has
-already ended is all padding.
+with the prefix length t ascending. A row of prefix t needs T - t sampled tokens, so at sampling
+step s the rows still running (T - t >= s) are a leading slice of the rows: the whole set is
+sampled with one loop over s on shrinking slices, in chunks of rows that bound memory, never a
+Python loop over rollouts or prefixes. Each row starts from the policy's cached state after its
+prefix, so no prefix is re-read. With an end token (text), a continuation stops at the end token
+and is padded, and the continuation of a prefix that has already ended is all padding.
 
 Rewards are assembled with an explicit (N, T, B) layout and reduced over N to (B, T).
 
