@@ -73,6 +73,17 @@ def test_prefix_baseline_with_discount_weighs_the_advantage():
     torch.testing.assert_close(advantages(q, "mean", 0.5, None, SINGLE), d - d.mean(0, keepdim=True))
 
 
+def test_prefix_baseline_of_strided_rewards_by_hand():
+    """Stride 3, T = 7: Q is Q(3), Q(6), D(Y) over tokens 1-3, 4-6, 7. Every token of a stride gets
+    its stride's Q minus the previous stride's (the first stride: minus the batch mean of Q(3))."""
+    q = torch.tensor([[0.2, 0.2, 0.2, 0.5, 0.5, 0.5, 0.9], [0.4, 0.4, 0.4, 0.1, 0.1, 0.1, 0.3]])
+    want = torch.tensor([[-0.1, -0.1, -0.1, 0.3, 0.3, 0.3, 0.4], [0.1, 0.1, 0.1, -0.3, -0.3, -0.3, 0.2]])
+    torch.testing.assert_close(pg_advantages(q, "prefix", stride=3), want)
+    torch.testing.assert_close(advantages(q, "prefix", 1.0, None, SINGLE, 3), want)
+    assert torch.equal(pg_advantages(q, "prefix", stride=1), pg_advantages(q, "prefix"))
+    torch.testing.assert_close(pg_advantages(q, "prefix", stride=9), q - q[:, :1].mean())  # k >= T: the mean of D(Y)
+
+
 def test_baselines_take_the_global_batch_means_under_torchrun(monkeypatch):
     """Rank 0 of 2: the step means (t = 1 for 'prefix', every t for 'mean') are those of both
     ranks' rows, so each rank's advantages are its rows of the one-process global batch's."""

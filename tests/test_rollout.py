@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seqgan.models.generator import Generator
-from seqgan.rl.rollout import rollout_rewards, rollout_sequences, update_rollout_policy
+from seqgan.rl.rollout import rollout_rewards, rollout_sequences, stride_columns, update_rollout_policy
 
 V, T, B = 7, 6, 5
 TOKEN = 3  # the token the rigged D counts
@@ -116,6 +116,61 @@ def test_rollout_continuations_follow_the_policy_state_not_a_restart():
     for t in range(1, T):
         expect = [(int(y[0, t - 1]) + k) % V for k in range(1, T - t + 1)]
         assert out[t - 1, 0, 0, t:].tolist() == expect
+
+
+def test_stride_one_is_the_code_before_strides_bit_for_bit():
+    """Rewards of a seeded random policy with an end token (2), as the code before rollout_stride
+    computed them (commit 447823c; exact: each is a count of TOKEN over 3 rollouts x 9 tokens)."""
+    torch.manual_seed(0)
+    g = Generator(V, 4, 5, eos_token=2, pad_token=0)
+    y = g.sample(4, 9, torch.Generator().manual_seed(1))
+    before = (
+        torch.tensor([[4, 3, 3, 4, 7, 6, 6, 6, 6], [4, 3, 0, 0, 0, 0, 0, 0, 0], [0] * 9, [1, 1, 4, 7, 9, 6, 6, 7, 6]])
+        .float()
+        .div(27)
+    )
+    for stride in ({}, {"stride": 1}):
+        rewards = rollout_rewards(g, token_fraction, y, 3, torch.Generator().manual_seed(2), 10, **stride)
+        assert torch.equal(rewards, before)
+
+
+def test_strided_rewards_by_hand():
+    """T = 7, not a multiple of k. k = 3: prefixes 3 and 6 are rolled out; tokens 1-3 share Q(3),
+    4-6 share Q(6), token 7 gets D(Y). k = 2: prefixes 2, 4, 6; token 7 gets D(Y).
+    y has TOKEN at 1, 3, 5, 7. A policy that always emits 0 leaves Q(t) = count in y_1..t / 7;
+    one that always emits TOKEN adds the T - t tokens it fills in."""
+    y = torch.tensor([[3, 0, 3, 1, 3, 2, 3]])
+    cases = [
+        (3, 0, [2, 2, 2, 3, 3, 3, 4]),  # Q(3) = 2/7, Q(6) = 3/7, D(Y) = 4/7
+        (3, TOKEN, [6, 6, 6, 4, 4, 4, 4]),  # Q(3) = (2 + 4)/7, Q(6) = (3 + 1)/7
+        (2, 0, [1, 1, 2, 2, 3, 3, 4]),  # Q(2) = 1/7, Q(4) = 2/7, Q(6) = 3/7
+        (2, TOKEN, [6, 6, 5, 5, 4, 4, 4]),  # Q(2) = (1 + 5)/7, Q(4) = (2 + 3)/7, Q(6) = (3 + 1)/7
+    ]
+    for stride, filler, sevenths in cases:
+        for chunk in (1, 3, 100):
+            rewards = rollout_rewards(constant_policy(filler), token_fraction, y, 2, torch.Generator(), chunk, stride=stride)
+            torch.testing.assert_close(rewards, torch.tensor([sevenths]) / 7, rtol=0, atol=1e-6)
+
+
+def test_stride_columns_name_the_reward_of_each_token():
+    assert stride_columns(7, 3).tolist() == [0, 0, 0, 1, 1, 1, 2]  # Q(3), Q(6), D(Y)
+    assert stride_columns(6, 3).tolist() == [0, 0, 0, 1, 1, 1]  # Q(3), D(Y): prefix 6 is the whole sequence
+    assert stride_columns(4, 1).tolist() == [0, 1, 2, 3]
+    assert stride_columns(3, 5).tolist() == [0, 0, 0]  # k >= T: every token gets D(Y)
+
+
+def test_strided_rollouts_of_ended_prefixes_are_padding():
+    """With an end token (2): a rolled-out prefix that already holds it continues as padding (0),
+    so its Q counts the prefix alone; the other prefixes are filled with TOKEN by the policy."""
+    g = constant_policy(TOKEN)
+    g.eos_token, g.pad_token = 2, 0
+    y = torch.tensor([[3, 1, 2, 0, 0, 0, 0], [3, 3, 1, 1, 3, 2, 0]])
+    out = rollout_sequences(g, y, 1, torch.Generator(), chunk_rows=3, stride=2)  # prefixes 2, 4, 6
+    assert out.shape == (3, 1, 2, 7)
+    assert out[:, 0, 0].tolist() == [[3, 1, 3, 3, 3, 3, 3], [3, 1, 2, 0, 0, 0, 0], [3, 1, 2, 0, 0, 0, 0]]
+    assert out[:, 0, 1].tolist() == [[3, 3, 3, 3, 3, 3, 3], [3, 3, 1, 1, 3, 3, 3], [3, 3, 1, 1, 3, 2, 0]]
+    rewards = rollout_rewards(g, token_fraction, y, 1, torch.Generator(), 5, stride=2)
+    torch.testing.assert_close(rewards * 7, torch.tensor([[6.0, 6, 1, 1, 1, 1, 1], [7, 7, 5, 5, 3, 3, 3]]))
 
 
 def test_rollout_policy_update_is_a_delayed_average():

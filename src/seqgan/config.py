@@ -284,6 +284,9 @@ class DiscriminatorConfig:
     """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
     CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both)."""
+    causal: bool = False
+    """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
+    scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
     rnn_cell: str = "gru"
     """RNN only: 'gru' or 'lstm'."""
     rnn_hidden: int = 64
@@ -366,12 +369,20 @@ class DiscriminatorConfig:
             )
             _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
             _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
+            _check(
+                not self.causal or self.fused_conv == "auto",
+                "discriminator.fused_conv does not apply to causal=true (its convolutions are left-padded per width); remove it",
+            )
             for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads"):
                 _check(
                     getattr(self, name) == defaults[name].default,
                     f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
                 )
         else:
+            _check(
+                not self.causal,
+                "discriminator.causal applies only to kind='cnn'; a one-way RNN D is causal: set discriminator.bidirectional=false",
+            )
             _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
             _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
             _check(
@@ -438,8 +449,10 @@ class DPretrainConfig:
 
 
 G_STEP_FIELDS = tuple(
-    "g_steps batch_size g_lr grad_clip rollout_num rollout_update_rate rollout_chunk baseline discount kl_weight".split()
+    "g_steps batch_size g_lr grad_clip rollout_num rollout_stride rollout_update_rate rollout_chunk baseline discount kl_weight".split()
 )
+ROLLOUT_FIELDS = ("rollout_num", "rollout_stride", "rollout_update_rate", "rollout_chunk")
+REWARDS = ("rollout", "prefix_d")
 D_STEP_FIELDS = ("d_steps", "d_epochs", "num_negatives")
 
 
@@ -459,8 +472,19 @@ class AdversarialConfig:
     d_epochs: int = 3
     """Epochs over (positives + negatives) per D step."""
     num_negatives: int = 10_000
+    reward: str = "rollout"
+    """Where Q(t) comes from. 'rollout' (the paper): D's scores of Monte Carlo continuations of each
+    prefix, about N x T^2 / 2 sampled tokens per sequence (rollout_stride cuts it). 'prefix_d': no
+    rollouts; Q(t) = D(y_1..t) from a D that scores every prefix in one pass (discriminator.kind=rnn
+    with bidirectional=false, or discriminator.causal=true), trained on every prefix of real and
+    generated sequences (ScratchGAN's per-step D, de Masson d'Autume et al. 2019): cost linear in T.
+    See docs/long_sequences.md."""
     rollout_num: int = 16
     """N: Monte Carlo continuations per prefix."""
+    rollout_stride: int = 1
+    """k: roll out only the prefixes t = k, 2k, ... (< T) and score the full sequence at T; tokens
+    (j-1)k+1 .. jk share Q(jk), the tokens after the last multiple of k share D(Y). 1: every prefix
+    (the paper); k ~ T/10 makes the cost linear in T; k >= T: every token gets D(Y)."""
     rollout_update_rate: float = 0.8
     """r in theta_roll <- r * theta_roll + (1 - r) * theta; 0 rolls out with the current G."""
     rollout_chunk: int = 1024
@@ -484,8 +508,9 @@ class AdversarialConfig:
                 getattr(self, name) >= 1,
                 f"adversarial.{name} must be >= 1; to freeze that model use adversarial.{side}=false",
             )
-        for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_chunk"):
+        for name in ("batch_size", "d_epochs", "num_negatives", "rollout_num", "rollout_stride", "rollout_chunk"):
             _check(getattr(self, name) >= 1, f"adversarial.{name} must be >= 1")
+        _check(self.reward in REWARDS, f"adversarial.reward={self.reward!r}: use 'rollout' (the paper) or 'prefix_d'")
         _check(self.g_lr > 0 and self.grad_clip > 0, "adversarial.g_lr and adversarial.grad_clip must be > 0")
         _check(0.0 <= self.rollout_update_rate < 1.0, "adversarial.rollout_update_rate must be in [0, 1)")
         _check(self.baseline in ("none", "mean", "prefix"), "adversarial.baseline must be 'none', 'mean' or 'prefix'")
@@ -493,6 +518,12 @@ class AdversarialConfig:
         _check(self.kl_weight >= 0, "adversarial.kl_weight must be >= 0 (0: no KL penalty)")
         _check(self.train_g or self.train_d, "adversarial.train_g and train_d are both false: set adversarial.epochs=0 instead")
         defaults = AdversarialConfig.__dataclass_fields__
+        if self.reward != "rollout":
+            for name in ROLLOUT_FIELDS:
+                _check(
+                    getattr(self, name) == defaults[name].default,
+                    f"adversarial.{name} applies only to adversarial.reward=rollout ({self.reward} rolls nothing out); remove it",
+                )
         frozen = {"train_g": G_STEP_FIELDS, "train_d": D_STEP_FIELDS}
         for side, names in frozen.items():
             if not getattr(self, side):

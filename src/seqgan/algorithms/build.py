@@ -69,6 +69,7 @@ def build_discriminator(
             encoder,
             cfg.condition_join,
             fused_conv=cfg.fused_conv,
+            causal=cfg.causal,
         )
     return RNNDiscriminator(
         vocab_size,

@@ -110,6 +110,9 @@ class DRound:
     mismatched: int = 0
     """Conditional runs: up to this many more negatives, real sequences shown with another row's
     condition (`mismatched_pairs`), so that D also judges whether y fits c."""
+    prefixes: bool = False
+    """Train D on every prefix of every example (`Discriminator.prefix_loss`, padding masked), as
+    the rewards of adversarial.reward=prefix_d read it; else on whole sequences (the paper)."""
 
     def pairs(self, num_real: int) -> int:
         """Rows per epoch: min(negatives, real ones) real + the negatives + the mismatched (at most)."""
@@ -157,7 +160,8 @@ def discriminator_round(
     drawn from them, and D learns real (y, c) pairs against generated ones (and mismatched ones).
     Under torchrun each rank trains on its rows of every global batch."""
     examples = round_examples(generator, real, cond, settings, streams, dist)
-    return discriminator_epochs(discriminator, optimizer, examples, settings, streams, dist=dist, model=model)
+    mask = generator.mask(examples[0]) if settings.prefixes else None  # (R, T): the prefixes a real or generated y has
+    return discriminator_epochs(discriminator, optimizer, examples, settings, streams, dist=dist, model=model, mask=mask)
 
 
 def discriminator_epochs(
@@ -169,10 +173,11 @@ def discriminator_epochs(
     *,
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
+    mask: torch.Tensor | None = None,
 ) -> float:
     """`settings.epochs` shuffled passes of D over `examples` (tokens (R, T), conditions (R, ...) or
     None, is_real (R,) bool; see `round_examples`), the last partial batch dropped. Returns the mean
-    batch loss."""
+    batch loss. settings.prefixes: D learns every prefix, the positions of mask (R, T) (None: all)."""
     model = model or replicate(discriminator, dist)
     x, x_cond, is_real = examples
     discriminator.train()
@@ -181,8 +186,16 @@ def discriminator_epochs(
         perm = torch.randperm(len(x), generator=streams.shuffle).to(x.device)
         for i in range(0, len(x) - b + 1, b):
             idx = perm[i : i + b][dist.rows(b)]  # equal shards: DDP's average of the ranks' gradients is the global one
-            batch_cond = None if x_cond is None else x_cond[idx]
-            loss = call(model, Discriminator.loss, x[idx], batch_cond, is_real[idx], settings.label_smoothing, settings.l2_reg)
+            if settings.prefixes:
+                batch_mask = None if mask is None else mask[idx]
+                loss = call(
+                    model, Discriminator.prefix_loss, x[idx], is_real[idx], batch_mask, settings.label_smoothing, settings.l2_reg
+                )
+            else:
+                batch_cond = None if x_cond is None else x_cond[idx]
+                loss = call(
+                    model, Discriminator.loss, x[idx], batch_cond, is_real[idx], settings.label_smoothing, settings.l2_reg
+                )
             clipped_step(discriminator.parameters(), optimizer, loss, None)
             total += loss.detach()
             steps += 1

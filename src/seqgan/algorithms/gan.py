@@ -64,7 +64,8 @@ class GAN(Algorithm):
         """A round of D training on `num_negatives` fresh samples of G (and as many real sequences)."""
         d, data = self.cfg.discriminator, self.data
         mismatched = round(d.mismatched * num_negatives) if data.cond_train is not None else 0
-        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched)
+        prefixes = self.cfg.adversarial.reward == "prefix_d"  # D learns the prefixes it will score
+        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched, prefixes)
         self.steps["d"] += epochs * (settings.pairs(len(data.train)) // d.batch_size)
         return discriminator_round(
             self.discriminator,

@@ -29,7 +29,16 @@ from seqgan.models.discriminator import Discriminator, prob_real
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import pg_loss
 
-ROLLOUT_SETTINGS = ("rollout_num", "rollout_update_rate", "rollout_chunk", "baseline", "discount", "kl_weight")
+ROLLOUT_SETTINGS = (
+    "rollout_num",
+    "rollout_stride",
+    "rollout_update_rate",
+    "rollout_chunk",
+    "reward",
+    "baseline",
+    "discount",
+    "kl_weight",
+)
 """adversarial.* settings of SeqGAN's rollouts and per-token rewards, which REINFORCE has not."""
 
 

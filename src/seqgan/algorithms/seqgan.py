@@ -9,8 +9,10 @@
 The maths is in small pure functions: rollouts and rewards in `seqgan.rl.rollout`, baselines,
 discounts, the policy-gradient and KL losses in `seqgan.rl.losses`. This module says what is
 computed in which order. Options beyond the paper (all off by default, `adversarial.*`): a baseline
-('mean', 'prefix'), a discount, and a KL penalty against a frozen copy of the pre-trained G
-(`reference`, saved in checkpoints).
+('mean', 'prefix'), a discount, a KL penalty against a frozen copy of the pre-trained G
+(`reference`, saved in checkpoints), and rewards whose cost grows linearly with the length
+(docs/long_sequences.md): rollouts from every k-th prefix only (`rollout_stride`), or none at all,
+Q(t) read off a causal D that scores every prefix in one pass (`reward=prefix_d`).
 
 Conditional runs (`condition.kind`) are this same loop with each set's conditions passed along:
 the policy-gradient batch is sampled for conditions drawn from the training data's, every
@@ -27,11 +29,11 @@ import torch
 from seqgan.algorithms.base import Context, register
 from seqgan.algorithms.common import Streams, clipped_step
 from seqgan.algorithms.gan import GAN
-from seqgan.config import AdversarialConfig
+from seqgan.config import AdversarialConfig, ExperimentConfig
 from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, global_mean_scale, replicate
-from seqgan.errors import NonFiniteLossError
+from seqgan.errors import ConfigError, NonFiniteLossError
 from seqgan.models.condition import pick_rows
-from seqgan.models.discriminator import Discriminator, prob_real
+from seqgan.models.discriminator import Discriminator, prefix_prob_real, prob_real
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.rl.losses import discount_rewards, masked_mean, pg_advantages, pg_loss, token_kl, token_nll
 from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
@@ -60,6 +62,23 @@ class SeqGAN(GAN):
         # Only a run with a KL penalty has (and checkpoints) a reference model.
         self.reference = frozen_copy(self.generator) if ctx.cfg.adversarial.kl_weight > 0 else None
         self.add_gan_optimizers()
+
+    @staticmethod
+    def check_config(cfg: ExperimentConfig) -> None:
+        """adversarial.reward=prefix_d reads D's score of every prefix: only a causal D has one."""
+        if cfg.adversarial.reward != "prefix_d":
+            return
+        d = cfg.discriminator
+        causal = d.causal if d.kind == "cnn" else not d.bidirectional and d.rnn_pooling == "last"
+        if not causal:
+            raise ConfigError(
+                "adversarial.reward=prefix_d needs a D that scores every prefix: set discriminator.causal=true (CNN), or "
+                "discriminator.kind=rnn discriminator.bidirectional=false (and rnn_pooling=last)"
+            )
+        if cfg.condition.kind != "none":
+            raise ConfigError(
+                "adversarial.reward=prefix_d is for unconditional runs; remove condition.kind or use reward=rollout"
+            )
 
     def models(self) -> dict[str, torch.nn.Module]:
         models = {"generator": self.generator, "rollout": self.rollout, "discriminator": self.discriminator}
@@ -102,8 +121,10 @@ def policy_gradient_step(
     cond_pool: torch.Tensor | None = None,
 ) -> tuple[float, float, float | None]:
     """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D
-    (a.rollout_num continuations per prefix, a.rollout_chunk rows per tensor operation), take a
-    policy-gradient step, then move the rollout policy towards G (a.rollout_update_rate).
+    (a.rollout_num continuations per a.rollout_stride-th prefix, a.rollout_chunk rows per tensor
+    operation), take a policy-gradient step, then move the rollout policy towards G
+    (a.rollout_update_rate). a.reward=prefix_d: the rewards are D's scores of every prefix of the
+    batch, one pass of a causal D, and nothing is rolled out.
 
     Conditional runs: the batch is sampled for conditions drawn from `cond_pool` (the real data's,
     (R, ...)); each sequence keeps its condition through the rollouts, D's scores D(y, c), the
@@ -122,10 +143,10 @@ def policy_gradient_step(
     rows = a.batch_size // dist.world
     cond = pick_rows(cond_pool, rows, streams.sample)  # (B, ...) or None
     samples, noise = g.sample(rows, seq_len, streams.sample, return_noise=True, cond=cond)  # (B, T), (B, Z) or None
-    rewards = rollout_q(players, samples, noise, cond, a, streams.sample)  # (B, T)
+    rewards = action_values(players, samples, noise, cond, a, streams.sample)  # (B, T)
     g.train()
     mask = g.mask(samples)
-    adv = advantages(rewards, a.baseline, a.discount, mask, dist)  # (B, T)
+    adv = advantages(rewards, a.baseline, a.discount, mask, dist, a.rollout_stride)  # (B, T)
     loss, kl = pg_objective(players, model, samples, noise, cond, adv, mask, a.kl_weight)
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
@@ -134,10 +155,27 @@ def policy_gradient_step(
     if not math.isfinite(values[0]):
         raise NonFiniteLossError(f"the policy-gradient loss is {values[0]}")
     clipped_step(g.parameters(), optimizer, loss, a.grad_clip)
-    update_rollout_policy(players.rollout, g, a.rollout_update_rate)
+    if a.reward == "rollout":  # prefix_d never rolls out: its rollout policy stays as pre-trained
+        update_rollout_policy(players.rollout, g, a.rollout_update_rate)
     # the loss is already this rank's share; the reward is a plain mean over equal shards; the KL is reported per rank's tokens
     loss_sum, reward_sum, kl_sum = all_reduce_sum(values, dist, samples.device)
     return loss_sum / dist.world, reward_sum / dist.world, None if kl is None else kl_sum / dist.world
+
+
+def action_values(
+    players: Players,
+    samples: torch.Tensor,
+    noise: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    a: AdversarialConfig,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    """Q (B, T) of each token of samples (B, T) as a.reward says: 'rollout' (`rollout_q`), or
+    'prefix_d', Q(t) = D(y_1..y_t) read off one pass of a causal D (eval mode), with no rollouts."""
+    if a.reward == "prefix_d":
+        players.discriminator.eval()
+        return prefix_prob_real(players.discriminator, samples)
+    return rollout_q(players, samples, noise, cond, a, rng)
 
 
 def rollout_q(
@@ -157,7 +195,7 @@ def rollout_q(
     def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return prob_real(d, x, a.rollout_chunk, c)
 
-    return rollout_rewards(players.rollout, score, samples, a.rollout_num, rng, a.rollout_chunk, noise, cond)
+    return rollout_rewards(players.rollout, score, samples, a.rollout_num, rng, a.rollout_chunk, noise, cond, a.rollout_stride)
 
 
 def pg_objective(
@@ -183,18 +221,22 @@ def pg_objective(
     return pg_loss(-token_nll(logits, samples), adv, "none", mask) + kl_weight * kl, kl
 
 
-def advantages(rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist) -> torch.Tensor:
+def advantages(
+    rewards: torch.Tensor, baseline: str, discount: float, mask: torch.Tensor | None, dist: Dist, stride: int = 1
+) -> torch.Tensor:
     """The policy gradient's weights A (B, T) from the rollouts' Q (B, T): discount, then baseline
     (`pg_advantages`), the batch means taken over the global batch under torchrun.
 
     'prefix' subtracts the prefix's value before the discount, so that A(t) = gamma^(L - t) (Q(t) -
-    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)"""
+    Q(t-1)): the token's discounted advantage. ('mean' subtracts the mean of the discounted Q.)
+    stride: the rewards' adversarial.rollout_stride; 'prefix' then subtracts the previous stride's
+    Q, shared by the whole stride as the reward is."""
 
     def means(q: torch.Tensor) -> torch.Tensor | None:
         return _global_step_mean(q, mask, dist) if dist.parallel else None
 
     if baseline == "prefix":
-        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards)), discount, mask)
+        return discount_rewards(pg_advantages(rewards, "prefix", mask, means(rewards), stride), discount, mask)
     q = discount_rewards(rewards, discount, mask)
     return pg_advantages(q, baseline, mask, means(q) if baseline == "mean" else None)
 

@@ -10,7 +10,10 @@ Both are `Discriminator`s: the interface every algorithm uses, with no probing o
 it holds: `forward` (logits (B, 2) of D(y, c), whose `prob_real` is the reward signal), `loss`
 (what a D training step minimises: Eq. 5's cross-entropy, the paper code's L2 on the output layer,
 and a condition head's own loss), `real_fake_logits` (the real/fake decision alone, which D
-accuracy reads) and `begin_training` (called before D's first step).
+accuracy reads) and `begin_training` (called before D's first step). A causal D (a one-way RNN D,
+or the CNN with causal=True: `scores_prefixes`) also scores every prefix of a batch in one pass
+(`prefix_logits`) and learns from every prefix (`prefix_loss`): the rewards of
+`adversarial.reward=prefix_d`, with no rollouts.
 
 A conditional D (`condition`, an encoder of `seqgan.models.condition`, D's own) judges (y, c)
 pairs: the encoded condition e(c) is joined to the pooled sequence features before the layers that
@@ -115,6 +118,39 @@ class Discriminator(nn.Module):
     def begin_training(self, generator: nn.Module) -> None:
         """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
 
+    @property
+    def scores_prefixes(self) -> bool:
+        """Whether `prefix_logits` is available: a causal D, whose score of y_1..y_t reads no later token."""
+        return False
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every prefix scored in one pass: tokens (B, T) -> logits (B, T, 2), [b, t-1] = D(y_1..y_t)
+        (class 1 = real). Only a D that `scores_prefixes` has it; its [:, -1] is `forward`'s score."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot score prefixes; use discriminator.kind=rnn with discriminator.bidirectional=false, "
+            "or discriminator.causal=true (CNN), and no condition"
+        )
+
+    def prefix_loss(
+        self,
+        tokens: torch.Tensor,
+        is_real: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        l2_reg: float = 0.0,
+    ) -> torch.Tensor:
+        """D's loss on every prefix (ScratchGAN's per-step D, de Masson d'Autume et al. 2019): the
+        cross-entropy of `discriminator_loss` at each (b, t), each prefix labelled as its sequence,
+        averaged over the valid positions; tokens (B, T), is_real (B,) bool, mask (B, T) bool (True
+        up to and including the end token; None: every position)."""
+        logits = self.prefix_logits(tokens)  # (B, T, 2)
+        labels = is_real[:, None].expand(tokens.shape)  # (B, T)
+        if mask is not None:
+            logits, labels = logits[mask], labels[mask]  # (M, 2), (M,): padding left out
+        return discriminator_loss(
+            logits.reshape(-1, 2), labels.reshape(-1), label_smoothing, self.out.weight, self.out.bias, l2_reg
+        )
+
 
 class Highway(nn.Module):
     """One highway layer (Srivastava et al., 2015), as in the paper's code with gate bias 0:
@@ -146,6 +182,12 @@ class CNNDiscriminator(Discriminator):
     of 15 MFLOP of convolution; the tables (V x sum(w n_w) floats, 250 MB for the paper's D) are
     rebuilt whenever a weight may have changed since the last call: after any pass in training mode
     or with gradients, and after any in-place change that bumps a weight's version (loading weights).
+
+    causal=True makes it a D that scores every prefix in one pass (`prefix_logits`): each width-w
+    convolution reads the sequence left-padded with w - 1 zero vectors, so a window ends at every
+    position t, and the pooled feature of prefix y_1..t is the running max over the windows that end
+    at or before t. Its whole-sequence score is the last prefix's (a different D from the paper's,
+    whose windows never overhang; scoring takes the convolutions, not the tables).
     """
 
     def __init__(
@@ -158,11 +200,13 @@ class CNNDiscriminator(Discriminator):
         condition: nn.Module | None = None,
         condition_join: str = "concat",
         fused_conv: str = "auto",
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if fused_conv not in FUSED_CONV:
             raise ValueError(f"fused_conv must be one of {FUSED_CONV}, got {fused_conv!r}")
         self.fused_conv = fused_conv
+        self.causal = causal
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
         self._invalid: torch.Tensor | None = None  # fused convolution: (sum n_w, T) True where a window overruns
@@ -230,7 +274,9 @@ class CNNDiscriminator(Discriminator):
     def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> pooled features (B, sum(num_filters)) after the highway layer, joined
         with e(c) (B, C) before it when conditional by concatenation."""
-        if self._use_tables():
+        if self.causal:
+            pooled = torch.cat([out.amax(dim=-1) for out in self._causal_windows(tokens)], dim=1)
+        elif self._use_tables():
             pooled = self._pooled_by_tables(tokens)
         else:
             # A pass that can lead to a step makes the tables stale: fused optimizers change the
@@ -244,6 +290,23 @@ class CNNDiscriminator(Discriminator):
             check_condition(True, cond, len(pooled))
             return self.highway(pooled.relu())
         return self.highway(join_condition(pooled.relu(), self.condition, cond))
+
+    def _causal_windows(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Per width w: tokens (B, T) -> (B, n_w, T), [.., t-1] the window y_{t-w+1}..y_t (zero vectors before y_1)."""
+        x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T)
+        return [conv(F.pad(x, (conv.weight.shape[2] - 1, 0))) for conv in self.convs]
+
+    @property
+    def scores_prefixes(self) -> bool:
+        """causal=True with no condition: the running max of left-padded windows reads no later token."""
+        return self.causal and self.condition is None and self.classifier is None and self.projection is None
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.scores_prefixes:
+            return super().prefix_logits(tokens)
+        running = torch.cat([out.cummax(dim=-1).values for out in self._causal_windows(tokens)], dim=1)  # (B, F, T)
+        h = self.highway(running.transpose(1, 2).relu())  # (B, T, F): relu and max commute, as in `features`
+        return self.out(self.dropout(h))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.dropout(self.features(tokens, cond))  # (B, P)
@@ -308,6 +371,18 @@ class RNNDiscriminator(Discriminator):
             return self.pool(out)
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
         return torch.cat(list(h), dim=1)
+
+    @property
+    def scores_prefixes(self) -> bool:
+        """A one-way RNN classifying its final state, with no condition: its output after y_t is the
+        final state of reading y_1..y_t alone, so one pass scores every prefix."""
+        return not self.rnn.bidirectional and self.pool is None and self.condition is None and self.classifier is None
+
+    def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.scores_prefixes:
+            return super().prefix_logits(tokens)
+        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
+        return self.out(self.dropout(out))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         pooled = self.pooled(tokens)
@@ -377,6 +452,13 @@ def prob_real(
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(out) if out else tokens.new_zeros(0, dtype=torch.float)
+
+
+@torch.no_grad()
+def prefix_prob_real(discriminator: Discriminator, tokens: torch.Tensor) -> torch.Tensor:
+    """P(real | y_1..y_t) for every prefix of every sequence, in one pass: tokens (B, T) -> (B, T).
+    The caller puts D in eval mode."""
+    return torch.softmax(discriminator.prefix_logits(tokens), dim=-1)[..., 1]
 
 
 @torch.no_grad()

@@ -27,7 +27,11 @@ def step_mean(q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor
 
 
 def pg_advantages(
-    rewards: torch.Tensor, baseline: str = "none", mask: torch.Tensor | None = None, means: torch.Tensor | None = None
+    rewards: torch.Tensor,
+    baseline: str = "none",
+    mask: torch.Tensor | None = None,
+    means: torch.Tensor | None = None,
+    stride: int = 1,
 ) -> torch.Tensor:
     """The weights of log G(y_t | Y_1..t-1) in the policy gradient: Q (B, T) -> A (B, T).
 
@@ -38,6 +42,9 @@ def pg_advantages(
         advantage of the token actually chosen, free of how good the prefix already was. It does
         not depend on y_t, so the gradient stays unbiased. t = 1 has no prefix: Q(0) = m(1).
     means: (1, T), the step means to use instead of this batch's (the global batch's under torchrun).
+    stride k (rewards of strided rollouts, constant over each stride of k tokens): 'prefix' takes
+    V = Q(t - k), the previous stride's value, so every token of stride j gets Q(jk) - Q((j-1)k)
+    (the first stride: Q(k) - m(1)), not only its first token.
     """
     if baseline == "none":
         return rewards
@@ -45,7 +52,8 @@ def pg_advantages(
     if baseline == "mean":
         return rewards - m
     if baseline == "prefix":
-        values = torch.cat([m[:, :1].expand(len(rewards), 1), rewards[:, :-1]], dim=1)  # (B, T): V(Y_1..t-1)
+        k = min(stride, rewards.shape[1])
+        values = torch.cat([m[:, :1].expand(len(rewards), k), rewards[:, :-k]], dim=1)  # (B, T): V(Y_1..t-1)
         return rewards - values
     raise ValueError(f"unknown baseline {baseline!r}")
 

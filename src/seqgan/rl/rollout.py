@@ -5,14 +5,16 @@ For a generated batch Y (B, T), the action value of token t is
     Q(Y_1..t-1, y_t) = 1/N sum_n D(Y_1..t, MC_n(Y_1..t))   for t < T
                      = D(Y_1..T)                              for t = T
 
-where MC_n continues the prefix Y_1..t with the rollout policy. All N x (T-1) continuations are
-one flat set of rows, ordered (t, n, b) with the prefix length t ascending. A row of prefix t needs
-T - t sampled tokens, so at sampling step k the rows still running (T - t >= k) are a leading
-slice of the rows: the whole set is sampled with one loop over k on shrinking slices, in chunks
-of rows that bound memory, never a Python loop over rollouts or prefixes. Each row starts from
-the policy's cached state after its prefix, so no prefix is re-read. With an end token (text),
-a continuation stops at the end token and is padded, and the continuation of a prefix that has
-already ended is all padding.
+where MC_n continues the prefix Y_1..t with the rollout policy. With a stride k > 1 (cost about
+N x T^2 / (2k) sampled tokens instead of N x T^2 / 2) only the prefixes t = k, 2k, ... below T
+are rolled out, and each Q is shared over the tokens of its stride (`stride_columns`).
+All N x P continuations (P = (T-1) // k prefixes) are one flat set of rows, ordered (t, n, b)
+with the prefix length t ascending. A row of prefix t needs T - t sampled tokens, so at sampling
+step s the rows still running (T - t >= s) are a leading slice of the rows: the whole set is
+sampled with one loop over s on shrinking slices, in chunks of rows that bound memory, never a
+Python loop over rollouts or prefixes. Each row starts from the policy's cached state after its
+prefix, so no prefix is re-read. With an end token (text), a continuation stops at the end token
+and is padded, and the continuation of a prefix that has already ended is all padding.
 
 Rewards are assembled with an explicit (N, T, B) layout and reduced over N to (B, T).
 
@@ -45,34 +47,43 @@ def rollout_sequences(
     temperature: float = 1.0,
     noise: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
+    stride: int = 1,
 ) -> torch.Tensor:
-    """Complete every prefix of every sequence N times.
+    """Complete every stride-th prefix of every sequence N times.
 
     sequences: (B, T); noise: (B, noise_dim), each sequence's z when the policy has a noise input,
     and cond (B, ...), each sequence's condition for a conditional policy (every continuation of
-    sequence b goes on from z_b and c_b). Returns (T-1, N, B, T): [t-1, n, b] is sequence b's first
-    t tokens followed by the n-th continuation sampled by `policy`.
+    sequence b goes on from z_b and c_b). Returns (P, N, B, T), P = (T-1) // stride: [j, n, b] is
+    sequence b's first t = (j+1) * stride tokens followed by the n-th continuation sampled by
+    `policy` (stride 1: every prefix t = 1..T-1).
     """
     B, T = sequences.shape
     N = num_rollouts
+    P = (T - 1) // stride
     states, logits = policy.prefix_states(sequences, noise, cond)  # T-1 entries: state tensors (L, B, H), logits (B, V)
-    prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, T-1, B, H)
-    prefix_logits = torch.stack(logits)  # (T-1, B, V)
-    R = (T - 1) * N * B
+    if stride > 1:  # keep the states after the prefixes t = stride, 2 stride, ...
+        states, logits = states[stride - 1 :: stride], logits[stride - 1 :: stride]
+    if P == 0:  # no prefix to roll out (stride >= T)
+        return sequences.new_zeros(0, N, B, T)
+    prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, P, B, H)
+    prefix_logits = torch.stack(logits)  # (P, B, V)
+    R = P * N * B
     rows = torch.arange(R, device=sequences.device)
-    prefix_len = rows // (N * B) + 1  # (R,), ascending: rows are in (t, n, b) order
+    prefix_index = rows // (N * B)  # (R,), ascending: rows are in (t, n, b) order
+    prefix_len = (prefix_index + 1) * stride  # (R,)
     batch_index = rows % B  # (R,)
-    out = sequences.repeat((T - 1) * N, 1)  # (R, T): prefixes in place, suffixes overwritten below
-    if policy.eos_token is not None:  # prefix_ended[t - 1, b]: y_1..y_t of sequence b holds the end token
-        prefix_ended = (sequences == policy.eos_token).cummax(dim=1).values[:, :-1].T.contiguous()  # (T-1, B)
+    out = sequences.repeat(P * N, 1)  # (R, T): prefixes in place, suffixes overwritten below
+    if policy.eos_token is not None:  # prefix_ended[j, b]: the j-th rolled-out prefix of sequence b holds the end token
+        ended = (sequences == policy.eos_token).cummax(dim=1).values  # (B, T): [b, t-1] for y_1..y_t
+        prefix_ended = ended[:, stride - 1 : P * stride : stride].T.contiguous()  # (P, B)
 
     for begin in range(0, R, chunk_rows):
         chunk = rows[begin : begin + chunk_rows]
-        plen, bidx = prefix_len[chunk], batch_index[chunk]
-        state = tuple(s[:, plen - 1, bidx] for s in prefix_state)  # each (L, rows, H)
-        step_logits = prefix_logits[plen - 1, bidx]  # (rows, V): the policy's logits for y_{t+1}
+        pidx, plen, bidx = prefix_index[chunk], prefix_len[chunk], batch_index[chunk]
+        state = tuple(s[:, pidx, bidx] for s in prefix_state)  # each (L, rows, H)
+        step_logits = prefix_logits[pidx, bidx]  # (rows, V): the policy's logits for y_{t+1}
         # A continuation of a prefix that already ended is all padding; one that emits the end token stops.
-        done = prefix_ended[plen - 1, bidx] if policy.eos_token is not None else None
+        done = prefix_ended[pidx, bidx] if policy.eos_token is not None else None
         for k in range(1, T):
             active = int((plen <= T - k).sum())  # rows with >= k tokens to draw: a leading slice
             if active == 0:
@@ -82,7 +93,17 @@ def rollout_sequences(
             out[chunk[:active], plen[:active] + k - 1] = token
             if k < T - int(plen[0]):  # the longest-running row of the chunk needs another step
                 step_logits, state = policy.step(token, tuple(s[:, :active] for s in state))
-    return out.view(T - 1, N, B, T)
+    return out.view(P, N, B, T)
+
+
+def stride_columns(seq_len: int, stride: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(T,): which of the P + 1 rewards of a strided rollout each token takes.
+
+    The rewards are Q(k), Q(2k), ..., Q(Pk) from the rolled-out prefixes (P = (T-1) // k) and D(Y)
+    at T. Token t (1-based) takes column (t - 1) // k: Q(jk) of the first scored prefix that holds
+    it, so the tokens (j-1)k+1 .. jk share Q(jk) and the last T - Pk tokens share D(Y). Every token
+    is thus rewarded by a score that has read it. Stride 1: column t - 1, Q(t) itself."""
+    return torch.arange(seq_len, device=device) // stride
 
 
 @torch.no_grad()
@@ -95,21 +116,27 @@ def rollout_rewards(
     chunk_rows: int = 1024,
     noise: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
+    stride: int = 1,
 ) -> torch.Tensor:
     """Q(t) for every token of a generated batch: sequences (B, T) -> rewards (B, T).
 
     noise: (B, noise_dim) and cond (B, ...): the z and the condition each sequence was sampled with
     (see `rollout_sequences`). score maps tokens (R, T) and their conditions (R, ...) (None for an
     unconditional run) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
+    stride k: only the prefixes k, 2k, ... are rolled out; tokens (j-1)k+1 .. jk share Q(jk) and
+    the tokens after the last rolled-out prefix share D(Y) (`stride_columns`).
     """
     B, T = sequences.shape
     N = num_rollouts
-    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise, cond=cond)  # (T-1, N, B, T)
+    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise, cond=cond, stride=stride)
+    P = len(completed)  # (P, N, B, T)
     # rows (t, n, b): row r continues sequence r % B, so the conditions repeat the batch's in order
-    partial = score(completed.reshape(-1, T), repeat_rows(cond, (T - 1) * N)).view(T - 1, N, B).permute(1, 0, 2)  # (N, T-1, B)
+    partial = score(completed.reshape(-1, T), repeat_rows(cond, P * N)).view(P, N, B).permute(1, 0, 2)  # (N, P, B)
     full = score(sequences, cond).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
-    rewards = torch.cat([partial, full], dim=1)  # (N, T, B)
-    return rewards.mean(dim=0).T.contiguous()  # (B, T)
+    rewards = torch.cat([partial, full], dim=1).mean(dim=0)  # (N, P + 1, B) -> (P + 1, B)
+    if stride > 1:
+        rewards = rewards[stride_columns(T, stride, rewards.device)]  # (T, B)
+    return rewards.T.contiguous()  # (B, T)
 
 
 @torch.no_grad()
