@@ -56,7 +56,7 @@ from torch import nn
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll
-from seqgan.models.sampling import greedy, sample_logits
+from seqgan.models.sampling import pick_tokens
 
 State = tuple[torch.Tensor, ...]
 
@@ -328,16 +328,24 @@ class Generator(nn.Module):
         batch_size: int = 1000,
         return_noise: bool = False,
         cond: torch.Tensor | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        prefix: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64.
 
-        temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
-        a row pads after emitting it. With a noise input each row draws its z first (per chunk,
-        from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
+        temperature > 0 scales the logits; temperature == 0 decodes greedily. top_k / top_p
+        truncate the distribution after the temperature (`seqgan.models.truncation`). With an end
+        token, a row pads after emitting it. With a noise input each row draws its z first (per
+        chunk, from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
         A conditional G samples row i for the condition cond[i] (cond: (num, ...)).
+        prefix (num, P): row i starts with the tokens prefix[i, :] that are >= 0 (a shorter prompt
+        ends in -1s) and continues from there; no random number is drawn while every row is forced.
         """
         if cond is not None and len(cond) != num:
             raise ValueError(f"cond has {len(cond)} rows for {num} sequences; give one condition per sequence")
+        if prefix is not None and (len(prefix) != num or prefix.shape[1] > seq_len):
+            raise ValueError(f"prefix {tuple(prefix.shape)}: give one row per sequence, at most seq_len={seq_len} long")
         device = self.head.weight.device
         chunks, noises = [], []
         for begin in range(0, num, batch_size):
@@ -348,9 +356,15 @@ class Generator(nn.Module):
             state = self.initial_state(noise, rows, None if cond is None else cond[begin : begin + rows])
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
+            forced = None if prefix is None else prefix[begin : begin + rows].to(device)  # (rows, P)
             for t in range(seq_len):
                 logits, state = self.step(token, state)
-                token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature, inplace=True)
+                if forced is not None and t < forced.shape[1] and bool((forced[:, t] >= 0).all()):
+                    token = forced[:, t]
+                else:
+                    token = pick_tokens(logits, generator, temperature, top_k, top_p)
+                    if forced is not None and t < forced.shape[1]:
+                        token = torch.where(forced[:, t] >= 0, forced[:, t], token)
                 token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)
