@@ -2,11 +2,13 @@
 
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
-    seqgan sample DIR[@CHECKPOINT] [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
-    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--classifier CLF_DIR] [--discriminator]
+    seqgan sample DIR[@CHECKPOINT] [-n N] [--prefix TEXT ... | --prefix-file FILE] [--temperature T] [--top-k K] [--top-p P]
+                  [--greedy | --beam N] [--max-len L] [--seed S] [--format text|jsonl [--discriminator]] [--out FILE]
+                  [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
+    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--top-k K] [--top-p P] [--classifier CLF_DIR] [--discriminator]
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
-    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
+    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05] [-n N] [--out FOLDER]
 
 Bad input ends with one line on stderr saying what is wrong and what to do, exit status 2, and
 no traceback unless --debug.
@@ -24,9 +26,11 @@ import torch
 
 from seqgan import distributed
 from seqgan.algorithms.common import discriminator_metrics
+from seqgan.api import generate
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.corpus import CorpusError
-from seqgan.data.tokenizers import UNK, TokenizerError
+from seqgan.data.tokenizers import TokenizerError
+from seqgan.decoding import Decoding
 from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.classifier import ClassifierError, train_on_files
@@ -34,7 +38,7 @@ from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
 from seqgan.metrics.nll import nll_test
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
 from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
-from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator, write_csv
+from seqgan.metrics.sweep import parse_temperatures, parse_top_ps, plot_sweep, sweep_generator, write_csv
 from seqgan.metrics.text import sequence_diversity
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.models.oracle import OracleError
@@ -49,14 +53,24 @@ USER_ERRORS = (
 )  # fmt: skip
 
 
-def _positive_temperature(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"temperature must be > 0, got {value}")
-    return value
-
-
 RUN_HELP = "run directory (its latest checkpoint), or DIR@mle for G at the end of MLE pre-training, or DIR@CHECKPOINT_FOLDER"
+
+
+PREFIX_HELP = (
+    "continue this prompt: words for a text run (tokenised as the run's data), token ids ('3 17 42') for an oracle run; "
+    "repeat for several"
+)
+FORMAT_HELP = (
+    "text (default): one sequence a line; jsonl: one object a line with the text (or ids), prefix, condition, logprob "
+    "(G's log-probability of the generated tokens), nll (per token), num_tokens"
+)
+
+
+def add_decoding_args(parser: argparse.ArgumentParser) -> None:
+    """--temperature, --top-k, --top-p: how `sample`, `evaluate` (and `sweep`, temperature aside) draw."""
+    parser.add_argument("--temperature", type=float, default=1.0, help="divide the logits by this (> 0; default 1)")
+    parser.add_argument("--top-k", type=int, help="sample among the k most probable tokens (after the temperature)")
+    parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p in (0, 1] (after top-k)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
+    sample = sub.add_parser("sample", help="print sequences from a trained run, one a line (or JSON Lines with scores)")
     sample.add_argument("run_dir", help=RUN_HELP)
-    sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
-    sample.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    sample.add_argument("-n", type=int, help="sequences per prompt (default 10 when sampling, 1 for --greedy / --beam)")
+    sample.add_argument("--prefix", action="append", default=[], metavar="TEXT", help=PREFIX_HELP)
+    sample.add_argument("--prefix-file", metavar="FILE", help="continue every non-blank line of FILE, as --prefix")
+    add_decoding_args(sample)
+    sample.add_argument("--greedy", action="store_true", help="the most probable token at every step")
+    sample.add_argument("--beam", type=int, metavar="N", help="beam search of width N; -n returns the n best (n <= N)")
+    sample.add_argument(
+        "--length-penalty", type=float, default=1.0, help="beam search ranks by log-prob / length**this (default 1)"
+    )
+    sample.add_argument("--max-len", type=int, help="tokens per sequence, prefix included (default: the run's length)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--format", choices=("text", "jsonl"), default="text", help=FORMAT_HELP)
+    sample.add_argument("--discriminator", action="store_true", help="jsonl: add d_score, the run's D's probability of real")
     sample.add_argument("--out", help="write to this file instead of stdout")
     sample.add_argument(
         "--condition",
@@ -95,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir", help=RUN_HELP)
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
-    evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    add_decoding_args(evaluate)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument(
         "--classifier",
@@ -126,9 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="PNG path (default: RUN_DIR/curves.png of the first run)")
     plot.add_argument("--labels", nargs="+", help="one legend label per run (default: folder names)")
     plot.add_argument("--table", action="store_true", help="also print each run's curve as text")
-    sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
+    sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures (and top-p): CSV and PNG")
     sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
+    sweep.add_argument("--top-p", help="a second axis: top-p values as start:stop:step or a comma list, e.g. 0.8:1.0:0.05")
     sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
@@ -198,22 +223,34 @@ RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    prompts = list(args.prefix)
+    if args.prefix_file:
+        prompts += [line for line in Path(args.prefix_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not prompts:
+            raise ConfigError(f"--prefix-file {args.prefix_file}: no prompt in it (every line is blank)")
+    if args.discriminator and args.format != "jsonl":
+        raise ConfigError("--discriminator adds a score to each JSON object: use it with --format jsonl")
+    n = args.n if args.n is not None else (1 if args.greedy or args.beam is not None else 10)
+    decoding = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "greedy", "beam", "length_penalty")}
+    Decoding(**decoding)  # bad choices fail before the run is read
     run = open_run(args.run_dir)
-    cond = None
-    if args.condition:
-        if run.data.condition is None:
-            raise ConfigError(f"--condition: {run.dir} is an unconditional run; sample it without --condition")
-        tokenizer = None if run.data.text is None else run.data.text.tokenizer
-        cond = run.data.condition.parse(args.condition, run.data.cond_test, tokenizer)
-        unknown = int((cond == UNK).sum()) if run.data.condition.kind == "source" else 0
-        if unknown:
-            print(
-                f"seqgan sample: note: {unknown} source token(s) are not in the run's vocabulary and read as <unk>",
-                file=sys.stderr,
-            )
-    rng = torch.Generator(run.device).manual_seed(args.seed)
-    samples = sample_for_data(run.generator, run.data, args.n, rng, args.temperature, run.config.eval.batch_size, cond)
-    text = "".join(line + "\n" for line in format_samples(samples, run.data))
+    out = generate(
+        run,
+        prompts or None,
+        n,
+        max_len=args.max_len,
+        seed=args.seed,
+        condition=args.condition,
+        discriminator=args.discriminator,
+        **decoding,
+    )
+    for note in out.notes:
+        print(f"seqgan sample: note: {note}", file=sys.stderr)
+    if args.format == "jsonl":
+        rows = out.records(run.data, ",".join(args.condition) or None)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        text = "".join(line + "\n" for line in format_samples(out.samples, run.data))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -221,22 +258,25 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    decoding = Decoding(args.temperature, args.top_k, args.top_p)
     run = open_run(args.run_dir)
     data, cfg = run.data, run.config
     test_file = (
         Path(cfg.data.test or cfg.data.train) if cfg.data.source == "text" else None
     )  # without a test file, test lines are held out of train
     classifier = classifier_for_run(args.classifier, test_file, data.condition) if args.classifier else None
+    cut = {"top_k": args.top_k, "top_p": args.top_p}  # sampled metrics only: NLL-test is at the temperature alone
     rng = torch.Generator(run.device).manual_seed(args.seed)
     result = {
         "run": str(run.dir),
         "checkpoint": run.checkpoint,
-        "temperature": args.temperature,
+        "temperature": decoding.temperature,
+        **{k: v for k, v in cut.items() if v is not None},
         "num_samples": args.n,
         "seed": args.seed,
     }
     if data.oracle is not None:
-        samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size)
+        samples = sample_for_data(run.generator, data, args.n, rng, args.temperature, cfg.eval.batch_size, **cut)
         result |= oracle_sample_metrics(
             data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, cfg.condition.candidates, rng,
             cfg.eval.batch_size,
@@ -244,10 +284,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
     result |= {"nll_test": nll_test(run.generator, data.test, args.temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
-        result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size)
+        result |= full_text_metrics(run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, **cut)
     if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
         for temperature, suffix in ((args.temperature, ""), (0.0, "_greedy")):
-            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size)
+            truncation = cut if temperature else {}
+            sums = reference_match_sums(
+                run.generator, data.cond_test, data.test, rng, temperature, cfg.eval.batch_size, **truncation
+            )
             result |= match_metrics(sums, suffix)
     if args.discriminator:
         result |= discriminator_metrics(
@@ -259,7 +302,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         text: dict = {}
         if data.text is not None:
             text, overall = per_condition_text_metrics(
-                run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, classifier
+                run.generator, data.text, args.n, rng, args.temperature, cfg.eval.batch_size, classifier, **cut
             )
             if classifier is not None:
                 result |= overall | {"classifier": classifier_summary(args.classifier, classifier.info)}
@@ -300,6 +343,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     try:
         temperatures = parse_temperatures(args.temperatures)
+        top_ps = None if args.top_p is None else parse_top_ps(args.top_p)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if args.labels and len(args.labels) != len(args.run_dirs):
@@ -312,7 +356,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for run, label in zip(runs, labels, strict=True):
         cfg = run.config
         swept = sweep_generator(
-            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates
+            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates, top_ps
         )
         rows += [{"run": str(run.dir), "checkpoint": run.checkpoint, "label": label} | row for row in swept]
         print(f"swept {run.dir}", file=sys.stderr)
