@@ -125,13 +125,22 @@ def _sample_nucleus(p: torch.Tensor, generator: torch.Generator, top_p: float) -
     return out
 
 
+MASS_ROWS = 64  # rows per chunk of `_mass_above`: a 64 x 5,000 scratch stays in cache
+
+
 def _mass_above(p: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     """The mass of the tokens strictly more probable than each row's chosen one: p (R, V),
     chosen (R, 1) -> (R,). Written as sum(max(p - c, 0)) + c * #{p > c}: float arithmetic only, which
-    ran 3-4x faster than a masked sum (boolean masks and their counts are slow on the CPU)."""
-    excess = (p - chosen).clamp_(min=0)  # (R, V)
-    total = excess.sum(dim=1)
-    return total + chosen.squeeze(1) * excess.sign_().sum(dim=1)
+    ran 3-4x faster than a masked sum (boolean masks and their counts are slow on the CPU), in
+    chunks of rows through one small scratch tensor rather than a new (R, V) one every step."""
+    out = torch.empty(p.shape[0], dtype=p.dtype, device=p.device)
+    scratch = torch.empty(min(p.shape[0], MASS_ROWS), p.shape[1], dtype=p.dtype, device=p.device)
+    for begin in range(0, p.shape[0], MASS_ROWS):
+        c = chosen[begin : begin + MASS_ROWS]  # (r, 1)
+        excess = torch.sub(p[begin : begin + MASS_ROWS], c, out=scratch[: len(c)]).clamp_(min=0)  # (r, V)
+        total = excess.sum(dim=1)
+        out[begin : begin + MASS_ROWS] = total + c.squeeze(1) * excess.sign_().sum(dim=1)
+    return out
 
 
 def pick_tokens(
