@@ -357,13 +357,14 @@ class Generator(nn.Module):
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
             forced = None if prefix is None else prefix[begin : begin + rows].to(device)  # (rows, P)
+            every_row = [] if forced is None else (forced >= 0).all(dim=0).tolist()  # [t]: all rows forced at t
             for t in range(seq_len):
                 logits, state = self.step(token, state)
-                if forced is not None and t < forced.shape[1] and bool((forced[:, t] >= 0).all()):
+                if t < len(every_row) and every_row[t]:
                     token = forced[:, t]
                 else:
                     token = pick_tokens(logits, generator, temperature, top_k, top_p)
-                    if forced is not None and t < forced.shape[1]:
+                    if t < len(every_row):
                         token = torch.where(forced[:, t] >= 0, forced[:, t], token)
                 token, done = self.finish(token, done)
                 out[:, t] = token
