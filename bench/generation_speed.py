@@ -1,14 +1,14 @@
 """Benchmark: drawing COCO-sized samples with top-p (nucleus) against plain temperature sampling.
 
-G has the sizes of configs/coco_mle.yaml (its vocabulary and length come from the COCO split at
---data, as the config tokenises it; the JSON line reports them); it is timed twice: with its random initial weights (near-uniform
-next-token distributions, the nucleus ~90% of the vocabulary: the worst case for top-p) and after
---mle-steps Adam steps of maximum likelihood on the training lines (peaked distributions, as a
-trained run's). For each, --num samples (default 10,000) are drawn in batches of eval.batch_size:
-plain sampling at --temperature and top-p --top-p at the same temperature, in turn, --repeats
-times, keeping the fastest of each. torch runs on one thread on the CPU. Prints one JSON line
-with the seconds, the ratio top-p / plain (the target is <= 2) and the mean nucleus size of the
-first step's distributions. Skips (exit 0, a line on stderr) when the data is absent.
+G has the sizes of configs/coco_mle.yaml; its vocabulary and length come from the COCO split at
+--data as the config tokenises it (the JSON line reports them). It is timed twice: with its
+random initial weights (near-uniform next-token distributions, the nucleus ~90% of the
+vocabulary) and after --mle-steps Adam steps of maximum likelihood on the training lines (peaked
+distributions, as a trained run's). For each, --num samples (default 10,000) are drawn in
+batches of eval.batch_size: plain sampling at --temperature and top-p --top-p at the same
+temperature, in turn, --repeats times, keeping the fastest of each. torch runs on one thread on
+the CPU. Prints one JSON line with the seconds, the ratio top-p / plain (the target is <= 2) and
+the size of the first step's nucleus. Skips (exit 0, a line on stderr) when the data is absent.
 
     python bench/generation_speed.py [--data ../shared/data/image_coco] [--num 10000] [--top-p 0.9] [--mle-steps 300]
 """
