@@ -1,4 +1,4 @@
-"""Beam search over a generator's sequences, with length normalisation (Wu et al., 2016, Sec. 7).
+"""Beam search over a generator's sequences, with length normalisation as in Hugging Face's `generate()`.
 
 Every prompt keeps `width` hypotheses. At each step each hypothesis is extended by every token,
 and the `width` extensions of highest total log-probability survive (one top-k over width x V
@@ -9,7 +9,7 @@ included; 0 ranks by the raw log-probability; with a fixed length, as the oracle
 nothing). Prompt tokens are forced: they cost nothing and do not count in the length.
 
 The search starts with one live hypothesis per prompt (the others at -inf), so width 1 is greedy
-decoding, and a width of at least V ** (T - 1) keeps every sequence: an exhaustive search.
+decoding, and a width of V ** T keeps every sequence to the end: an exhaustive search.
 With a noise input the search reads z = 0 (the prior's mode). Every state entry of the generator
 holds its rows in dimension 1, so one `index_select` reorders a beam.
 """
