@@ -129,15 +129,20 @@ def test_beam_search_of_width_1_is_greedy_and_a_wide_beam_finds_the_best_sequenc
     assert bool((scores[0, 1:] <= scores[0, :-1]).all())  # best first
 
 
-def test_beam_search_continues_each_prompt_and_lengths_normalise_the_ranking():
+def test_beam_search_continues_each_prompt_and_ranks_by_log_prob_per_generated_token():
     torch.manual_seed(1)
     g = Generator(6, 4, 8, init_std=1.5, eos_token=1).eval()
     prefix = torch.tensor([[3, 4], [5, -1]])
     tokens, scores = beam_search(g, 5, 6, prefix)
     assert tokens.shape == (2, 5, 6)
     assert (tokens[0, :, :2] == torch.tensor([3, 4])).all() and (tokens[1, :, 0] == 5).all()
-    raw, _ = beam_search(g, 5, 6, prefix, length_penalty=0.0)
-    assert raw.shape == tokens.shape
+    start = torch.tensor([2, 1]).repeat_interleave(5)  # prompt lengths: the prompt costs nothing and does not count
+    flat = tokens.reshape(10, 6)
+    with torch.no_grad():
+        counted = (torch.arange(6) >= start[:, None]) & g.mask(flat)
+        per_token = (g.log_probs(flat) * counted).sum(dim=1) / counted.sum(dim=1)
+    torch.testing.assert_close(scores.reshape(10), per_token)
+    assert bool((scores[:, 1:] <= scores[:, :-1]).all())
 
 
 def test_noise_free_beam_scores_are_the_teacher_forced_log_probs():
