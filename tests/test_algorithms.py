@@ -16,6 +16,7 @@ from seqgan.algorithms.reinforce import ReinforceConfig, reinforce_step, sequenc
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
 from seqgan.distributed import SINGLE
+from seqgan.metrics.logger import without_clock
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import pg_loss
 from seqgan.training.checkpoint import latest_checkpoint
@@ -29,7 +30,7 @@ TINY_MLE = """
 
 
 def rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return without_clock([json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()])
 
 
 # ----------------------------------------------------------------------------- MLE

@@ -205,7 +205,7 @@ class StubGenerator:
     def __init__(self, filler: list[int]) -> None:
         self.filler = torch.tensor(filler)
 
-    def sample(self, num, length, rng, temperature=1.0, batch_size=1000, cond=None):
+    def sample(self, num, length, rng, temperature=1.0, batch_size=1000, cond=None, top_k=None, top_p=None):
         return self.filler[cond[:, 0]].unsqueeze(1).expand(num, length).clone()
 
 

@@ -6,7 +6,7 @@ under TYPE_CHECKING too): a module imports only from its own layer or those belo
     1 config                            typed settings
     2 data                              corpora, tokenizers, conditions, the data bundle
     3 models                            generators, discriminators, condition encoders, the oracle LM
-    4 rl, generation                    rewards and losses; samples of a generator for a data set
+    4 rl, generation, decoding          rewards and losses; samples of a generator for a data set; prompts and decoding
     5 metrics                           what is measured (never how training runs)
     6 algorithms                        each GAN variant: its models, losses and updates
     7 training                          the phase loop, checkpoints, run folders, evaluation
@@ -27,7 +27,7 @@ LAYERS = [
     ("config",),
     ("data",),
     ("models",),
-    ("rl", "generation"),
+    ("rl", "generation", "decoding"),
     ("metrics",),
     ("algorithms",),
     ("training",),

@@ -20,7 +20,7 @@ from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
-LOGGED_SINCE = {"unique_frac"}  # diagnostics added to the metric rows later; they read the same samples and draw nothing
+LOGGED_SINCE = {"unique_frac", "wall_s", "time"}  # added to the metric rows later; they read the same samples and draw nothing
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.cli.main import main
 from seqgan.config import load_config
 from seqgan.errors import NonFiniteLossError
+from seqgan.metrics.logger import read_metrics, without_clock
 from seqgan.training import checkpoint as checkpoint_module
 from seqgan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from seqgan.training.run import Trainer
@@ -35,6 +36,11 @@ SLOW_SMOKE = """
     adversarial.epochs=6 adversarial.num_negatives=400 adversarial.rollout_num=6 eval.num_samples=1000
     checkpoint.every=1 checkpoint.keep=2
 """.split()
+
+
+def logged(run: Path) -> list[dict]:
+    """The run's metrics rows without the time they were written at."""
+    return without_clock(read_metrics(run / "metrics.jsonl"))
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -58,7 +64,7 @@ def wait_for_phase(proc: subprocess.Popen, run: Path, phase: str, timeout: float
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+    assert logged(a) == logged(b)
     final_a, final_b = latest_checkpoint(a / "checkpoints"), latest_checkpoint(b / "checkpoints")
     assert final_a.name == final_b.name
     for key in ("generator", "rollout", "discriminator"):
@@ -259,8 +265,10 @@ def test_resume_lengthens_a_finished_run_as_if_it_had_been_given_that_length(tmp
     assert 0 < saved["adversarial"] <= spent
     assert run_cli(capsys, "train", "--resume", str(short), "adversarial.epochs=4", "--quiet")[0] == 0
     assert json.loads((short / "timings.json").read_text())["adversarial"] > saved["adversarial"]  # both parts counted
-    last = [json.loads(r.read_text().splitlines()[-1]) for r in (short / "metrics.jsonl", full / "metrics.jsonl")]
+    last = [logged(r)[-1] for r in (short, full)]
     assert last[0] == last[1] and last[0]["phase"] == "adversarial" and last[0]["epoch"] == 4
+    clock = [r["wall_s"] for r in read_metrics(short / "metrics.jsonl")]
+    assert clock == sorted(clock) and clock[-1] > sum(saved.values())  # the resumed rows go on from the checkpoint's time
     for name in ("generator", "discriminator"):
         a, b = (load_file(latest_checkpoint(r / "checkpoints") / f"{name}.safetensors") for r in (short, full))
         assert all(torch.equal(a[k], b[k]) for k in b)

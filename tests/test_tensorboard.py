@@ -21,7 +21,7 @@ def expected_series(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list[tuple[int, float]]] = {}
     for r in records:
         for key, value in r.items():
-            if key in ("phase", "epoch", "g_epoch"):
+            if key in ("phase", "epoch", "g_epoch", "wall_s", "time"):  # the clock is TensorBoard's own
                 continue
             tag, step = (f"d_pretrain/{key}", r["epoch"]) if r["phase"] == "d_pretrain" else (key, r["g_epoch"])
             out.setdefault(tag, []).append((step, value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,15 @@ from safetensors.torch import load_file
 
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import load_config
+from seqgan.metrics.logger import read_metrics, without_clock
 from seqgan.training.run import Trainer
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+
+
+def logged(run: Path) -> list[dict]:
+    """The run's metrics rows without the time they were written at."""
+    return without_clock(read_metrics(run / "metrics.jsonl"))
 
 
 def smoke_trainer(tmp_path: Path, *overrides: str) -> Trainer:
@@ -53,12 +60,12 @@ def test_rollout_policy_lags_behind_the_generator(tmp_path):
 def test_same_seed_gives_identical_metrics(tmp_path):
     for name in ("a", "b"):
         smoke_trainer(tmp_path / name).run()
-    a = (tmp_path / "a" / "metrics.jsonl").read_text()
-    assert a == (tmp_path / "b" / "metrics.jsonl").read_text()
-    phases = [json.loads(line)["phase"] for line in a.splitlines()]
+    a = logged(tmp_path / "a")
+    assert a == logged(tmp_path / "b")
+    phases = [r["phase"] for r in a]
     assert phases[0] == "mle" and "d_pretrain" in phases and phases[-1] == "adversarial"
     smoke_trainer(tmp_path / "c", "seed=1").run()
-    assert a != (tmp_path / "c" / "metrics.jsonl").read_text()
+    assert a != logged(tmp_path / "c")
 
 
 def test_metrics_hold_what_the_issue_asks_for(tmp_path):
@@ -66,6 +73,10 @@ def test_metrics_hold_what_the_issue_asks_for(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     adv = [r for r in rows if r["phase"] == "adversarial"]
     assert [r["epoch"] for r in adv] == [2, 4]
+    clock = [r["wall_s"] for r in rows]  # every row says when it was written: seconds of training, and UTC time
+    assert clock == sorted(clock) and clock[-1] > 0
+    times = [datetime.fromisoformat(r["time"]) for r in rows]
+    assert times == sorted(times) and all(t.tzinfo is not None for t in times)
     for key in ("nll_oracle", "nll_test", "d_acc", "mean_reward", "g_loss", "d_loss"):
         assert all(key in r for r in adv), key
     assert all(0.0 <= r["mean_reward"] <= 1.0 and 0.0 <= r["d_acc"] <= 1.0 for r in adv)
@@ -92,7 +103,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_thi
     resumed.resume()
     assert (resumed.phase, resumed.epoch) == ("adversarial", 2)
     resumed.run()
-    assert (tmp_path / "crash" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert logged(tmp_path / "crash") == logged(tmp_path / "full")
     final = "checkpoints/2-adversarial-000004"
     for key in ("generator", "discriminator", "rollout"):
         a = load_file(tmp_path / "full" / final / f"{key}.safetensors")
@@ -106,14 +117,14 @@ def test_a_run_reopens_with_its_saved_oracle_data_never_resampled(tmp_path, monk
     from seqgan.training.experiment import open_run
 
     smoke_trainer(tmp_path).run()
-    logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["nll_test"]
+    last_nll = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["nll_test"]
 
     def no_sampling(*args, **kwargs):
         raise AssertionError("the oracle data was drawn again instead of read from the run")
 
     monkeypatch.setattr(experiment, "oracle_dataset", no_sampling)
     run = open_run(tmp_path)
-    assert nll_test(run.generator, run.data.test) == logged
+    assert nll_test(run.generator, run.data.test) == last_nll
     resumed = Trainer(run.config, tmp_path, quiet=True)  # resume reads the same files
     assert torch.equal(resumed.data.train, run.data.train)
 

@@ -5,6 +5,7 @@
     lines = seqgan.sample(run, 5, temperature=0.8, seed=1)   # list[str], as `seqgan sample` prints them
     metrics = seqgan.evaluate(run, n=1000)                    # dict, as `seqgan evaluate` prints it
     run = seqgan.open_run("runs/smoke@mle")                   # any run folder (or DIR@CHECKPOINT)
+    out = seqgan.generate(run, ["3 17"], n=2, top_p=0.9)      # prompts, top-k / top-p, greedy, beam, scores
 
 A `Run` holds the folder, the resolved config, the data and the trained generator (eval mode).
 `train` writes exactly the run folder `seqgan train` does (command.txt holds the equivalent
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from seqgan import distributed
 from seqgan.algorithms.common import discriminator_metrics
 from seqgan.config import ConfigError, ExperimentConfig, apply_overrides, changed_settings, config_from_dict, load_config
 from seqgan.data.report import summary_lines
 from seqgan.data.tokenizers import UNK
+from seqgan.decoding import Decoding, Generated, generate_for_data
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.metrics.conditional import oracle_sample_metrics, per_condition_nll
 from seqgan.metrics.nll import nll_test
@@ -38,7 +41,7 @@ from seqgan.training.run import PHASES, Trainer
 RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
 """The settings a resumed run may change: the adversarial phase's length and checkpointing."""
 
-__all__ = ["RESUME_OVERRIDES", "Run", "evaluate", "open_run", "sample", "train"]
+__all__ = ["RESUME_OVERRIDES", "Run", "evaluate", "generate", "open_run", "sample", "train"]
 
 
 # ----------------------------------------------------------------------------- train
@@ -173,6 +176,46 @@ def parse_condition(run: Run, condition: list[str]) -> tuple[torch.Tensor, int]:
     return cond, unknown
 
 
+# ----------------------------------------------------------------------------- generate
+
+
+def generate(
+    run: Run | str | Path,
+    prompts: str | list[str] | None = None,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    beam: int | None = None,
+    length_penalty: float = 1.0,
+    max_len: int | None = None,
+    seed: int = 0,
+    condition: list[str] | None = None,
+    discriminator: bool | nn.Module = False,
+) -> Generated:
+    """`n` sequences per prompt (or `n` from scratch) of a run (a `Run` from `open_run`, or its
+    folder, `DIR[@CHECKPOINT]`). prompts: text for a text run, token ids ('3 17 42') for an
+    oracle run. condition: `--condition` specs of a conditional run ('field=value', 'source=TEXT',
+    'row=N'); without it each sequence gets the condition of a held-out row. discriminator: True
+    loads the run's D from the same checkpoint (or pass a loaded D) to score each sequence.
+    Bad arguments raise `ConfigError` with a one-line message."""
+    if not isinstance(run, Run):
+        run = open_run(run)
+    decoding = Decoding(temperature, top_k, top_p, greedy, beam, length_penalty)
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if max_len is not None and max_len < 1:
+        raise ConfigError(f"max-len {max_len}: must be >= 1")
+    d = load_discriminator(run) if discriminator is True else (discriminator if isinstance(discriminator, nn.Module) else None)
+    cond, unknown = parse_condition(run, list(condition)) if condition else (None, 0)
+    rng = torch.Generator(run.device).manual_seed(seed)
+    out = generate_for_data(run.generator, run.data, decoding, n, rng, prompts, cond, max_len, run.config.eval.batch_size, d)
+    if unknown:
+        out.notes.insert(0, f"{unknown} source token(s) are not in the run's vocabulary and read as <unk>")
+    return out
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -181,6 +224,8 @@ def evaluate(
     n: int = 10_000,
     *,
     temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
     seed: int = 0,
     classifier: str | Path | None = None,
     discriminator: bool = False,
@@ -188,7 +233,10 @@ def evaluate(
     """The metrics `seqgan evaluate` prints, as a dict: NLL-oracle and diversity of `n` samples
     (oracle runs), NLL-test, BLEU / Self-BLEU (text runs), exact match (seq2seq runs); with
     `classifier` (a `seqgan classifier train` folder) condition accuracy of label-conditioned text
-    runs; with `discriminator` D's accuracy from the same checkpoint."""
+    runs; with `discriminator` D's accuracy from the same checkpoint. `top_k` / `top_p` truncate the
+    sampled metrics' draws (after the temperature); NLL-test reads the temperature alone."""
+    Decoding(temperature, top_k, top_p)  # bad choices fail with one line
+    cut = {"top_k": top_k, "top_p": top_p}
     run = _run(run)
     data, cfg = run.data, run.config
     judge = None
@@ -197,9 +245,10 @@ def evaluate(
         judge = classifier_for_run(str(classifier), test_file, data.condition), str(classifier)
     rng = torch.Generator(run.device).manual_seed(seed)
     result: dict[str, Any] = {"run": str(run.dir), "checkpoint": run.checkpoint, "temperature": temperature}
+    result |= {k: v for k, v in cut.items() if v is not None}
     result |= {"num_samples": n, "seed": seed}
     if data.oracle is not None:
-        samples = sample_for_data(run.generator, data, n, rng, temperature, cfg.eval.batch_size)
+        samples = sample_for_data(run.generator, data, n, rng, temperature, cfg.eval.batch_size, **cut)
         pool, candidates = data.cond_test, cfg.condition.candidates
         result |= oracle_sample_metrics(
             data.oracle, samples.tokens, samples.cond, data.condition, pool, candidates, rng, cfg.eval.batch_size
@@ -207,22 +256,28 @@ def evaluate(
         result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
     result |= {"nll_test": nll_test(run.generator, data.test, temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
-        result |= full_text_metrics(run.generator, data.text, n, rng, temperature, cfg.eval.batch_size)
+        result |= full_text_metrics(run.generator, data.text, n, rng, temperature, cfg.eval.batch_size, **cut)
     if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
         for t, suffix in ((temperature, ""), (0.0, "_greedy")):
-            result |= match_metrics(
-                reference_match_sums(run.generator, data.cond_test, data.test, rng, t, cfg.eval.batch_size), suffix
-            )
+            truncation = cut if t else {}  # greedy decoding has nothing to truncate
+            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, t, cfg.eval.batch_size, **truncation)
+            result |= match_metrics(sums, suffix)
     if discriminator:
         d = load_discriminator(run)
         result |= discriminator_metrics(d, data.test, run.generator, cfg.eval.d_samples, rng, cond=data.cond_test)
     if data.condition is not None and data.condition.kind == "label":
-        result |= per_label_metrics(run, result.pop("per_condition", {}), n, rng, temperature, judge)
+        result |= per_label_metrics(run, result.pop("per_condition", {}), n, rng, temperature, judge, cut)
     return result
 
 
 def per_label_metrics(
-    run: Run, per: dict, n: int, rng: torch.Generator, temperature: float, judge: tuple[Any, str] | None
+    run: Run,
+    per: dict,
+    n: int,
+    rng: torch.Generator,
+    temperature: float,
+    judge: tuple[Any, str] | None,
+    cut: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Label-conditioned runs: per label value, the sample metrics, the held-out NLL and (text) the
     text metrics; with a classifier (`judge`: the model and its folder), its overall condition
@@ -232,7 +287,9 @@ def per_label_metrics(
     text, out = {}, {}
     if data.text is not None:
         classifier = None if judge is None else judge[0]
-        text, overall = per_condition_text_metrics(run.generator, data.text, n, rng, temperature, cfg.eval.batch_size, classifier)
+        text, overall = per_condition_text_metrics(
+            run.generator, data.text, n, rng, temperature, cfg.eval.batch_size, classifier, **(cut or {})
+        )
         if judge is not None:
             out |= overall | {"classifier": classifier_summary(judge[1], judge[0].info)}
     names = sorted(set(held) | set(text))

@@ -44,16 +44,30 @@ def sample_for_data(
     temperature: float = 1.0,
     batch_size: int = 1000,
     cond: torch.Tensor | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> Samples:
     """`num` samples of G for a data set. A conditional run samples for the given condition
-    `cond` (1, ...) repeated, or else for conditions of held-out rows drawn from `rng` first."""
+    `cond` (1, ...) repeated, or else for conditions of held-out rows drawn from `rng` first.
+    top_k / top_p truncate each step's distribution (`seqgan.models.truncation`)."""
+    cond, rows = conditions_for(data, num, rng, cond)
+    tokens = generator.sample(num, data.length, rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p)
+    return Samples(tokens, cond, rows)
+
+
+def conditions_for(
+    data: Data, num: int, rng: torch.Generator, cond: torch.Tensor | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The conditions of `num` samples and, when drawn from the held-out set, their row numbers:
+    the given `cond` (1, ...) repeated, or held-out rows drawn from `rng`; (None, None) for an
+    unconditional run."""
     rows = None
     if data.cond_test is not None and cond is None:
         rows = pick_index(data.cond_test, num, rng)
         cond = data.cond_test[rows]
     elif cond is not None:
         cond = cond.to(data.train.device).expand(num, *cond.shape[1:])
-    return Samples(generator.sample(num, data.length, rng, temperature, batch_size, cond=cond), cond, rows)
+    return cond, rows
 
 
 def format_samples(samples: Samples, data: Data) -> list[str]:

@@ -2,11 +2,13 @@
 
     seqgan train CONFIG.yaml [--out DIR] [section.key=value ...] [--quiet]
     seqgan train --resume DIR
-    seqgan sample DIR[@CHECKPOINT] [-n N] [--temperature T] [--seed S] [--out FILE] [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
-    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--classifier CLF_DIR] [--discriminator]
+    seqgan sample DIR[@CHECKPOINT] [-n N] [--prefix TEXT ... | --prefix-file FILE] [--temperature T] [--top-k K] [--top-p P]
+                  [--greedy | --beam N] [--max-len L] [--seed S] [--format text|jsonl [--discriminator]] [--out FILE]
+                  [--condition FIELD=VALUE ... | source=TEXT | row=INDEX]
+    seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--top-k K] [--top-p P] [--classifier CLF_DIR] [--discriminator]
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
-    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [-n N] [--out FOLDER]
+    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05] [-n N] [--out FOLDER]
     seqgan config [--explain SECTION[.KEY]]
 
 train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
@@ -22,19 +24,20 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from seqgan import distributed
-from seqgan.api import RESUME_OVERRIDES, evaluate, new_run, resumed_config, run_training, sample
+from seqgan.api import RESUME_OVERRIDES, evaluate, generate, new_run, resumed_config, run_training
 from seqgan.cli.explain import explain
 from seqgan.config import ConfigError
 from seqgan.data.corpus import CorpusError
 from seqgan.data.tokenizers import TokenizerError
+from seqgan.decoding import Decoding
 from seqgan.errors import NonFiniteLossError
+from seqgan.generation import format_samples
 from seqgan.metrics.classifier import ClassifierError, train_on_files
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
-from seqgan.metrics.sweep import parse_temperatures, plot_sweep, sweep_generator, write_csv
+from seqgan.metrics.sweep import parse_temperatures, parse_top_ps, plot_sweep, sweep_generator, write_csv
 from seqgan.models.oracle import OracleError
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import open_run
@@ -45,13 +48,6 @@ USER_ERRORS += (FileNotFoundError, FileExistsError)
 """Errors that end a command with one line on stderr (the input was wrong), not a traceback."""
 
 
-def _positive_temperature(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"temperature must be > 0, got {value}")
-    return value
-
-
 def check_count(option: str, value: int, minimum: int, why: str, example: int) -> None:
     """A sample count from the command line: at least `minimum`, else a ConfigError that says why and what to give."""
     if value < minimum:
@@ -59,6 +55,21 @@ def check_count(option: str, value: int, minimum: int, why: str, example: int) -
 
 
 RUN_HELP = "run directory (its latest checkpoint), or DIR@mle for G at the end of MLE pre-training, or DIR@CHECKPOINT_FOLDER"
+PREFIX_HELP = (
+    "continue this prompt: words for a text run (tokenised as the run's data), token ids ('3 17 42') for an oracle run; "
+    "repeat for several"
+)
+FORMAT_HELP = (
+    "text (default): one sequence a line; jsonl: one object a line with the text (or ids), prefix, condition, logprob "
+    "(G's log-probability of the generated tokens), nll (per token), num_tokens"
+)
+
+
+def add_decoding_args(parser: argparse.ArgumentParser) -> None:
+    """--temperature, --top-k, --top-p: how `sample`, `evaluate` (and `sweep`, temperature aside) draw."""
+    parser.add_argument("--temperature", type=float, default=1.0, help="divide the logits by this (> 0; default 1)")
+    parser.add_argument("--top-k", type=int, help="sample among the k most probable tokens (after the temperature)")
+    parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p in (0, 1] (after top-k)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,11 +101,19 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def add_sample(sub: argparse._SubParsersAction) -> None:
-    sample = sub.add_parser("sample", help="print sequences from a trained run, one a line")
+    sample = sub.add_parser("sample", help="print sequences from a trained run, one a line (or JSON Lines with scores)")
     sample.add_argument("run_dir", help=RUN_HELP)
-    sample.add_argument("-n", type=int, default=10, help="how many sequences (default 10)")
-    sample.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    sample.add_argument("-n", type=int, help="sequences per prompt (default 10 when sampling, 1 for --greedy / --beam)")
+    sample.add_argument("--prefix", action="append", default=[], metavar="TEXT", help=PREFIX_HELP)
+    sample.add_argument("--prefix-file", metavar="FILE", help="continue every non-blank line of FILE, as --prefix")
+    add_decoding_args(sample)
+    sample.add_argument("--greedy", action="store_true", help="the most probable token at every step")
+    sample.add_argument("--beam", type=int, metavar="N", help="beam search of width N; -n returns the n best (n <= N)")
+    sample.add_argument("--length-penalty", type=float, default=1.0, help="beam search ranks by log-prob / length**this")
+    sample.add_argument("--max-len", type=int, help="tokens per sequence, prefix included (default: the run's length)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--format", choices=("text", "jsonl"), default="text", help=FORMAT_HELP)
+    sample.add_argument("--discriminator", action="store_true", help="jsonl: add d_score, the run's D's probability of real")
     sample.add_argument("--out", help="write to this file instead of stdout")
     sample.add_argument(
         "--condition",
@@ -111,7 +130,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("evaluate", help="print one JSON object of metrics for a trained run")
     evaluate.add_argument("run_dir", help=RUN_HELP)
     evaluate.add_argument("-n", type=int, default=10_000, help="generated samples for NLL-oracle / BLEU (default 10,000)")
-    evaluate.add_argument("--temperature", type=_positive_temperature, default=1.0)
+    add_decoding_args(evaluate)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument(
         "--classifier",
@@ -151,9 +170,10 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
-    sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures: CSV and PNG")
+    sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures (and top-p): CSV and PNG")
     sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
+    sweep.add_argument("--top-p", help="a second axis: top-p values as start:stop:step or a comma list, e.g. 0.8:1.0:0.05")
     sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
@@ -193,14 +213,28 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    check_count("-n", args.n, 1, "how many sequences to print", 10)
+    if args.n is not None:
+        check_count("-n", args.n, 1, "how many sequences to print", 10)
+    prompts = list(args.prefix)
+    if args.prefix_file:
+        prompts += [line for line in Path(args.prefix_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not prompts:
+            raise ConfigError(f"--prefix-file {args.prefix_file}: no prompt in it (every line is blank)")
+    if args.discriminator and args.format != "jsonl":
+        raise ConfigError("--discriminator adds a score to each JSON object: use it with --format jsonl")
+    n = args.n if args.n is not None else (1 if args.greedy or args.beam is not None else 10)
+    decoding = {k: getattr(args, k) for k in ("temperature", "top_k", "top_p", "greedy", "beam", "length_penalty")}
+    Decoding(**decoding)  # bad choices fail before the run is read
     run = open_run(args.run_dir)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        lines = sample(run, args.n, temperature=args.temperature, seed=args.seed, condition=args.condition)
-    for w in caught:
-        print(f"seqgan sample: note: {w.message}", file=sys.stderr)
-    text = "".join(line + "\n" for line in lines)
+    options = {"max_len": args.max_len, "seed": args.seed, "condition": args.condition, "discriminator": args.discriminator}
+    out = generate(run, prompts or None, n, **options, **decoding)
+    for note in out.notes:
+        print(f"seqgan sample: note: {note}", file=sys.stderr)
+    if args.format == "jsonl":
+        rows = out.records(run.data, ",".join(args.condition) or None)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        text = "".join(line + "\n" for line in format_samples(out.samples, run.data))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -209,8 +243,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     check_count("-n", args.n, 2, "Self-BLEU and the diversity measures compare samples with each other", 10_000)
-    options = {"temperature": args.temperature, "seed": args.seed, "classifier": args.classifier}
-    print(json.dumps(evaluate(args.run_dir, args.n, discriminator=args.discriminator, **options)))
+    Decoding(args.temperature, args.top_k, args.top_p)  # bad choices fail before the run is read
+    options = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
+    print(json.dumps(evaluate(args.run_dir, args.n, classifier=args.classifier, discriminator=args.discriminator, **options)))
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:
@@ -238,6 +273,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     check_count("-n", args.n, 2, "Self-BLEU and the diversity measures compare samples with each other", 10_000)
     try:
         temperatures = parse_temperatures(args.temperatures)
+        top_ps = None if args.top_p is None else parse_top_ps(args.top_p)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if args.labels and len(args.labels) != len(args.run_dirs):
@@ -250,7 +286,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for run, label in zip(runs, labels, strict=True):
         cfg = run.config
         swept = sweep_generator(
-            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates
+            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates, top_ps
         )
         rows += [{"run": str(run.dir), "checkpoint": run.checkpoint, "label": label} | row for row in swept]
         print(f"swept {run.dir}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""metrics.jsonl: one JSON object a line, each with the phase and epoch it was measured at.
+"""metrics.jsonl: one JSON object a line, each with the phase and epoch it was measured at, and
+when (`CLOCK`: `wall_s`, seconds of training so far, and `time`, an ISO 8601 UTC timestamp).
 
 With a `TensorBoardLog` attached every record is also written there (see `seqgan.metrics.tensorboard`)."""
 
@@ -12,6 +13,15 @@ from seqgan.files import write_atomic_text
 
 if TYPE_CHECKING:
     from seqgan.metrics.tensorboard import TensorBoardLog
+
+
+CLOCK = ("wall_s", "time")
+"""The keys of a row that say when it was written: the only ones that differ between identical runs."""
+
+
+def without_clock(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without their `CLOCK` keys, to compare runs that should have measured the same."""
+    return [{k: v for k, v in r.items() if k not in CLOCK} for r in rows]
 
 
 class MetricsLog:

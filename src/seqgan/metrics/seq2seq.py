@@ -33,11 +33,15 @@ def reference_match_sums(
     rng: torch.Generator,
     temperature: float,
     batch_size: int = 1000,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> list[float]:
-    """G's outputs for sources (R, S) (temperature 0: greedy) against references (R, T): the sums
-    [exact matches, tokens right, reference tokens, rows], which ranks add up."""
+    """G's outputs for sources (R, S) (temperature 0: greedy; top_k / top_p truncate sampling)
+    against references (R, T): the sums [exact matches, tokens right, reference tokens, rows], which ranks add up."""
     generator.eval()
-    outputs = generator.sample(len(sources), references.shape[1], rng, temperature, batch_size, cond=sources)
+    outputs = generator.sample(
+        len(sources), references.shape[1], rng, temperature, batch_size, cond=sources, top_k=top_k, top_p=top_p
+    )
     return [*match_counts(outputs, references).sum(dim=0).tolist(), float(len(sources))]
 
 

@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 
 from seqgan.errors import ConfigError
+from seqgan.metrics.logger import CLOCK
 
-NOT_METRICS = ("phase", "epoch", "g_epoch")
+NOT_METRICS = ("phase", "epoch", "g_epoch", *CLOCK)  # TensorBoard keeps its own wall time per event
 
 
 def require_tensorboard() -> None:

@@ -39,11 +39,18 @@ ORDERS = (2, 3, 4, 5)
 
 
 def sample_units(
-    generator: Generator, data: TextData, n: int, rng: torch.Generator, temperature: float, batch_size: int
+    generator: Generator,
+    data: TextData,
+    n: int,
+    rng: torch.Generator,
+    temperature: float,
+    batch_size: int,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> list[list[str]]:
     cond = pick_rows(data.cond_test, n, rng)  # TextData lives on the CPU; G and rng on the run's device
     cond = None if cond is None else cond.to(rng.device)
-    samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size, cond=cond)
+    samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p)
     return [text_units(s, data.tokenizer.kind) for s in decode_rows(data.tokenizer, samples)]
 
 
@@ -64,10 +71,17 @@ def quick_text_metrics(generator: Generator, data: TextData, n: int, rng: torch.
 
 
 def full_text_metrics(
-    generator: Generator, data: TextData, n: int, rng: torch.Generator, temperature: float, batch_size: int
+    generator: Generator,
+    data: TextData,
+    n: int,
+    rng: torch.Generator,
+    temperature: float,
+    batch_size: int,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> dict[str, float]:
     kind = data.tokenizer.kind
-    hyps = sample_units(generator, data, n, rng, temperature, batch_size)
+    hyps = sample_units(generator, data, n, rng, temperature, batch_size, top_k, top_p)
     out = _quality_and_diversity(hyps, data)
     out |= {f"bleu{k}_heldout": v for k, v in tm.bleu(hyps, _refs(data.heldout_lines, kind), ORDERS).items()}
     out["copy_rate"] = tm.copy_rate(hyps, _refs(data.train_lines, kind))
@@ -83,6 +97,8 @@ def per_condition_text_metrics(
     temperature: float,
     batch_size: int,
     classifier: NgramClassifier | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """({condition name: its metrics}, the classifier's accuracies over all conditions) of a label
     run; see the module docstring. Conditions come in sorted order, each drawing from `rng` in turn."""
@@ -99,7 +115,9 @@ def per_condition_text_metrics(
     hits, real_hits = 0, 0
     for name, rows in groups.items():
         cond = data.cond_test_lines[rows[:1]].to(rng.device).expand(per_class, -1)  # (per_class, fields), on G's device
-        tokens = generator.sample(per_class, data.train.shape[1], rng, temperature, batch_size, cond=cond)
+        tokens = generator.sample(
+            per_class, data.train.shape[1], rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p
+        )
         texts = decode_rows(data.tokenizer, tokens)
         hyps = [text_units(t, kind) for t in texts]
         refs = _refs([data.test_lines[i] for i in rows.tolist()], kind)

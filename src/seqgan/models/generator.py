@@ -59,7 +59,7 @@ from torch import nn
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll
-from seqgan.models.sampling import greedy, sample_logits
+from seqgan.models.sampling import pick_tokens
 
 M = TypeVar("M", bound=nn.Module)
 SAMPLE_ROWS_CPU, SAMPLE_ROWS_GPU = 1000, 16384  # rows per sampling chunk by default
@@ -336,18 +336,26 @@ class Generator(nn.Module):
         batch_size: int | None = None,
         return_noise: bool = False,
         cond: torch.Tensor | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        prefix: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Draw `num` sequences of `seq_len` tokens: (num, seq_len) int64, `batch_size` rows at a time
         (None: 1,000 on the CPU, where a chunk's logits then stay in cache; 16,384 on a GPU, where
         fewer, larger steps keep it busy).
 
-        temperature > 0 scales the logits; temperature == 0 decodes greedily. With an end token,
-        a row pads after emitting it. With a noise input each row draws its z first (per chunk,
-        from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
+        temperature > 0 scales the logits; temperature == 0 decodes greedily. top_k / top_p
+        truncate the distribution after the temperature (`seqgan.models.truncation`). With an end
+        token, a row pads after emitting it. With a noise input each row draws its z first (per
+        chunk, from `generator`); `return_noise` also returns them: (num, noise_dim), or None without.
         A conditional G samples row i for the condition cond[i] (cond: (num, ...)).
+        prefix (num, P): row i starts with the tokens prefix[i, :] that are >= 0 (a shorter prompt
+        ends in -1s) and continues from there; no random number is drawn while every row is forced.
         """
         if cond is not None and len(cond) != num:
             raise ValueError(f"cond has {len(cond)} rows for {num} sequences; give one condition per sequence")
+        if prefix is not None and (len(prefix) != num or prefix.shape[1] > seq_len):
+            raise ValueError(f"prefix {tuple(prefix.shape)}: give one row per sequence, at most seq_len={seq_len} long")
         device = self.head.weight.device
         batch_size = batch_size or (SAMPLE_ROWS_GPU if device.type == "cuda" else SAMPLE_ROWS_CPU)
         chunks, noises = [], []
@@ -359,9 +367,16 @@ class Generator(nn.Module):
             state = self.initial_state(noise, rows, None if cond is None else cond[begin : begin + rows])
             done = None
             out = torch.empty(rows, seq_len, dtype=torch.long, device=device)
+            forced = None if prefix is None else prefix[begin : begin + rows].to(device)  # (rows, P)
+            every_row = [] if forced is None else (forced >= 0).all(dim=0).tolist()  # [t]: all rows forced at t
             for t in range(seq_len):
                 logits, state = self.step(token, state)
-                token = greedy(logits) if temperature == 0 else sample_logits(logits, generator, temperature, inplace=True)
+                if t < len(every_row) and every_row[t]:
+                    token = forced[:, t]
+                else:
+                    token = pick_tokens(logits, generator, temperature, top_k, top_p)
+                    if t < len(every_row):
+                        token = torch.where(forced[:, t] >= 0, forced[:, t], token)
                 token, done = self.finish(token, done)
                 out[:, t] = token
             chunks.append(out)

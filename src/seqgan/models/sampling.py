@@ -1,4 +1,5 @@
-"""Categorical sampling by inverse CDF, in two levels, with one uniform number per row.
+"""Categorical sampling by inverse CDF, in two levels, with one uniform number per row; truncated
+(top-k / top-p) sampling on the same draw.
 
 For a 5000-word vocabulary, inverse-CDF sampling was measured 4-8x faster on CPU than
 `torch.multinomial` (which draws one random number per word), with the same distribution: one
@@ -14,6 +15,8 @@ to float round-off) without a full-width scan; with the exponential taken in pla
 from __future__ import annotations
 
 import torch
+
+from seqgan.models.truncation import nucleus_mask, top_k_filter
 
 BLOCK = 125
 SAFE_LOGIT = 80.0  # exp(80) ~ 5.5e34 < float32's max: no need to subtract the row max below this
@@ -36,16 +39,24 @@ def sample_logits(
     temperature divides the logits; it must be > 0 (`greedy` below is the limit T -> 0).
     inplace=True lets the function overwrite `logits` (the sampling loops own theirs).
     """
+    return inverse_cdf(_unnormalised_probs(_scaled(logits, temperature, inplace)), generator)
+
+
+def _scaled(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Tensor:
+    """float32 logits / temperature: a new tensor, or `logits` itself when it may be overwritten and T = 1."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    R, V = logits.shape
     if temperature != 1.0:
-        x = logits.float() / temperature
-    elif logits.dtype != torch.float32 or not inplace:
-        x = logits.float().clone() if logits.dtype == torch.float32 else logits.float()
-    else:
-        x = logits
-    p = _unnormalised_probs(x)  # (R, V)
+        return logits.float() / temperature
+    if logits.dtype != torch.float32 or not inplace:
+        return logits.float().clone() if logits.dtype == torch.float32 else logits.float()
+    return logits
+
+
+def inverse_cdf(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of unnormalised probabilities p (R, V) (left unchanged): (R,) int64,
+    by the two-level inverse CDF with one uniform number per row."""
+    R, V = p.shape
     blocks, full = -(-V // BLOCK), (V // BLOCK) * BLOCK
     sums = p[:, :full].reshape(R, V // BLOCK, BLOCK).sum(dim=2)  # (R, V // BLOCK)
     if full < V:
@@ -58,6 +69,102 @@ def sample_logits(
     inner = p.gather(1, idx.clamp(max=V - 1)).mul_(idx < V).cumsum_(dim=1)  # (R, BLOCK)
     j = torch.searchsorted(inner, target - before, right=True)  # (R, 1): the word inside the block
     return (k * BLOCK + j).clamp_(max=V - 1).squeeze(1)
+
+
+def sample_truncated(
+    logits: torch.Tensor,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """Draw one token per row from softmax(logits / temperature) cut to its top-k, then its top-p
+    nucleus (`seqgan.models.truncation`): logits (R, V) -> (R,) int64.
+
+    top_k >= V and top_p = 1 cut nothing, and then the draw is exactly `sample_logits`'s with the
+    same generator. The nucleus is drawn by rejection, never by sorting the vocabulary (a sort of
+    1,000 x 5,000 logits took 30 times as long as a whole draw here): a token j drawn from the
+    untruncated distribution is kept when the mass of the tokens strictly more probable than j is
+    below top_p (at once when j alone outweighs the rest beyond the nucleus, else after a few passes
+    over the row), else its row draws again. A nucleus holds at least
+    top_p of the mass, so each round keeps at least that share of the rows; the few rows left
+    after `NUCLEUS_ROUNDS` rounds are cut by the sorting reference. Either way the token follows
+    the nucleus distribution, up to float round-off at its boundary. inplace=True lets it overwrite `logits`.
+    """
+    x = _scaled(logits, temperature, inplace)
+    if top_k is not None and top_k < x.shape[1]:
+        x = top_k_filter(x, top_k)
+    p = _unnormalised_probs(x)  # (R, V)
+    if top_p is None or top_p >= 1:
+        return inverse_cdf(p, generator)
+    return _sample_nucleus(p, generator, top_p)
+
+
+NUCLEUS_ROUNDS = 4  # at top_p = 0.9, about 1 row in 10,000 is left for the sort
+
+
+def _sample_nucleus(p: torch.Tensor, generator: torch.Generator, top_p: float) -> torch.Tensor:
+    """p (R, V) unnormalised probabilities -> (R,) tokens of the top-p nucleus (see `sample_truncated`)."""
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    out = torch.empty(p.shape[0], dtype=torch.long, device=p.device)
+    total = p.sum(dim=1)  # (R,)
+    budget = top_p * total
+    rows = torch.arange(p.shape[0], device=p.device)  # the rows still to draw
+    q = p
+    for _ in range(NUCLEUS_ROUNDS):
+        token = inverse_cdf(q, generator)  # (r,)
+        chosen = q.gather(1, token.unsqueeze(1))  # (r, 1)
+        # Everything but the chosen token weighs less than the budget: in the nucleus without
+        # counting (most draws of a peaked distribution); only the other rows pay for the count.
+        kept = chosen.squeeze(1) > total[rows] - budget[rows]
+        unsure = torch.nonzero(~kept).squeeze(1)
+        if len(unsure):
+            kept[unsure] = _mass_above(q[unsure], chosen[unsure]) < budget[rows[unsure]]
+        out[rows[kept]] = token[kept]
+        rows = rows[~kept]
+        if len(rows) == 0:
+            return out
+        q = p[rows]
+    q = q * nucleus_mask(q, top_p)
+    out[rows] = inverse_cdf(q, generator)
+    return out
+
+
+MASS_ROWS = 64  # rows per chunk of `_mass_above`: a 64 x 5,000 scratch stays in cache
+
+
+def _mass_above(p: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """The mass of the tokens strictly more probable than each row's chosen one: p (R, V),
+    chosen (R, 1) -> (R,). Written as sum(max(p - c, 0)) + c * #{p > c}: float arithmetic only, which
+    ran 3-4x faster than a masked sum (boolean masks and their counts are slow on the CPU), in
+    chunks of rows through one small scratch tensor rather than a new (R, V) one every step."""
+    out = torch.empty(p.shape[0], dtype=p.dtype, device=p.device)
+    scratch = torch.empty(min(p.shape[0], MASS_ROWS), p.shape[1], dtype=p.dtype, device=p.device)
+    for begin in range(0, p.shape[0], MASS_ROWS):
+        c = chosen[begin : begin + MASS_ROWS]  # (r, 1)
+        excess = torch.sub(p[begin : begin + MASS_ROWS], c, out=scratch[: len(c)]).clamp_(min=0)  # (r, V)
+        total = excess.sum(dim=1)
+        out[begin : begin + MASS_ROWS] = total + c.squeeze(1) * excess.sign_().sum(dim=1)
+    return out
+
+
+def pick_tokens(
+    logits: torch.Tensor,
+    generator: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """The next token of each row of logits (R, V), which the caller gives up (they may be
+    overwritten): greedy at temperature 0 (truncation never changes the most probable token), the
+    plain inverse CDF without truncation, else `sample_truncated`."""
+    if temperature == 0:
+        return greedy(logits)
+    if top_k is None and top_p is None:
+        return sample_logits(logits, generator, temperature, inplace=True)
+    return sample_truncated(logits, generator, temperature, top_k, top_p, inplace=True)
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,10 @@
 3. `adversarial`: the algorithm's adversarial training.
 What one unit of a phase does is the algorithm's; the trainer runs the units, shows progress,
 writes a metrics row every `eval.every` units and at every phase end (`Evaluator` for G, the
-algorithm for D), checkpoints every `checkpoint.every` units and at every phase end, and stops
-cleanly on SIGINT / SIGTERM within seconds: the unit in progress is dropped and the state kept at
-the boundary before it is checkpointed (`seqgan.training.signals`; under torchrun, after the
-unit). An "MLE only" baseline is `algorithm: mle`.
+algorithm for D; each row with its `wall_s` and `time`), checkpoints every `checkpoint.every` units and
+at every phase end, and stops cleanly on SIGINT / SIGTERM within seconds: the unit in progress is
+dropped and the state kept at the boundary before it is checkpointed (`seqgan.training.signals`;
+under torchrun, after the unit). An "MLE only" baseline is `algorithm: mle`.
 
 Under torchrun (`seqgan.distributed`) every rank runs this same loop on its shard of each global
 batch; metrics are computed on shards and summed; only rank 0 writes files; checkpoints hold
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +268,7 @@ class Trainer:
             self.generator.eval()
         if view.discriminator_metrics:
             row |= self.algorithm.discriminator_metrics(rng)
+        row |= self._clock()
         if self.dist.is_main():
             self.folder.log.write(row)
         return row
@@ -400,6 +402,13 @@ class Trainer:
         if self._phase_began is not None:
             out[self.phase] = out.get(self.phase, 0.0) + time.perf_counter() - self._phase_began
         return out
+
+    def _clock(self) -> dict[str, Any]:
+        """When a row is written: `wall_s`, the seconds the run's phases have taken so far (a resumed run
+        goes on from its checkpoint's total; time after the last checkpoint of an interrupted run is
+        lost with its rows), and `time`, the UTC date and time."""
+        wall = sum(self._timings_so_far().values())
+        return {"wall_s": round(wall, 3), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     def _write_end(self) -> None:
         n = self.cfg.eval.final_samples
