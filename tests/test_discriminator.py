@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, discriminator_loss, prob_real
+from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, discriminator_loss, prob_real, realness
 
 
 def conv_features(d: CNNDiscriminator, tokens: torch.Tensor) -> torch.Tensor:
@@ -49,3 +51,27 @@ def test_cnn_discriminator_learns_to_separate_two_token_sets():
         opt.step()
     d.eval()
     assert prob_real(d, real).min() > 0.9 and prob_real(d, fake).max() < 0.1
+
+
+# ----------------------------------------------------------------------------- relaxed one-hots
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: CNNDiscriminator(20, 8, [1, 2, 3], [4, 4, 4], 0.0), lambda: RNNDiscriminator(20, 8, 6, dropout=0.0)]
+)
+def test_d_on_one_hots_equals_d_on_token_ids(make):
+    torch.manual_seed(0)
+    d = make()
+    tokens = torch.randint(0, 20, (5, 7), generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(d.soft_logits(F.one_hot(tokens, 20).float()), d(tokens))
+    d.eval()
+    with torch.no_grad():  # the lookup-table route of the token path, too
+        torch.testing.assert_close(d.soft_logits(F.one_hot(tokens, 20).float()), d(tokens))
+
+
+def test_ds_gradient_reaches_its_soft_inputs():
+    torch.manual_seed(0)
+    d = CNNDiscriminator(20, 8, [1, 2], [4, 4], 0.0)
+    vectors = torch.softmax(torch.randn(3, 5, 20), dim=-1).requires_grad_()
+    realness(d.soft_logits(vectors)).sum().backward()
+    assert vectors.grad is not None and vectors.grad.abs().sum() > 0

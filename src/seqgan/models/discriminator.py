@@ -112,6 +112,12 @@ class Discriminator(nn.Module):
             head_loss = self.classifier.loss(read[is_real], cond[is_real])
         return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
 
+    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 2) of D on probability vectors over the vocabulary, vectors (B, T, V) (one-hots
+        of real tokens, relaxed samples of G), differentiable in them: what Gumbel-softmax GANs train
+        G through. A D that reads token ids only raises."""
+        raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
+
     def begin_training(self, generator: nn.Module) -> None:
         """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
 
@@ -236,9 +242,17 @@ class CNNDiscriminator(Discriminator):
             # A pass that can lead to a step makes the tables stale: fused optimizers change the
             # weights in place without bumping their version counters, which the key also reads.
             self._tables_key = None
-            x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
-            fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
-            pooled = self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+            pooled = self._pooled(self.embedding(tokens))
+        return self._joined(pooled, cond)
+
+    def _pooled(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Max-over-time convolution outputs: embedded (B, T, E) -> (B, sum n_w)."""
+        x = embedded.transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
+        fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
+        return self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+
+    def _joined(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Pooled outputs (B, sum n_w) -> features after the highway layer (joined with e(c) when conditional)."""
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
@@ -247,6 +261,15 @@ class CNNDiscriminator(Discriminator):
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         h = self.dropout(self.features(tokens, cond))  # (B, P)
+        return project_condition(self.out(h), h, self.projection, self.condition, cond)
+
+    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 2) of relaxed one-hot vectors (B, T, V): each position's embedding is
+        vectors @ E, which is E[y] for the one-hot of y (the token path's value)."""
+        if self.classifier is not None:
+            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
+        self._tables_key = None  # a pass with gradients: the weights may change after it
+        h = self.dropout(self._joined(self._pooled(vectors @ self.embedding.weight), cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
     def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,14 +326,26 @@ class RNNDiscriminator(Discriminator):
     def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> (B, P): the last layer's final state of each direction, or attention
         pooling over the outputs of every step."""
-        out, state = self.rnn(self.embedding(tokens))  # out (B, T, directions * H)
+        return self._pooled_embedded(self.embedding(tokens))
+
+    def _pooled_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
+        """embedded (B, T, E) -> (B, P), as `pooled`."""
+        out, state = self.rnn(embedded)  # out (B, T, directions * H)
         if self.pool is not None:
             return self.pool(out)
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
         return torch.cat(list(h), dim=1)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        pooled = self.pooled(tokens)
+        return self._logits(self.pooled(tokens), cond)
+
+    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 2) of probability vectors (B, T, V), each position embedded as vectors @ E."""
+        if self.classifier is not None:
+            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
+        return self._logits(self._pooled_embedded(vectors @ self.embedding.weight), cond)
+
+    def _logits(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
             h = self.dropout(pooled)  # (B, P)
@@ -330,6 +365,12 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
     if condition_join not in CONDITION_JOINS:
         raise ValueError(f"condition_join must be one of {CONDITION_JOINS}, got {condition_join!r}")
     return condition is not None and condition_join == "projection"
+
+
+def realness(logits: torch.Tensor) -> torch.Tensor:
+    """D's scalar logit of "real": logits (B, 2) -> (B,) log P(real) / P(fake), the x of
+    P(real) = sigmoid(x) that GAN losses on one logit read (`seqgan.rl.relaxed.gan_losses`)."""
+    return logits[:, 1] - logits[:, 0]
 
 
 def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:
