@@ -115,7 +115,13 @@ class Discriminator(nn.Module):
     def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 2) of D on probability vectors over the vocabulary, vectors (B, T, V) (one-hots
         of real tokens, relaxed samples of G), differentiable in them: what Gumbel-softmax GANs train
-        G through. A D that reads token ids only raises."""
+        G through. For a one-hot of y it equals `forward(y)`. A D with a condition head raises."""
+        if self.classifier is not None:
+            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
+        return self.plain_soft_logits(vectors, cond)
+
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """`soft_logits` of a D without a condition head; a D that reads token ids only raises."""
         raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
 
     def begin_training(self, generator: nn.Module) -> None:
@@ -263,11 +269,9 @@ class CNNDiscriminator(Discriminator):
         h = self.dropout(self.features(tokens, cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
-    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, 2) of relaxed one-hot vectors (B, T, V): each position's embedding is
         vectors @ E, which is E[y] for the one-hot of y (the token path's value)."""
-        if self.classifier is not None:
-            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
         self._tables_key = None  # a pass with gradients: the weights may change after it
         h = self.dropout(self._joined(self._pooled(vectors @ self.embedding.weight), cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
@@ -339,10 +343,8 @@ class RNNDiscriminator(Discriminator):
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return self._logits(self.pooled(tokens), cond)
 
-    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, 2) of probability vectors (B, T, V), each position embedded as vectors @ E."""
-        if self.classifier is not None:
-            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
         return self._logits(self._pooled_embedded(vectors @ self.embedding.weight), cond)
 
     def _logits(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
