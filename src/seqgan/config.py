@@ -221,12 +221,16 @@ class ConditionConfig:
         )
 
 
+RNN_FIELDS = ("num_layers", "hidden_dim", "noise_dim", "attention")
+RMC_FIELDS = ("mem_slots", "num_heads", "head_size")
+
+
 @dataclass
 class GeneratorConfig:
     """The generator G: a recurrent language model (the paper: LSTM, 32/32, N(0, 0.1^2) init)."""
 
     cell: str = "lstm"
-    """'lstm' or 'gru'."""
+    """'lstm', 'gru', or 'rmc': RelGAN's relational memory core (Santoro et al. 2018; mem_slots, num_heads, head_size)."""
     num_layers: int = 1
     embed_dim: int = 32
     hidden_dim: int = 32
@@ -236,9 +240,23 @@ class GeneratorConfig:
     """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
     attention: bool = False
     """Causal self-attention over G's earlier top-layer outputs, its read-out joined to each step's output."""
+    mem_slots: int = 1
+    """cell=rmc only: N, the memory's slots (RelGAN: 1)."""
+    num_heads: int = 2
+    """cell=rmc only: attention heads over the slots (RelGAN: 2)."""
+    head_size: int = 256
+    """cell=rmc only: each head's size; a slot holds num_heads * head_size numbers (RelGAN: 256)."""
 
     def __post_init__(self) -> None:
-        _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")
+        _check(self.cell in ("lstm", "gru", "rmc"), f"generator.cell={self.cell!r}: use 'lstm', 'gru' or 'rmc'")
+        own, other = (RMC_FIELDS, RNN_FIELDS) if self.cell == "rmc" else (RNN_FIELDS, RMC_FIELDS)
+        for name in other:
+            _check(
+                _is_default(self, name),
+                f"generator.{name} does not apply to generator.cell={self.cell}; remove it (or set generator.cell)",
+            )
+        for name in ("mem_slots", "num_heads", "head_size"):
+            _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
         _check(self.noise_dim >= 0, "generator.noise_dim must be >= 0 (0: no noise input)")
         for name in ("num_layers", "embed_dim", "hidden_dim"):
             _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
@@ -632,6 +650,10 @@ class ExperimentConfig:
     def _check_condition(self) -> None:
         """What the condition section may hold depends on the data source."""
         c, d = self.condition, self.data
+        _check(
+            c.kind == "none" or self.generator.cell != "rmc",
+            "generator.cell=rmc has no condition input: use an lstm or gru generator for condition.kind",
+        )
         if c.kind == "none":
             _check(
                 self.discriminator.mismatched == 0,

@@ -13,6 +13,7 @@ from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder,
 from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDiscriminator
 from seqgan.models.generator import Generator
 from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
+from seqgan.models.relational_memory import RelationalGenerator
 
 
 def build_condition_encoder(cfg: ConditionConfig, space: ConditionSpace | None, vocab_size: int) -> nn.Module | None:
@@ -36,6 +37,18 @@ def build_generator(
     condition: ConditionConfig | None = None,
     space: ConditionSpace | None = None,
 ) -> Generator:
+    if cfg.cell == "rmc":
+        return RelationalGenerator(
+            vocab_size,
+            cfg.embed_dim,
+            cfg.mem_slots,
+            cfg.num_heads,
+            cfg.head_size,
+            start_token,
+            cfg.init_std,
+            eos_token,
+            pad_token,
+        )
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     return Generator(
         vocab_size,
