@@ -274,6 +274,9 @@ class DiscriminatorConfig:
     """CNN only: convolution widths."""
     num_filters: list[int] = field(default_factory=lambda: list(PAPER_NUM_FILTERS))
     """CNN only: filters per width."""
+    num_rep: int = 1
+    """CNN only: RelGAN's multiple embedded representations: embed_dim split into num_rep slices, each read
+    by the same convolutions and scored on its own (RelGAN: embed_dim 64, num_rep 64); 1: the paper's D."""
     fused_conv: str = "auto"
     """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
@@ -324,6 +327,14 @@ class DiscriminatorConfig:
             self.fused_conv in ("auto", "on", "off"), f"discriminator.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'"
         )
         _check(self.embed_dim >= 1, "discriminator.embed_dim must be >= 1")
+        _check(self.num_rep >= 1, "discriminator.num_rep must be >= 1 (1: one embedded representation)")
+        if self.num_rep > 1:
+            _check(self.kind == "cnn", "discriminator.num_rep applies to kind=cnn only; remove it")
+            _check(
+                self.embed_dim % self.num_rep == 0,
+                f"discriminator.embed_dim {self.embed_dim} must be a multiple of num_rep {self.num_rep} (each representation one slice)",
+            )
+            _check(self.fused_conv == "auto", "discriminator.fused_conv applies to num_rep=1 only; remove it")
         _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
         _check(self.l2_reg >= 0, "discriminator.l2_reg must be >= 0")
         _check(self.lr > 0, "discriminator.lr must be > 0")
@@ -653,6 +664,10 @@ class ExperimentConfig:
         _check(
             c.kind == "none" or self.generator.cell != "rmc",
             "generator.cell=rmc has no condition input: use an lstm or gru generator for condition.kind",
+        )
+        _check(
+            c.kind == "none" or self.discriminator.num_rep == 1,
+            "discriminator.num_rep > 1 (RelGAN's D) has no condition input: set num_rep=1 for condition.kind",
         )
         if c.kind == "none":
             _check(

@@ -32,7 +32,7 @@ from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig
 from seqgan.distributed import all_reduce_sum, call
 from seqgan.errors import NonFiniteLossError
-from seqgan.models.discriminator import Discriminator, realness
+from seqgan.models.discriminator import Discriminator
 from seqgan.rl.relaxed import GAN_LOSSES, RELAXATIONS, SCHEDULES, gan_losses, inverse_temperature, relaxed_sample
 
 UNUSED_ADVERSARIAL = (
@@ -145,15 +145,12 @@ class GSGAN(GAN):
 
     def scores(self, real: torch.Tensor, fake: torch.Tensor, wrapped: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """D's logits of "real" for real (B, T, V) and generated (B, T, V) rows, in one pass of D
-        (through its DDP wrapper when D takes the step: `wrapped`)."""
+        (through its DDP wrapper when D takes the step: `wrapped`): (B * K,) each, K per sequence
+        for a D with K representations, real row b facing generated row b in the relativistic loss."""
         both = torch.cat([real, fake])
-        logits = (
-            call(self.wrappers["discriminator"], Discriminator.soft_logits, both)
-            if wrapped
-            else self.discriminator.soft_logits(both)
-        )
-        scores = realness(logits)  # (2B,)
-        return scores[: len(real)], scores[len(real) :]
+        d = self.discriminator
+        scores = call(self.wrappers["discriminator"], Discriminator.soft_scores, both) if wrapped else d.soft_scores(both)
+        return scores[: len(real)].reshape(-1), scores[len(real) :].reshape(-1)
 
     def generator_step(self) -> dict[str, float]:
         """One G step: relaxed samples through D, G's side of the GAN loss, backpropagated into G."""

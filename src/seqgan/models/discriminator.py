@@ -120,6 +120,16 @@ class Discriminator(nn.Module):
             raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
         return self.plain_soft_logits(vectors, cond)
 
+    def soft_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits of "real" on probability vectors (B, T, V) -> (B, K): one per representation
+        of each sequence (K = 1 here; RelGAN's D scores K embedded representations, each logit a
+        term of its loss). Subclasses with several representations override `representation_scores`."""
+        return self.representation_scores(vectors, cond)
+
+    def representation_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """`soft_scores` of a D with one representation: its "real" log-odds (B, 1)."""
+        return realness(self.soft_logits(vectors, cond)).unsqueeze(1)
+
     def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """`soft_logits` of a D without a condition head; a D that reads token ids only raises."""
         raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
@@ -281,6 +291,62 @@ class CNNDiscriminator(Discriminator):
         (B, sum_f K_f), the label fields side by side, or a matcher's query (B, E)."""
         h = self.dropout(self.features(tokens))  # (B, P)
         return self.out(h), self.classifier(h)
+
+
+class MultiRepCNNDiscriminator(Discriminator):
+    """RelGAN's CNN discriminator with multiple embedded representations (Nie et al. 2019, Sec. 2.2).
+
+    The token embedding (embed_dim) is split into num_rep slices of embed_dim / num_rep; the same
+    convolutions (one per width, max over time) read each slice as its own representation of the
+    sequence, then a highway layer, dropout and two linear layers (to 100, then to 1) give one
+    logit of "real" per representation: (B, num_rep) `soft_scores`, each a term of RelGAN's loss.
+    As a two-class D (`forward`, rewards, D accuracy) its "real" logit is their mean. Unconditional."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        num_rep: int,
+        filter_sizes: list[int],
+        num_filters: list[int],
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_rep:
+            raise ValueError(f"embed_dim {embed_dim} must be a multiple of num_rep {num_rep}")
+        self.num_rep, self.classifier = num_rep, None
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        single = embed_dim // num_rep
+        self.convs = nn.ModuleList(nn.Conv1d(single, n, w) for w, n in zip(filter_sizes, num_filters, strict=True))
+        self.highway = Highway(sum(num_filters))
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = nn.Linear(sum(num_filters), 100)
+        self.out = nn.Linear(100, 1)
+
+    def scores(self, embedded: torch.Tensor) -> torch.Tensor:
+        """embedded (B, T, embed_dim) -> one logit of "real" per representation (B, num_rep)."""
+        B, T, _ = embedded.shape
+        x = embedded.view(B, T, self.num_rep, -1).permute(0, 2, 3, 1).reshape(B * self.num_rep, -1, T)  # (B * K, e, T)
+        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1).relu()  # (B * K, F)
+        return self.out(self.hidden(self.dropout(self.highway(pooled)))).view(B, self.num_rep)
+
+    @staticmethod
+    def _two_class(scores: torch.Tensor) -> torch.Tensor:
+        """(B, K) -> logits (B, 2) whose "real" log-odds is the mean over the representations."""
+        mean = scores.mean(dim=1)
+        return torch.stack([torch.zeros_like(mean), mean], dim=1)
+
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        check_condition(False, cond, len(tokens))
+        return self._two_class(self.scores(self.embedding(tokens)))
+
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return self._two_class(self.representation_scores(vectors, cond))
+
+    def representation_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """One logit of "real" per representation: vectors (B, T, V) -> (B, num_rep)."""
+        check_condition(False, cond, len(vectors))
+        return self.scores(vectors @ self.embedding.weight)
 
 
 class AttentionPooling(nn.Module):
