@@ -134,6 +134,11 @@ class Discriminator(nn.Module):
         """`soft_logits` of a D without a condition head; a D that reads token ids only raises."""
         raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
 
+    def prefix_scores(self, tokens: torch.Tensor) -> torch.Tensor:
+        """D's logit of "real" for every prefix y_1..y_t: tokens (B, T) -> (B, T) (ScratchGAN's dense
+        rewards); only a D that reads left to right has it."""
+        raise NotImplementedError(f"{type(self).__name__} scores whole sequences only (no prefix_scores)")
+
     def begin_training(self, generator: nn.Module) -> None:
         """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
 
@@ -409,6 +414,14 @@ class RNNDiscriminator(Discriminator):
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return self._logits(self.pooled(tokens), cond)
 
+    def prefix_scores(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every prefix's logit of "real" (B, T) from the output layer on each step's state; for the
+        last step it is `forward`'s. Needs a unidirectional RNN with pooling 'last', unconditional."""
+        if self.rnn.bidirectional or self.pool is not None or self.condition is not None or self.classifier is not None:
+            raise ValueError("prefix scores need a unidirectional, unconditional RNN D with rnn_pooling=last")
+        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H)
+        return realness(self.out(self.dropout(out)))
+
     def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, 2) of probability vectors (B, T, V), each position embedded as vectors @ E."""
         return self._logits(self._pooled_embedded(vectors @ self.embedding.weight), cond)
@@ -436,9 +449,9 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
 
 
 def realness(logits: torch.Tensor) -> torch.Tensor:
-    """D's scalar logit of "real": logits (B, 2) -> (B,) log P(real) / P(fake), the x of
+    """D's scalar logit of "real": logits (..., 2) -> (...) log P(real) / P(fake), the x of
     P(real) = sigmoid(x) that GAN losses on one logit read (`seqgan.rl.relaxed.gan_losses`)."""
-    return logits[:, 1] - logits[:, 0]
+    return logits[..., 1] - logits[..., 0]
 
 
 def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:
