@@ -38,7 +38,7 @@ def test_overrides_are_typed_and_applied():
         ("advesarial.epochs=3", "did you mean 'adversarial'"),
         ("adversarial.epochs=many", "expected an integer"),
         ("adversarial.rollout_update_rate=1.5", "rollout_update_rate must be in"),
-        ("generator.cell=transformer", "use 'lstm' or 'gru'"),
+        ("generator.cell=transformer", "use 'lstm', 'gru' or 'rmc'"),
         ("discriminator.rnn_hidden=32", "applies only to kind='rnn'"),
         ("data.seq_len=10", "wider than the sequences"),
         ("data.train=x.txt", "does not apply to data.source=.oracle."),

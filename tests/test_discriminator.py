@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from seqgan.models.discriminator import CNNDiscriminator, RNNDiscriminator, discriminator_loss, prob_real
+from seqgan.models.discriminator import (
+    CNNDiscriminator,
+    MultiRepCNNDiscriminator,
+    RNNDiscriminator,
+    discriminator_loss,
+    prob_real,
+    realness,
+)
 
 
 def conv_features(d: CNNDiscriminator, tokens: torch.Tensor) -> torch.Tensor:
@@ -49,3 +58,57 @@ def test_cnn_discriminator_learns_to_separate_two_token_sets():
         opt.step()
     d.eval()
     assert prob_real(d, real).min() > 0.9 and prob_real(d, fake).max() < 0.1
+
+
+# ----------------------------------------------------------------------------- relaxed one-hots
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: CNNDiscriminator(20, 8, [1, 2, 3], [4, 4, 4], 0.0), lambda: RNNDiscriminator(20, 8, 6, dropout=0.0)]
+)
+def test_d_on_one_hots_equals_d_on_token_ids(make):
+    torch.manual_seed(0)
+    d = make()
+    tokens = torch.randint(0, 20, (5, 7), generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(d.soft_logits(F.one_hot(tokens, 20).float()), d(tokens))
+    d.eval()
+    with torch.no_grad():  # the lookup-table route of the token path, too
+        torch.testing.assert_close(d.soft_logits(F.one_hot(tokens, 20).float()), d(tokens))
+
+
+def test_ds_gradient_reaches_its_soft_inputs():
+    torch.manual_seed(0)
+    d = CNNDiscriminator(20, 8, [1, 2], [4, 4], 0.0)
+    vectors = torch.softmax(torch.randn(3, 5, 20), dim=-1).requires_grad_()
+    realness(d.soft_logits(vectors)).sum().backward()
+    assert vectors.grad is not None and vectors.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- RelGAN's multi-representation D
+
+
+def test_multi_representation_d_scores_each_slice_with_the_same_convolutions():
+    torch.manual_seed(0)
+    d = MultiRepCNNDiscriminator(20, 6, 3, [1, 2], [4, 4], 0.0)
+    tokens = torch.randint(0, 20, (5, 7))
+    scores = d.soft_scores(F.one_hot(tokens, 20).float())
+    assert scores.shape == (5, 3)
+    emb = d.embedding(tokens)  # (B, T, 6): representation k is columns 2k, 2k + 1
+    for k in range(3):
+        one = emb[:, :, 2 * k : 2 * k + 2].transpose(1, 2)  # (B, 2, T)
+        pooled = torch.cat([conv(one).amax(dim=-1) for conv in d.convs], dim=1).relu()
+        torch.testing.assert_close(scores[:, k], d.out(d.hidden(d.highway(pooled))).squeeze(1))
+    logits = d(tokens)  # the two-class view: "real" log-odds is the mean over the representations
+    torch.testing.assert_close(realness(logits), scores.mean(dim=1))
+
+
+def test_discriminator_config_builds_the_multi_representation_d():
+    from seqgan.algorithms.build import build_discriminator
+    from seqgan.config import ConfigError, DiscriminatorConfig
+
+    d = build_discriminator(DiscriminatorConfig(embed_dim=8, num_rep=4, filter_sizes=[2], num_filters=[3]), 30)
+    assert isinstance(d, MultiRepCNNDiscriminator) and d.num_rep == 4
+    with pytest.raises(ConfigError, match="must be a multiple of num_rep 3"):
+        DiscriminatorConfig(embed_dim=8, num_rep=3)
+    with pytest.raises(ConfigError, match="num_rep applies to kind=cnn only"):
+        DiscriminatorConfig(kind="rnn", num_rep=2)

@@ -245,12 +245,16 @@ class ConditionConfig:
         )
 
 
+RNN_FIELDS = ("num_layers", "hidden_dim", "noise_dim", "attention")
+RMC_FIELDS = ("mem_slots", "num_heads", "head_size")
+
+
 @dataclass
 class GeneratorConfig:
     """The generator G: a recurrent language model (the paper: LSTM, 32/32, N(0, 0.1^2) init)."""
 
     cell: str = "lstm"
-    """'lstm' or 'gru'."""
+    """'lstm', 'gru', or 'rmc': RelGAN's relational memory core (Santoro et al. 2018; mem_slots, num_heads, head_size)."""
     num_layers: int = 1
     embed_dim: int = 32
     hidden_dim: int = 32
@@ -260,9 +264,23 @@ class GeneratorConfig:
     """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
     attention: bool = False
     """Causal self-attention over G's earlier top-layer outputs, its read-out joined to each step's output."""
+    mem_slots: int = 1
+    """cell=rmc only: N, the memory's slots (RelGAN: 1)."""
+    num_heads: int = 2
+    """cell=rmc only: attention heads over the slots (RelGAN: 2)."""
+    head_size: int = 256
+    """cell=rmc only: each head's size; a slot holds num_heads * head_size numbers (RelGAN: 256)."""
 
     def __post_init__(self) -> None:
-        _check(self.cell in ("lstm", "gru"), f"generator.cell={self.cell!r}: use 'lstm' or 'gru'")
+        _check(self.cell in ("lstm", "gru", "rmc"), f"generator.cell={self.cell!r}: use 'lstm', 'gru' or 'rmc'")
+        own, other = (RMC_FIELDS, RNN_FIELDS) if self.cell == "rmc" else (RNN_FIELDS, RMC_FIELDS)
+        for name in other:
+            _check(
+                _is_default(self, name),
+                f"generator.{name} does not apply to generator.cell={self.cell}; remove it (or set generator.cell)",
+            )
+        for name in ("mem_slots", "num_heads", "head_size"):
+            _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
         _check(self.noise_dim >= 0, "generator.noise_dim must be >= 0 (0: no noise input)")
         for name in ("num_layers", "embed_dim", "hidden_dim"):
             _check(getattr(self, name) >= 1, f"generator.{name} must be >= 1")
@@ -280,6 +298,9 @@ class DiscriminatorConfig:
     """CNN only: convolution widths."""
     num_filters: list[int] = field(default_factory=lambda: list(PAPER_NUM_FILTERS))
     """CNN only: filters per width."""
+    num_rep: int = 1
+    """CNN only: RelGAN's multiple embedded representations: embed_dim split into num_rep slices, each read
+    by the same convolutions and scored on its own (RelGAN: embed_dim 64, num_rep 64); 1: the paper's D."""
     fused_conv: str = "auto"
     """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
@@ -333,6 +354,14 @@ class DiscriminatorConfig:
             self.fused_conv in ("auto", "on", "off"), f"discriminator.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'"
         )
         _check(self.embed_dim >= 1, "discriminator.embed_dim must be >= 1")
+        _check(self.num_rep >= 1, "discriminator.num_rep must be >= 1 (1: one embedded representation)")
+        if self.num_rep > 1:
+            _check(self.kind == "cnn", "discriminator.num_rep applies to kind=cnn only; remove it")
+            _check(
+                self.embed_dim % self.num_rep == 0,
+                f"discriminator.embed_dim {self.embed_dim} must be a multiple of num_rep {self.num_rep} (each representation one slice)",
+            )
+            _check(self.fused_conv == "auto", "discriminator.fused_conv applies to num_rep=1 only; remove it")
         _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
         _check(self.l2_reg >= 0, "discriminator.l2_reg must be >= 0")
         _check(self.lr > 0, "discriminator.lr must be > 0")
@@ -687,6 +716,14 @@ class ExperimentConfig:
     def _check_condition(self) -> None:
         """What the condition section may hold depends on the data source."""
         c, d = self.condition, self.data
+        _check(
+            c.kind == "none" or self.generator.cell != "rmc",
+            "generator.cell=rmc has no condition input: use an lstm or gru generator for condition.kind",
+        )
+        _check(
+            c.kind == "none" or self.discriminator.num_rep == 1,
+            "discriminator.num_rep > 1 (RelGAN's D) has no condition input: set num_rep=1 for condition.kind",
+        )
         if c.kind == "none":
             _check(
                 self.discriminator.mismatched == 0,

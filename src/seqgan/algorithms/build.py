@@ -10,9 +10,10 @@ from seqgan.config import ConditionConfig, ConfigError, DiscriminatorConfig, Exp
 from seqgan.data.conditions import ConditionSpace
 from seqgan.data.dataset import Data
 from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder, pick_rows
-from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDiscriminator
+from seqgan.models.discriminator import CNNDiscriminator, Discriminator, MultiRepCNNDiscriminator, RNNDiscriminator
 from seqgan.models.generator import Generator
 from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
+from seqgan.models.relational_memory import RelationalGenerator
 
 
 def build_condition_encoder(cfg: ConditionConfig, space: ConditionSpace | None, vocab_size: int) -> nn.Module | None:
@@ -36,6 +37,18 @@ def build_generator(
     condition: ConditionConfig | None = None,
     space: ConditionSpace | None = None,
 ) -> Generator:
+    if cfg.cell == "rmc":
+        return RelationalGenerator(
+            vocab_size,
+            cfg.embed_dim,
+            cfg.mem_slots,
+            cfg.num_heads,
+            cfg.head_size,
+            start_token,
+            cfg.init_std,
+            eos_token,
+            pad_token,
+        )
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     return Generator(
         vocab_size,
@@ -58,6 +71,8 @@ def build_generator(
 def build_discriminator(
     cfg: DiscriminatorConfig, vocab_size: int, condition: ConditionConfig | None = None, space: ConditionSpace | None = None
 ) -> Discriminator:
+    if cfg.kind == "cnn" and cfg.num_rep > 1:
+        return MultiRepCNNDiscriminator(vocab_size, cfg.embed_dim, cfg.num_rep, cfg.filter_sizes, cfg.num_filters, cfg.dropout)
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     if cfg.kind == "cnn":
         return CNNDiscriminator(

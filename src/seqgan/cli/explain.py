@@ -27,7 +27,17 @@ class Setting:
 
 
 def field_docs(cls: type) -> dict[str, tuple[str, str]]:
-    """field name -> (its annotation as written, the string literal right under it, or '')."""
+    """field name -> (its annotation as written, the string literal right under it, or ''), a
+    field a subclass redeclares without a docstring keeping its base class's."""
+    out: dict[str, tuple[str, str]] = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            out |= {k: v for k, v in _own_field_docs(base).items() if v[1] or k not in out}
+    return out
+
+
+def _own_field_docs(cls: type) -> dict[str, tuple[str, str]]:
+    """`field_docs` of the fields written in `cls` itself."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body
     out = {}

@@ -115,6 +115,33 @@ class Discriminator(nn.Module):
             head_loss = self.classifier.loss(read[is_real], cond[is_real])
         return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
 
+    def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 2) of D on probability vectors over the vocabulary, vectors (B, T, V) (one-hots
+        of real tokens, relaxed samples of G), differentiable in them: what Gumbel-softmax GANs train
+        G through. For a one-hot of y it equals `forward(y)`. A D with a condition head raises."""
+        if self.classifier is not None:
+            raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
+        return self.plain_soft_logits(vectors, cond)
+
+    def soft_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits of "real" on probability vectors (B, T, V) -> (B, K): one per representation
+        of each sequence (K = 1 here; RelGAN's D scores K embedded representations, each logit a
+        term of its loss). Subclasses with several representations override `representation_scores`."""
+        return self.representation_scores(vectors, cond)
+
+    def representation_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """`soft_scores` of a D with one representation: its "real" log-odds (B, 1)."""
+        return realness(self.soft_logits(vectors, cond)).unsqueeze(1)
+
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """`soft_logits` of a D without a condition head; a D that reads token ids only raises."""
+        raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
+
+    def prefix_scores(self, tokens: torch.Tensor) -> torch.Tensor:
+        """D's logit of "real" for every prefix y_1..y_t: tokens (B, T) -> (B, T) (ScratchGAN's dense
+        rewards); only a D that reads left to right has it."""
+        raise NotImplementedError(f"{type(self).__name__} scores whole sequences only (no prefix_scores)")
+
     def begin_training(self, generator: nn.Module) -> None:
         """Called once before D's first training step, with the pre-trained G (an LM judge starts as a copy of it)."""
 
@@ -282,9 +309,17 @@ class CNNDiscriminator(Discriminator):
             # A pass that can lead to a step makes the tables stale: fused optimizers change the
             # weights in place without bumping their version counters, which the key also reads.
             self._tables_key = None
-            x = self.embedding(tokens).transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
-            fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
-            pooled = self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+            pooled = self._pooled(self.embedding(tokens))
+        return self._joined(pooled, cond)
+
+    def _pooled(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Max-over-time convolution outputs: embedded (B, T, E) -> (B, sum n_w)."""
+        x = embedded.transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
+        fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
+        return self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+
+    def _joined(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Pooled outputs (B, sum n_w) -> features after the highway layer (joined with e(c) when conditional)."""
         # relu(max_t(x)) = max_t(relu(x)): pooling first makes ReLU a pass over (B, n_w), not (B, n_w, L).
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
@@ -312,11 +347,74 @@ class CNNDiscriminator(Discriminator):
         h = self.dropout(self.features(tokens, cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Logits (B, 2) of relaxed one-hot vectors (B, T, V): each position's embedding is
+        vectors @ E, which is E[y] for the one-hot of y (the token path's value)."""
+        self._tables_key = None  # a pass with gradients: the weights may change after it
+        h = self.dropout(self._joined(self._pooled(vectors @ self.embedding.weight), cond))  # (B, P)
+        return project_condition(self.out(h), h, self.projection, self.condition, cond)
+
     def realness_and_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Real/fake logits (B, 2) and the head's output on the same features: class logits
         (B, sum_f K_f), the label fields side by side, or a matcher's query (B, E)."""
         h = self.dropout(self.features(tokens))  # (B, P)
         return self.out(h), self.classifier(h)
+
+
+class MultiRepCNNDiscriminator(Discriminator):
+    """RelGAN's CNN discriminator with multiple embedded representations (Nie et al. 2019, Sec. 2.2).
+
+    The token embedding (embed_dim) is split into num_rep slices of embed_dim / num_rep; the same
+    convolutions (one per width, max over time) read each slice as its own representation of the
+    sequence, then a highway layer, dropout and two linear layers (to 100, then to 1) give one
+    logit of "real" per representation: (B, num_rep) `soft_scores`, each a term of RelGAN's loss.
+    As a two-class D (`forward`, rewards, D accuracy) its "real" logit is their mean. Unconditional."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        num_rep: int,
+        filter_sizes: list[int],
+        num_filters: list[int],
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_rep:
+            raise ValueError(f"embed_dim {embed_dim} must be a multiple of num_rep {num_rep}")
+        self.num_rep, self.classifier = num_rep, None
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        single = embed_dim // num_rep
+        self.convs = nn.ModuleList(nn.Conv1d(single, n, w) for w, n in zip(filter_sizes, num_filters, strict=True))
+        self.highway = Highway(sum(num_filters))
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = nn.Linear(sum(num_filters), 100)
+        self.out = nn.Linear(100, 1)
+
+    def scores(self, embedded: torch.Tensor) -> torch.Tensor:
+        """embedded (B, T, embed_dim) -> one logit of "real" per representation (B, num_rep)."""
+        B, T, _ = embedded.shape
+        x = embedded.view(B, T, self.num_rep, -1).permute(0, 2, 3, 1).reshape(B * self.num_rep, -1, T)  # (B * K, e, T)
+        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1).relu()  # (B * K, F)
+        return self.out(self.hidden(self.dropout(self.highway(pooled)))).view(B, self.num_rep)
+
+    @staticmethod
+    def _two_class(scores: torch.Tensor) -> torch.Tensor:
+        """(B, K) -> logits (B, 2) whose "real" log-odds is the mean over the representations."""
+        mean = scores.mean(dim=1)
+        return torch.stack([torch.zeros_like(mean), mean], dim=1)
+
+    def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        check_condition(False, cond, len(tokens))
+        return self._two_class(self.scores(self.embedding(tokens)))
+
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return self._two_class(self.representation_scores(vectors, cond))
+
+    def representation_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """One logit of "real" per representation: vectors (B, T, V) -> (B, num_rep)."""
+        check_condition(False, cond, len(vectors))
+        return self.scores(vectors @ self.embedding.weight)
 
 
 class AttentionPooling(nn.Module):
@@ -366,7 +464,11 @@ class RNNDiscriminator(Discriminator):
     def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> (B, P): the last layer's final state of each direction, or attention
         pooling over the outputs of every step."""
-        out, state = self.rnn(self.embedding(tokens))  # out (B, T, directions * H)
+        return self._pooled_embedded(self.embedding(tokens))
+
+    def _pooled_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
+        """embedded (B, T, E) -> (B, P), as `pooled`."""
+        out, state = self.rnn(embedded)  # out (B, T, directions * H)
         if self.pool is not None:
             return self.pool(out)
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
@@ -385,7 +487,21 @@ class RNNDiscriminator(Discriminator):
         return self.out(self.dropout(out))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        pooled = self.pooled(tokens)
+        return self._logits(self.pooled(tokens), cond)
+
+    def prefix_scores(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every prefix's logit of "real" (B, T) from the output layer on each step's state; for the
+        last step it is `forward`'s. Needs a unidirectional RNN with pooling 'last', unconditional."""
+        if self.rnn.bidirectional or self.pool is not None or self.condition is not None or self.classifier is not None:
+            raise ValueError("prefix scores need a unidirectional, unconditional RNN D with rnn_pooling=last")
+        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H)
+        return realness(self.out(self.dropout(out)))
+
+    def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Logits (B, 2) of probability vectors (B, T, V), each position embedded as vectors @ E."""
+        return self._logits(self._pooled_embedded(vectors @ self.embedding.weight), cond)
+
+    def _logits(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.projection is not None:
             check_condition(True, cond, len(pooled))
             h = self.dropout(pooled)  # (B, P)
@@ -405,6 +521,12 @@ def _projects(condition: nn.Module | None, condition_join: str) -> bool:
     if condition_join not in CONDITION_JOINS:
         raise ValueError(f"condition_join must be one of {CONDITION_JOINS}, got {condition_join!r}")
     return condition is not None and condition_join == "projection"
+
+
+def realness(logits: torch.Tensor) -> torch.Tensor:
+    """D's scalar logit of "real": logits (..., 2) -> (...) log P(real) / P(fake), the x of
+    P(real) = sigmoid(x) that GAN losses on one logit read (`seqgan.rl.relaxed.gan_losses`)."""
+    return logits[..., 1] - logits[..., 0]
 
 
 def check_condition(conditional: bool, cond: torch.Tensor | None, rows: int) -> None:
