@@ -14,6 +14,7 @@ from seqgan.algorithms.gsgan import GSGAN, GSGANConfig
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
 from seqgan.distributed import SINGLE
+from seqgan.metrics.logger import without_clock
 from seqgan.models.discriminator import realness
 from seqgan.rl.relaxed import relaxed_sample
 from seqgan.training.checkpoint import latest_checkpoint, load_state
@@ -24,7 +25,7 @@ SMOKE = ROOT / "configs" / "smoke_gsgan.yaml"
 
 
 def rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return without_clock([json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()])
 
 
 def build(name: str = "gsgan", overrides: tuple[str, ...] = (), config: Path = SMOKE):
