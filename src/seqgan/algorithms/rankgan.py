@@ -44,14 +44,17 @@ class RankGANConfig:
     loop and G's policy gradient are the adversarial.* settings, its pre-training d_pretrain.*."""
 
     gamma: float = 1.0
-    """Temperature of the softmax over cosine similarities (Eq. 2); the authors' code: 1."""
+    """gamma, the scale of the cosine similarities inside the rank softmax of Eq. 2 (the authors' code: 1)."""
     references: int = 16
     """|U|: real reference sentences every ranking averages over (the authors' code: ref_size 16)."""
     comparison: int = 63
     """|C|: sentences each scored one is ranked against (the authors' code ranks within batches of 64)."""
     embed_dim: int = 64
+    """The ranker's token embedding size (SeqGAN's D: 64)."""
     filter_sizes: list[int] = field(default_factory=lambda: list(PAPER_FILTER_SIZES))
+    """Convolution widths of the ranker's CNN (SeqGAN's D)."""
     num_filters: list[int] = field(default_factory=lambda: list(PAPER_NUM_FILTERS))
+    """Filters per width; the features e(y) have sum(num_filters) entries."""
     dropout: float = 0.25
     """On the features in training (the authors' code: keep 0.75); none when scoring rewards."""
     lr: float = 1e-4
