@@ -3,7 +3,6 @@ no fallback to SeqGAN's rollouts, its config checks, and resume on the smoke con
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -196,27 +195,9 @@ def test_the_mixed_schedule_settings_need_the_mixed_schedule():
 # ---------------------------------------------------------------- resume
 
 
-@contextlib.contextmanager
-def crash_on_third_step(monkeypatch):
-    real_step, calls = maligan_module.maligan_step, {"n": 0}
-
-    def crash(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(maligan_module, "maligan_step", crash)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            yield
-    finally:
-        monkeypatch.setattr(maligan_module, "maligan_step", real_step)
-
-
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_third_call):
     trainer(tmp_path / "full").run()
-    with crash_on_third_step(monkeypatch):  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies
+    with crash_on_third_call(maligan_module, "maligan_step"):  # the checkpoint after adversarial epoch 2 exists; epoch 3 dies
         trainer(tmp_path / "crash").run()
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()

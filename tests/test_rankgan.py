@@ -3,7 +3,6 @@ rigged ranker, no use of a binary D, its config checks, and resume on the smoke 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from pathlib import Path
@@ -154,27 +153,9 @@ def test_settings_that_do_not_apply_are_errors(override, message):
 # ---------------------------------------------------------------- resume
 
 
-@contextlib.contextmanager
-def crash_on_third_step(monkeypatch):
-    real_step, calls = rankgan_module.policy_gradient_step, {"n": 0}
-
-    def crash(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(rankgan_module, "policy_gradient_step", crash)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            yield
-    finally:
-        monkeypatch.setattr(rankgan_module, "policy_gradient_step", real_step)
-
-
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, crash_on_third_call):
     trainer(tmp_path / "full").run()
-    with crash_on_third_step(monkeypatch):
+    with crash_on_third_call(rankgan_module, "policy_gradient_step"):
         trainer(tmp_path / "crash").run()
     resumed = Trainer(load_config(tmp_path / "crash" / "config.yaml"), tmp_path / "crash", quiet=True)
     resumed.resume()
