@@ -43,6 +43,31 @@ def crash_on_third_pg_step(monkeypatch):
 
 
 @pytest.fixture
+def crash_on_third_call(monkeypatch):
+    """crash_on_third_call(module, name): a context inside which the third call of module.name
+    raises KeyboardInterrupt (a run dying mid-phase, e.g. in its third adversarial G step)."""
+
+    @contextlib.contextmanager
+    def crashing(module, name: str):
+        real, calls = getattr(module, name), {"n": 0}
+
+        def crash_on_third(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, crash_on_third)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(module, name, real)
+
+    return crashing
+
+
+@pytest.fixture
 def paper_oracle_path() -> Path:
     if not PAPER_ORACLE.is_file():
         pytest.skip(f"{PAPER_ORACLE} not present (../shared is absent)")

@@ -85,7 +85,10 @@ def test_a_run_folder_of_an_unknown_algorithm_fails_clearly(tmp_path, monkeypatc
     config = run / "config.yaml"
     config.write_text(config.read_text().replace("algorithm: seqgan", "algorithm: leakgan"))
     assert main(["sample", str(run), "-n", "2"]) == 2
-    assert "algorithm='leakgan': use one of gsgan, mle, reinforce, relgan, scratch, seqgan" in capsys.readouterr().err
+    assert (
+        "algorithm='leakgan': use one of gsgan, maligan, mle, rankgan, reinforce, relgan, scratch, seqgan"
+        in capsys.readouterr().err
+    )
 
 
 # ----------------------------------------------------------------------------- REINFORCE

@@ -36,7 +36,7 @@ from seqgan.models.condition import pick_rows
 from seqgan.models.discriminator import Discriminator, prefix_prob_real, prob_real
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.rl.losses import discount_rewards, masked_mean, pg_advantages, pg_loss, token_kl, token_nll
-from seqgan.rl.rollout import rollout_rewards, update_rollout_policy
+from seqgan.rl.rollout import Scorer, rollout_rewards, update_rollout_policy
 
 
 @dataclass
@@ -46,9 +46,12 @@ class Players:
     generator: Generator
     rollout: Generator
     """The delayed copy of G that continues prefixes (the paper code's rollout network)."""
-    discriminator: Discriminator
+    discriminator: Discriminator | None
     reference: Generator | None = None
     """A frozen copy of the pre-trained G: the KL penalty's anchor (adversarial.kl_weight > 0)."""
+    score: Scorer | None = None
+    """What scores the rollouts' completed sequences, tokens (R, T) and conditions -> reward (R,),
+    in place of D's P(real) (another algorithm's critic, e.g. RankGAN's ranker); None: D's."""
 
 
 @register
@@ -188,12 +191,14 @@ def rollout_q(
 ) -> torch.Tensor:
     """Q (B, T) of each token of samples (B, T): D's scores (in eval mode: no dropout while scoring
     rewards, as in the paper's code) of the rollout policy's continuations, each sequence under its
-    own z and condition."""
-    d = players.discriminator
-    d.eval()
+    own z and condition; `players.score`'s instead when it is set."""
+    score = players.score
+    if score is None:
+        d = players.discriminator
+        d.eval()
 
-    def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return prob_real(d, x, a.rollout_chunk, c)
+        def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            return prob_real(d, x, a.rollout_chunk, c)
 
     return rollout_rewards(players.rollout, score, samples, a.rollout_num, rng, a.rollout_chunk, noise, cond, a.rollout_stride)
 
