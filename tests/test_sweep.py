@@ -34,10 +34,28 @@ def test_sweep_writes_one_filled_row_per_run_and_temperature(tmp_path, capsys):
     assert main(["train", "configs/smoke.yaml", "--out", str(run), "--quiet", "adversarial.epochs=2"]) == 0
     out = tmp_path / "sweep"
     code = main(
-        ["sweep", str(run), str(run), "--labels", "a", "b", "--temperatures", "0.5:1.5:0.5", "-n", "200", "--out", str(out)]
+        [
+            "sweep",
+            str(run),
+            str(run),
+            "--labels",
+            "a",
+            "b",
+            "--temperatures",
+            "0.5:1.5:0.5",
+            "-n",
+            "200",
+            "--out",
+            str(out),
+            "--table",
+        ]
     )
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
     rows = list(csv.DictReader((out / "sweep.csv").open()))
+    table = printed.out.splitlines()  # --table: a header, then one line per row of the CSV with the same figures
+    assert table[0].split() == ["label", "temperature", "nll_oracle", "nll_test"] and len(table) == 1 + len(rows)
+    assert table[2].split() == ["a", "1.0000", f"{float(rows[1]['nll_oracle']):.4f}", f"{float(rows[1]['nll_test']):.4f}"]
     assert [(r["label"], float(r["temperature"])) for r in rows] == [(lbl, t) for lbl in "ab" for t in (0.5, 1.0, 1.5)]
     for r in rows:
         assert all(r[k] != "" for k in r) and math.isfinite(float(r["nll_oracle"])) and math.isfinite(float(r["nll_test"]))

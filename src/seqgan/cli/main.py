@@ -8,7 +8,7 @@
     seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--top-k K] [--top-p P] [--classifier CLF_DIR] [--discriminator]
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
-    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05] [-n N] [--out FOLDER]
+    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05] [-n N] [--out FOLDER] [--table]
     seqgan config [--explain SECTION[.KEY]]
 
 train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
@@ -37,7 +37,7 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples
 from seqgan.metrics.classifier import ClassifierError, train_on_files
 from seqgan.metrics.plot import curve_table, oracle_floor, plot_runs
-from seqgan.metrics.sweep import parse_temperatures, parse_top_ps, plot_sweep, sweep_generator, write_csv
+from seqgan.metrics.sweep import parse_temperatures, parse_top_ps, plot_sweep, sweep_generator, sweep_table, write_csv
 from seqgan.models.oracle import OracleError
 from seqgan.training.checkpoint import CheckpointError
 from seqgan.training.experiment import open_run
@@ -173,6 +173,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="quality against diversity over sampling temperatures (and top-p): CSV and PNG")
     sweep.add_argument("run_dirs", nargs="+", help=RUN_HELP)
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
+    sweep.add_argument("--table", action="store_true", help="also print the sweep as text")
     sweep.add_argument("--top-p", help="a second axis: top-p values as start:stop:step or a comma list, e.g. 0.8:1.0:0.05")
     sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
     sweep.add_argument("--seed", type=int, default=0)
@@ -295,6 +296,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     floors = {round(f, 4) for f in (oracle_floor(r.dir) for r in runs) if f is not None}
     plot_sweep(rows, out / "sweep.png", floors.pop() if len(floors) == 1 else None)
     print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}", file=sys.stderr)
+    if args.table:
+        print(sweep_table(rows))
 
 
 def main(argv: list[str] | None = None) -> int:

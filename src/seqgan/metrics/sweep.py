@@ -128,6 +128,18 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    """The sweep as aligned text, one line per (run, top-p, temperature): label and the measured columns."""
+    keys = [
+        k
+        for k in ("label", "temperature", "top_p", "nll_oracle", "nll_test", "cond_acc", "bleu4_test", "self_bleu4")
+        if any(k in r for r in rows)
+    ]
+    cells = [keys] + [[f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
 def plot_sweep(rows: list[dict[str, Any]], path: Path, floor: float | None = None) -> None:
     """One line per run (and top-p value), each point labelled with its temperature. Oracle runs: NLL-oracle (y)
     against NLL-test (x), with the oracle floor; text runs: BLEU-4 (y) against Self-BLEU-4 (x)."""
