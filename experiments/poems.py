@@ -51,16 +51,17 @@ def main() -> None:
     refs = None
     for spec in args.runs:
         run = open_run(spec)
-        kind = run.data.tokenizer.kind
-        refs = [text_units(line, kind) for line in run.data.test_lines]
+        text = run.data.text
+        kind = text.tokenizer.kind
+        refs = [text_units(line, kind) for line in text.test_lines]
         for temperature in (float(t) for t in args.temperatures.split(",")):
             rng = torch.Generator(run.device).manual_seed(args.seed)
             with torch.no_grad():
-                hyps = sample_units(run.generator, run.data, args.n, rng, temperature, run.config.eval.batch_size)
+                hyps = sample_units(run.generator, text, args.n, rng, temperature, run.config.eval.batch_size)
             print(
                 json.dumps({"run": spec, "temperature": temperature, "n": args.n, "references": len(refs), **scores(hyps, refs)})
             )
-        human = [text_units(line, kind) for line in random.Random(args.seed).sample(run.data.train_lines, args.n)]
+        human = [text_units(line, kind) for line in random.Random(args.seed).sample(text.train_lines, args.n)]
     print(json.dumps({"run": "human (training poems)", "n": args.n, "references": len(refs), **scores(human, refs)}))
     if args.reference_sizes:
         poems = [line.split() for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
