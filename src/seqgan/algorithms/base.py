@@ -59,6 +59,11 @@ class Optimizer:
     lr_setting: str
 
 
+def phase_lengths(cfg: ExperimentConfig) -> dict[str, int]:
+    """Units of each phase of an algorithm that runs all three: MLE epochs, D pre-training steps, adversarial epochs."""
+    return {"mle": cfg.pretrain.epochs, "d_pretrain": cfg.d_pretrain.steps, "adversarial": cfg.adversarial.epochs}
+
+
 def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with its fused kernel (one pass over all tensors: 5x faster than the per-tensor loop on
     one CPU thread for the paper's D) where every parameter is a float on a CPU or CUDA device."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from seqgan.algorithms.base import Algorithm, Context, Logs
+from seqgan.algorithms.base import Algorithm, Context, Logs, phase_lengths
 from seqgan.algorithms.build import make_discriminator
 from seqgan.algorithms.common import DRound, discriminator_metrics, discriminator_round
 
@@ -36,11 +36,7 @@ class GAN(Algorithm):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def epochs(self, phase: str) -> int:
-        return {
-            "mle": self.cfg.pretrain.epochs,
-            "d_pretrain": self.cfg.d_pretrain.steps,
-            "adversarial": self.cfg.adversarial.epochs,
-        }[phase]
+        return phase_lengths(self.cfg)[phase]
 
     def unit_steps(self, phase: str) -> int:
         d, a, p = self.cfg.discriminator, self.cfg.adversarial, self.cfg.d_pretrain
@@ -91,8 +87,13 @@ class GAN(Algorithm):
                 logs.setdefault(key, []).append(value)
             self.steps["g"] += 1
         for _ in range(a.d_steps if a.train_d else 0):
-            logs.setdefault("d_loss", []).append(self.d_round(a.num_negatives, a.d_epochs))
+            logs.setdefault("d_loss", []).append(self.discriminator_update())
         return logs
+
+    def discriminator_update(self) -> float:
+        """One of an adversarial epoch's `d_steps` D updates (SeqGAN's: a round on fresh negatives); its loss."""
+        a = self.cfg.adversarial
+        return self.d_round(a.num_negatives, a.d_epochs)
 
     def discriminator_metrics(self, rng: torch.Generator) -> dict[str, float]:
         """D's accuracy on held-out real sequences and fresh samples; conditional runs add

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from seqgan.algorithms.base import Context, Logs, register
+from seqgan.algorithms.base import Context, register
 from seqgan.algorithms.common import clipped_step
 from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig
@@ -124,18 +124,9 @@ class GSGAN(GAN):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def adversarial_epoch(self) -> Logs:
-        a = self.cfg.adversarial
-        logs: Logs = {}
-        for _ in range(a.g_steps if a.train_g else 0):
-            for key, value in self.generator_step().items():
-                logs.setdefault(key, []).append(value)
-            self.steps["g"] += 1
-            self.steps["adversarial_g"] = self.steps.get("adversarial_g", 0) + 1
-        for _ in range(a.d_steps if a.train_d else 0):
-            logs.setdefault("d_loss", []).append(self.discriminator_step())
-            self.steps["d"] += 1
-        return logs
+    def discriminator_update(self) -> float:
+        self.steps["d"] += 1
+        return self.discriminator_step()
 
     def real_one_hots(self) -> torch.Tensor:
         """This rank's rows of a batch of real sequences drawn with replacement, as one-hots (B, T, V)."""
@@ -168,6 +159,7 @@ class GSGAN(GAN):
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the {s.loss} generator loss is {value}")
         clipped_step(g.parameters(), self.optimizers["adversarial"].optimizer, g_loss, a.grad_clip)
+        self.steps["adversarial_g"] = self.steps.get("adversarial_g", 0) + 1  # the schedule's place
         return {"g_loss": all_reduce_sum([value], self.dist, self.device)[0] / self.dist.world, "beta": beta}
 
     def discriminator_step(self) -> float:

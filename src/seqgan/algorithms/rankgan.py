@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from seqgan.algorithms.base import Algorithm, Context, Logs, register
+from seqgan.algorithms.base import Algorithm, Context, Logs, phase_lengths, register
 from seqgan.algorithms.common import DRound, Streams, clipped_step, finite_mean, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, ExperimentConfig
@@ -117,11 +117,7 @@ class RankGAN(Algorithm):
         return models | ({"reference": self.reference} if self.reference is not None else {})
 
     def epochs(self, phase: str) -> int:
-        return {
-            "mle": self.cfg.pretrain.epochs,
-            "d_pretrain": self.cfg.d_pretrain.steps,
-            "adversarial": self.cfg.adversarial.epochs,
-        }[phase]
+        return phase_lengths(self.cfg)[phase]
 
     def begin_phase(self, phase: str) -> None:
         if phase == "adversarial" and self.cfg.adversarial.epochs > 0:

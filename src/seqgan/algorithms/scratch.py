@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from seqgan.algorithms.base import Context, Logs, register
+from seqgan.algorithms.base import Context, register
 from seqgan.algorithms.common import clipped_step
 from seqgan.algorithms.gan import GAN
 from seqgan.algorithms.gsgan import check_relaxed_config
@@ -77,17 +77,9 @@ class Scratch(GAN):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def adversarial_epoch(self) -> Logs:
-        a = self.cfg.adversarial
-        logs: Logs = {}
-        for _ in range(a.g_steps if a.train_g else 0):
-            for key, value in self.generator_step().items():
-                logs.setdefault(key, []).append(value)
-            self.steps["g"] += 1
-        for _ in range(a.d_steps if a.train_d else 0):
-            logs.setdefault("d_loss", []).append(self.discriminator_step())
-            self.steps["d"] += 1
-        return logs
+    def discriminator_update(self) -> float:
+        self.steps["d"] += 1
+        return self.discriminator_step()
 
     def samples(self, rows: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.generator.eval()
