@@ -8,7 +8,8 @@ import pytest
 
 from seqgan.config import ConfigError, load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -60,3 +61,20 @@ def test_config_file_errors_name_the_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_run_folders_of_earlier_versions_still_load(tmp_path):
+    """Earlier versions saved every field, so an oracle run's config.yaml holds the old text-only
+    default data.heldout_size: 1000; it never applied to the oracle and must not now be refused.
+    A text run's saved 1000 is the size it used and stays."""
+    from seqgan.config import save_config
+
+    saved = tmp_path / "config.yaml"
+    save_config(load_config(ROOT / "configs" / "smoke.yaml"), saved)
+    text = saved.read_text()
+    assert "heldout_size: 0" in text
+    saved.write_text(text.replace("heldout_size: 0", "heldout_size: 1000"))
+    assert load_config(saved).data.heldout_size == 0
+    with pytest.raises(ConfigError, match="heldout_size"):  # a new oracle config that sets it is still told
+        load_config(ROOT / "configs" / "smoke.yaml", ["data.heldout_size=500"])
+    assert load_config(ROOT / "configs" / "text.yaml", ["data.heldout_size=1000"]).data.heldout_size == 1000

@@ -942,6 +942,19 @@ def config_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     return _build(ExperimentConfig, raw, "")
 
 
+OLD_HELDOUT_DEFAULT = 1000  # data.heldout_size's default before it became a share (0: data.heldout_share)
+
+
+def upgrade_saved(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config as run folders of earlier versions saved it, read as today's: those wrote every field,
+    so an oracle run's config.yaml holds the old text-only default data.heldout_size: 1000, which
+    never applied to the oracle and would now be refused as a setting that does not apply."""
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("source", "oracle") == "oracle" and data.get("heldout_size") == OLD_HELDOUT_DEFAULT:
+        raw = {**raw, "data": {k: v for k, v in data.items() if k != "heldout_size"}}
+    return raw
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML file (or start from defaults when `path` is None) and apply overrides."""
     raw: dict[str, Any] = {}
@@ -955,7 +968,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(upgrade_saved(raw), overrides or [])
     where = f"{path}: " if path is not None else ""
     try:
         return config_from_dict(raw)
