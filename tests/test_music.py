@@ -54,6 +54,7 @@ def test_bar_duration_reads_accidentals_octaves_rests_and_ties():
     assert bar_duration("c2-c2 d") == 5  # a tie and a space take no time
     assert bar_duration("[CEG]2") is None  # chords are not read
     assert bar_duration("c//") is None
+    assert bar_duration("c/0") is None  # not a division by zero
 
 
 def test_bars_split_at_every_kind_of_bar_line():

@@ -26,7 +26,7 @@ from fractions import Fraction
 
 HEADER = re.compile(r"^M:(\d+)/(\d+) L:(\d+)/(\d+) K:(\S+) (.*)$")
 NOTE = re.compile(r"[_=^]*[A-Ga-g][,']*|z")
-LENGTH = re.compile(r"\d*(?:/\d*)?")  # 2, 3/2, /2, /, or nothing (one unit)
+LENGTH = re.compile(r"\d*(?:/(?:[1-9]\d*)?)?")  # 2, 3/2, /2, /, or nothing (one unit); never /0
 BAR_LINE = re.compile(r":*\|+[:\]]*")
 
 
@@ -50,7 +50,8 @@ def read_tune(line: str) -> Tune | None:
 
 
 def note_length(text: str) -> Fraction:
-    """A length suffix in units of L: '' -> 1, '2' -> 2, '3/2' -> 3/2, '/2' and '/' -> 1/2, '//' is not read."""
+    """A length suffix in units of L: '' -> 1, '2' -> 2, '3/2' -> 3/2, '/2' and '/' -> 1/2 (the tokenizer
+    does not read '//', so a bar holding it does not match)."""
     num, _, den = text.partition("/")
     if "/" not in text:
         return Fraction(int(num) if num else 1)
@@ -68,9 +69,7 @@ def bar_duration(bar: str) -> Fraction | None:
         note = NOTE.match(bar, i)
         if note is None:
             return None
-        length = LENGTH.match(bar, note.end())
-        if length.group().count("/") > 1:
-            return None
+        length = LENGTH.match(bar, note.end())  # always matches, perhaps the empty string
         total += note_length(length.group())
         i = length.end()
     return total
