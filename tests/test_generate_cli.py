@@ -13,6 +13,7 @@ from seqgan import api
 from seqgan.api import generate
 from seqgan.cli.main import main
 from seqgan.generation import format_samples, sample_for_data
+from seqgan.metrics.sweep import sweep_curves
 from seqgan.models.discriminator import prob_real
 from seqgan.training import experiment
 from seqgan.training.experiment import load_discriminator, open_run
@@ -146,6 +147,24 @@ def test_sweep_takes_top_p_as_a_second_axis(runs, capsys, tmp_path):
     assert [(r["temperature"], r["top_p"]) for r in two] == [(t, p) for t in ("0.8", "1.0") for p in ("0.5", "1.0")]
     assert [r["nll_oracle"] for r in two if r["top_p"] == "1.0"] == [r["nll_oracle"] for r in one]
     assert main([*args, "--top-p", "0:1:0.5"]) == 2
+
+
+def test_sweep_top_p_at_one_temperature_beside_the_temperature_curve(runs, tmp_path):
+    args = ["sweep", str(runs["oracle"]), "-n", "200", "--temperatures", "0.8,1"]
+    assert main([*args, "--top-p", "0.5,0.9", "--top-p-at", "1", "--out", str(tmp_path / "beside")]) == 0
+    assert main([*args, "--top-p", "0.5,0.9", "--out", str(tmp_path / "grid")]) == 0
+    beside = list(csv.DictReader((tmp_path / "beside" / "sweep.csv").open()))
+    grid = list(csv.DictReader((tmp_path / "grid" / "sweep.csv").open()))
+    assert [(r["temperature"], r["top_p"]) for r in beside] == [("0.8", ""), ("1.0", ""), ("1.0", "0.5"), ("1.0", "0.9")]
+    at_one = {r["top_p"]: r["nll_oracle"] for r in grid if r["temperature"] == "1.0"}
+    assert [r["nll_oracle"] for r in beside[2:]] == [at_one["0.5"], at_one["0.9"]]  # same seed, same samples
+    rows = [{k: float(v) if k in ("temperature", "top_p") and v else v for k, v in r.items()} for r in beside]
+    curves = sweep_curves([{k: v for k, v in r.items() if v != ""} for r in rows])
+    assert [(name, along, len(pts)) for name, along, pts in curves] == [
+        ("oracle", "temperature", 2),
+        ("oracle, top-p at T = 1", "top_p", 2),
+    ]
+    assert main([*args, "--top-p-at", "1"]) == 2  # --top-p-at without --top-p
 
 
 def test_generate_works_on_a_loaded_run_without_the_disk(runs, monkeypatch):

@@ -8,7 +8,7 @@
     seqgan evaluate DIR[@CHECKPOINT] [-n N] [--temperature T] [--top-k K] [--top-p P] [--classifier CLF_DIR] [--discriminator]
     seqgan classifier train TRAIN.jsonl --field FIELD --test TEST.jsonl [--valid VALID.jsonl] --out CLF_DIR
     seqgan plot DIR [DIR ...] [--out PNG] [--labels ...] [--table]
-    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05] [-n N] [--out FOLDER] [--table]
+    seqgan sweep DIR [DIR ...] [--temperatures 0.5:1.5:0.1] [--top-p 0.8:1.0:0.05 [--top-p-at T]] [-n N] [--out FOLDER] [--table]
     seqgan config [--explain SECTION[.KEY]]
 
 train, sample and evaluate are `seqgan.train`, `seqgan.sample` and `seqgan.evaluate` of the Python
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from seqgan import distributed
@@ -175,6 +176,12 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--temperatures", default="0.5:1.5:0.1", help="start:stop:step or a comma list (default 0.5:1.5:0.1)")
     sweep.add_argument("--table", action="store_true", help="also print the sweep as text")
     sweep.add_argument("--top-p", help="a second axis: top-p values as start:stop:step or a comma list, e.g. 0.8:1.0:0.05")
+    sweep.add_argument(
+        "--top-p-at",
+        type=float,
+        metavar="T",
+        help="with --top-p: sweep top-p at temperature T only, beside the plain temperature sweep (not the grid)",
+    )
     sweep.add_argument("-n", type=int, default=10_000, help="samples per run and temperature (default 10,000)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
@@ -275,6 +282,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     try:
         temperatures = parse_temperatures(args.temperatures)
         top_ps = None if args.top_p is None else parse_top_ps(args.top_p)
+        if args.top_p_at is not None:
+            if top_ps is None or args.top_p_at <= 0:
+                raise ValueError(f"--top-p-at {args.top_p_at:g}: give it with --top-p, and a temperature > 0")
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if args.labels and len(args.labels) != len(args.run_dirs):
@@ -286,10 +296,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     rows = []
     for run, label in zip(runs, labels, strict=True):
         cfg = run.config
-        swept = sweep_generator(
-            run.generator, run.data, temperatures, args.n, args.seed, cfg.eval.batch_size, cfg.condition.candidates, top_ps
-        )
-        rows += [{"run": str(run.dir), "checkpoint": run.checkpoint, "label": label} | row for row in swept]
+        swept = partial(sweep_generator, run.generator, run.data, num_samples=args.n, seed=args.seed)
+        swept = partial(swept, batch_size=cfg.eval.batch_size, candidates=cfg.condition.candidates)
+        if args.top_p_at is None:
+            run_rows = swept(temperatures, top_ps=top_ps)
+        else:  # the temperature curve, then a top-p curve at one temperature
+            run_rows = swept(temperatures) + swept([args.top_p_at], top_ps=top_ps)
+        rows += [{"run": str(run.dir), "checkpoint": run.checkpoint, "label": label} | row for row in run_rows]
         print(f"swept {run.dir}", file=sys.stderr)
     out = Path(args.out)
     write_csv(rows, out / "sweep.csv")

@@ -140,20 +140,45 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
 
 
+def sweep_curves(rows: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The lines of a sweep plot: (legend label, the key that varies along the line, its rows in order).
+
+    Per run label: rows without top-p make one line over temperature; rows with top-p make one line
+    over temperature per top-p value, or, when they share one temperature, one line over top-p (so a
+    temperature sweep and a top-p sweep at T = 1 of the same runs compare on one plane)."""
+    curves = []
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        plain = [r for r in mine if r.get("top_p") is None]
+        nucleus = [r for r in mine if r.get("top_p") is not None]
+        if plain:
+            curves.append((label, "temperature", sorted(plain, key=lambda r: r["temperature"])))
+        temps = sorted({r["temperature"] for r in nucleus})
+        if len(temps) == 1 and len(nucleus) > 1:
+            name = f"{label}, top-p at T = {temps[0]:g}"
+            curves.append((name, "top_p", sorted(nucleus, key=lambda r: r["top_p"])))
+            continue
+        for top_p in dict.fromkeys(r["top_p"] for r in nucleus):
+            pts = sorted((r for r in nucleus if r["top_p"] == top_p), key=lambda r: r["temperature"])
+            curves.append((f"{label}, top-p {top_p:g}", "temperature", pts))
+    return curves
+
+
 def plot_sweep(rows: list[dict[str, Any]], path: Path, floor: float | None = None) -> None:
-    """One line per run (and top-p value), each point labelled with its temperature. Oracle runs: NLL-oracle (y)
-    against NLL-test (x), with the oracle floor; text runs: BLEU-4 (y) against Self-BLEU-4 (x)."""
+    """The lines of `sweep_curves`, each point labelled with its temperature (or top-p value, "p0.9").
+    Oracle runs: NLL-oracle (y) against NLL-test (x), with the oracle floor; text runs: BLEU-4 (y)
+    against Self-BLEU-4 (x)."""
     text = ["bleu4_test" in r for r in rows]
     if any(text) and not all(text):
         raise ValueError("a sweep plots oracle runs or text runs, not both: sweep them separately")
     x_key, y_key = ("self_bleu4", "bleu4_test") if all(text) else ("nll_test", "nll_oracle")
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for label, top_p in dict.fromkeys((r["label"], r.get("top_p")) for r in rows):
-        pts = sorted((r for r in rows if (r["label"], r.get("top_p")) == (label, top_p)), key=lambda r: r["temperature"])
+    for name, along, pts in sweep_curves(rows):
         xs, ys = [r[x_key] for r in pts], [r[y_key] for r in pts]
-        ax.plot(xs, ys, marker="o", markersize=4, label=label if top_p is None else f"{label}, top-p {top_p:g}")
+        ax.plot(xs, ys, marker="o" if along == "temperature" else "s", markersize=4, label=name)
         for r in pts:
-            ax.annotate(f"{r['temperature']:g}", (r[x_key], r[y_key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            tag = f"{r['temperature']:g}" if along == "temperature" else f"p{r['top_p']:g}"
+            ax.annotate(tag, (r[x_key], r[y_key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if all(text):
         ax.set_xlabel("Self-BLEU-4 (diversity; lower is more diverse)")
         ax.set_ylabel("BLEU-4 against the test lines (quality; higher is better)")
