@@ -19,8 +19,8 @@ from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.config import ConfigError, load_config
 from seqgan.metrics.logger import without_clock
 from seqgan.models.discriminator import CNNDiscriminator
-from seqgan.models.leakgan_generator import LeakGANGenerator
-from seqgan.rl.leakgan import intrinsic_rewards, manager_loss, pool_goals, rescaled_activation, worker_loss
+from seqgan.models.leakgan_generator import LeakGANGenerator, pool_goals
+from seqgan.rl.leakgan import intrinsic_rewards, manager_loss, rescaled_activation, worker_loss
 from seqgan.training.run import Trainer
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke_leakgan.yaml"

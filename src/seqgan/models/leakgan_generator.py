@@ -3,7 +3,7 @@
 At step t (t tokens generated so far) the MANAGER, an LSTM, reads f_t, the CNN discriminator's
 feature vector of the prefix y_1..y_t padded to the full length T (the leaked information:
 `CNNDiscriminator.prefix_features`), and emits a unit goal g_t = normalise(W_g h^M_t + b) of D's
-feature size F. The last `horizon` (c) goals are summed (`seqgan.rl.leakgan.pool_goals`) and
+feature size F. The last `horizon` (c) goals are summed (`pool_goals`) and
 projected, w_t = normalise(psi(sum g)) (goal_size k; psi linear without bias; the unit norm
 follows the official code). The WORKER, an LSTM over token embeddings, emits O_t = W_O h^W_t + b_O
 viewed as (V, k), and the next token's logits are O_t w_t (Eq. 8).
@@ -34,7 +34,18 @@ from torch import nn
 from seqgan.models.discriminator import CNNDiscriminator
 from seqgan.models.fused_head import linear_token_nll
 from seqgan.models.generator import Generator, State
-from seqgan.rl.leakgan import pool_goals
+
+
+def pool_goals(goals: torch.Tensor, horizon: int) -> torch.Tensor:
+    """goals (B, T, F), g_0..g_{T-1} -> pooled (B, T, F): [.., t, :] = sum of g_{t-c+1}..g_t (fewer
+    at t < c - 1; goals before g_0 are zero).
+
+    The paper's Eq. 7 sums g_{t-c}..g_{t-1}; we include g_t, the goal read off the current prefix's
+    features, so that the very first token already follows a goal (the paper's sum is empty at
+    t = 0; the official code uses a learned initial goal there)."""
+    total = goals.cumsum(dim=1)  # (B, T, F)
+    earlier = F.pad(total[:, :-horizon], (0, 0, horizon, 0)) if horizon < goals.shape[1] else torch.zeros_like(total)
+    return total - earlier
 
 
 class LeakGANGenerator(Generator):

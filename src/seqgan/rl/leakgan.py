@@ -4,8 +4,8 @@ Adversarial Training with Leaked Information"), as small pure functions.
 Notation: f_t (F,) is D's feature vector of the prefix y_1..y_t (t = 0..T; f_0 reads no token),
 g_t (F,) the MANAGER's goal emitted after reading f_t (t = 0..T-1), c the horizon (`horizon`).
 
-- `pool_goals`: the goal the WORKER follows at step t, the sum of the last c goals g_{t-c+1}..g_t
-  (Eq. 7's sum over c goals; see the function for the index we chose);
+(The goal the WORKER follows, the sum of the last c goals (Eq. 7), is part of G's forward pass:
+`seqgan.models.leakgan_generator.pool_goals`, since models sit below this layer.)
 - `rescaled_activation`: the bootstrapped rescaled activation of the rewards (Sec. 3, "Training
   techniques"): R = sigma(delta * (0.5 - rank / B)), ranks within the batch at each time step;
 - `manager_loss`: -Q_t cos(f_{t+c} - f_t, g_t) (Eq. 9), the MANAGER's transition policy gradient;
@@ -17,18 +17,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-
-def pool_goals(goals: torch.Tensor, horizon: int) -> torch.Tensor:
-    """goals (B, T, F), g_0..g_{T-1} -> pooled (B, T, F): [.., t, :] = sum of g_{t-c+1}..g_t (fewer
-    at t < c - 1; goals before g_0 are zero).
-
-    The paper's Eq. 7 sums g_{t-c}..g_{t-1}; we include g_t, the goal read off the current prefix's
-    features, so that the very first token already follows a goal (the paper's sum is empty at
-    t = 0; the official code uses a learned initial goal there)."""
-    total = goals.cumsum(dim=1)  # (B, T, F)
-    earlier = F.pad(total[:, :-horizon], (0, 0, horizon, 0)) if horizon < goals.shape[1] else torch.zeros_like(total)
-    return total - earlier
 
 
 def rescaled_activation(rewards: torch.Tensor, delta: float) -> torch.Tensor:
