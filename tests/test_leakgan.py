@@ -220,6 +220,14 @@ def test_settings_that_do_not_apply_are_errors(override, message):
         load_config(SMOKE, [override])
 
 
+def test_init_from_must_name_a_leakgan_run(tmp_path):
+    (tmp_path / "config.yaml").write_text((SMOKE.parent / "smoke.yaml").read_text())
+    with pytest.raises(ConfigError, match="that run is algorithm=seqgan; a LeakGAN G"):
+        leakgan_module._check_init_from(f"{tmp_path}@mle")
+    (tmp_path / "config.yaml").write_text(SMOKE.read_text())
+    leakgan_module._check_init_from(f"{tmp_path}@mle")
+
+
 def test_shipped_leakgan_configs_load():
     for name in ("smoke_leakgan", "oracle_leakgan", "coco_leakgan"):
         assert load_config(SMOKE.parent / f"{name}.yaml").algorithm == "leakgan"

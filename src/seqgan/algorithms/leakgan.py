@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -33,7 +34,7 @@ from seqgan.algorithms.base import Algorithm, Context, Logs, register
 from seqgan.algorithms.build import OWN_GENERATORS, build_discriminator
 from seqgan.algorithms.common import Streams
 from seqgan.algorithms.gan import GAN
-from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig, GeneratorConfig
+from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig, GeneratorConfig, load_config
 from seqgan.data.dataset import Data
 from seqgan.errors import NonFiniteLossError
 from seqgan.models.discriminator import prob_real
@@ -105,6 +106,16 @@ NOT_ROLLOUT = ("reward", "rollout_stride", "rollout_update_rate", "baseline", "d
 D_KEYS = ("kind", "num_rep", "causal", "condition_judge")
 
 
+def _check_init_from(spec: str) -> None:
+    """pretrain.init_from must name a LeakGAN run: only its G has the manager, the worker and D."""
+    config = Path(spec.rsplit("@", 1)[0] if "@" in spec and not Path(spec).is_dir() else spec) / "config.yaml"
+    if spec and config.is_file() and (other := load_config(config).algorithm) != "leakgan":
+        raise ConfigError(
+            f"pretrain.init_from={spec}: that run is algorithm={other}; a LeakGAN G (manager, worker and the D it "
+            "reads) starts only from another LeakGAN run: remove pretrain.init_from, or name a leakgan run"
+        )
+
+
 def _changed(section, defaults, keys) -> list[str]:
     return [k for k in keys if getattr(section, k) != getattr(defaults, k)]
 
@@ -118,11 +129,11 @@ class LeakGAN(GAN):
 
     @staticmethod
     def check_config(cfg: ExperimentConfig) -> None:
-        g = [f"generator.{k}" for k in GeneratorConfig.__dataclass_fields__ if k not in GENERATOR_KEYS]
-        g = [k for k in g if getattr(cfg.generator, k.split(".")[1]) != getattr(GeneratorConfig(), k.split(".")[1])]
+        other = [k for k in GeneratorConfig.__dataclass_fields__ if k not in GENERATOR_KEYS]
+        g = _changed(cfg.generator, GeneratorConfig(), other)
         if g:
             raise ConfigError(
-                f"{', '.join(g)}: algorithm=leakgan has its own manager-worker G (generator.embed_dim, hidden_dim and "
+                f"generator.{', generator.'.join(g)}: algorithm=leakgan has its own manager-worker G (generator.embed_dim, hidden_dim and "
                 "init_std size the worker; the rest is in the leakgan section); remove them"
             )
         d = _changed(cfg.discriminator, DiscriminatorConfig(), D_KEYS)
@@ -141,9 +152,10 @@ class LeakGAN(GAN):
             raise ConfigError(f"leakgan.horizon={cfg.algo.horizon} must be below the sequence length ({cfg.data.length})")
 
     def __init__(self, ctx: Context) -> None:
-        Algorithm.__init__(self, ctx)  # not GAN's: D is the one G holds and reads
         if ctx.dist.parallel:
             raise ConfigError("algorithm=leakgan runs in one process; start it without torchrun")
+        _check_init_from(ctx.cfg.pretrain.init_from)
+        Algorithm.__init__(self, ctx)  # not GAN's: D is the one G holds and reads
         cfg, g = ctx.cfg, self.generator
         self.discriminator = g.discriminator
         own = g.worker_parameters() + g.manager_parameters()  # never D's: G's losses do not train D
