@@ -178,7 +178,7 @@ def test_adversarial_steps_are_leakgans_never_seqgans_policy_gradient(tmp_path, 
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     adv = [r for r in rows if r["phase"] == "adversarial"]
     assert len(adv) == 2 and all("intrinsic_reward" in r and "manager_loss" in r and "mle_loss" in r for r in adv)
-    assert [r["phase"] for r in rows if "manager_loss" in r][0] == "mle"  # the manager is pre-trained with the worker
+    assert [r["phase"] for r in rows if "mle_manager_loss" in r][0] == "mle"  # the manager is pre-trained with the worker
 
 
 # ---------------------------------------------------------------- decoding through the command line

@@ -183,7 +183,7 @@ class LeakGAN(GAN):
             self.generator, self.optimizers["mle"].optimizer, self.data.train, p.batch_size, p.grad_clip, self.streams
         )
         self.steps["g"] += len(self.data.train) // p.batch_size
-        return {"mle_loss": [nll], "manager_loss": [goal]}
+        return {"mle_loss": [nll], "mle_manager_loss": [goal]}
 
     def _mle_block(self, epochs: int, logs: Logs) -> None:
         for _ in range(epochs):
