@@ -319,7 +319,7 @@ class CNNDiscriminator(Discriminator):
         return self._joined(pooled, cond)
 
     def prefix_features(self, prefixes: torch.Tensor) -> torch.Tensor:
-        """The features LeakGAN's D leaks to G (Guo et al., 2018, Sec. 3): prefixes (B, T), each a
+        """The features LeakGAN's D leaks to G (Guo et al., 2018): prefixes (B, T), each a
         prefix y_1..y_t padded to the full length with -1 -> `features` (B, sum(num_filters)), the
         highway output before dropout and the output layer. A -1 reads as a zero embedding (the
         official code pads with -1, whose TensorFlow lookup gives zeros), so padding adds nothing

@@ -1,4 +1,4 @@
-"""LeakGAN's hierarchical generator (Guo et al., AAAI 2018, Sec. 3, Eq. 5-8).
+"""LeakGAN's hierarchical generator (Guo et al., AAAI 2018).
 
 At step t (t tokens generated so far) the MANAGER, an LSTM, reads f_t, the CNN discriminator's
 feature vector of the prefix y_1..y_t padded to the full length T (the leaked information:
@@ -6,7 +6,7 @@ feature vector of the prefix y_1..y_t padded to the full length T (the leaked in
 feature size F. The last `horizon` (c) goals are summed (`pool_goals`) and
 projected, w_t = normalise(psi(sum g)) (goal_size k; psi linear without bias; the unit norm
 follows the official code). The WORKER, an LSTM over token embeddings, emits O_t = W_O h^W_t + b_O
-viewed as (V, k), and the next token's logits are O_t w_t (Eq. 8).
+viewed as (V, k), and the next token's logits are O_t w_t.
 
 The logits are computed without the (V, k) matrix: O_t w_t = W'[w_t (x) h_t; w_t] with W' the
 output layer's weight and bias rearranged to (V, k (H + 1)) (`_mixed`), which is also what the
@@ -40,7 +40,7 @@ def pool_goals(goals: torch.Tensor, horizon: int) -> torch.Tensor:
     """goals (B, T, F), g_0..g_{T-1} -> pooled (B, T, F): [.., t, :] = sum of g_{t-c+1}..g_t (fewer
     at t < c - 1; goals before g_0 are zero).
 
-    The paper's Eq. 7 sums g_{t-c}..g_{t-1}; we include g_t, the goal read off the current prefix's
+    The paper's goal embedding sums g_{t-c}..g_{t-1}; we include g_t, the goal read off the current prefix's
     features, so that the very first token already follows a goal (the paper's sum is empty at
     t = 0; the official code uses a learned initial goal there)."""
     total = goals.cumsum(dim=1)  # (B, T, F)

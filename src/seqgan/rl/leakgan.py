@@ -4,13 +4,14 @@ Adversarial Training with Leaked Information"), as small pure functions.
 Notation: f_t (F,) is D's feature vector of the prefix y_1..y_t (t = 0..T; f_0 reads no token),
 g_t (F,) the MANAGER's goal emitted after reading f_t (t = 0..T-1), c the horizon (`horizon`).
 
-(The goal the WORKER follows, the sum of the last c goals (Eq. 7), is part of G's forward pass:
-`seqgan.models.leakgan_generator.pool_goals`, since models sit below this layer.)
-- `rescaled_activation`: the bootstrapped rescaled activation of the rewards (Sec. 3, "Training
+- `rescaled_activation`: the bootstrapped rescaled activation of the rewards (the paper's "Training
   techniques"): R = sigma(delta * (0.5 - rank / B)), ranks within the batch at each time step;
-- `manager_loss`: -Q_t cos(f_{t+c} - f_t, g_t) (Eq. 9), the MANAGER's transition policy gradient;
-- `intrinsic_rewards`: the WORKER's reward r^I_t = (1/c) sum_i cos(f_t - f_{t-i}, g_{t-i}) (Eq. 10);
-- `worker_loss`: the WORKER's policy gradient on its intrinsic rewards (Eq. 11).
+- `manager_loss`: -Q_t cos(f_{t+c} - f_t, g_t), the MANAGER's transition policy gradient;
+- `intrinsic_rewards`: the WORKER's reward r^I_t = (1/c) sum_i cos(f_t - f_{t-i}, g_{t-i});
+- `worker_loss`: the WORKER's policy gradient on its intrinsic rewards.
+
+The goal the WORKER follows, the sum of the last c goals, is part of G's forward pass:
+`seqgan.models.leakgan_generator.pool_goals` (models sit below this layer).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def rescaled_activation(rewards: torch.Tensor, delta: float) -> torch.Tensor:
     """rewards (B, K) -> (B, K): sigma(delta * (0.5 - rank / B)) with rank = 1 for the highest reward
     of its column, B for the lowest (a column: one time step of the batch). Ties take the order of
     a stable sort (the row that comes first ranks higher). The result depends on the ranks only:
-    the same for any monotone change of D's scale."""
+    the same under any increasing transform of D's scores."""
     B = rewards.shape[0]
     order = torch.sort(rewards, dim=0, descending=True, stable=True).indices  # (B, K): row of rank r + 1
     rank = torch.empty_like(order)
@@ -39,9 +40,9 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def manager_loss(
     features: torch.Tensor, goals: torch.Tensor, q: torch.Tensor, horizon: int, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Eq. 9: -mean over t = 0..T-c of Q_t * cos(f_{t+c} - f_t, g_t).
+    """The manager's loss: -mean over t = 0..T-c of Q_t * cos(f_{t+c} - f_t, g_t).
 
-    features (B, T+1, F): f_0..f_T; goals (B, T, F): g_0..g_{T-1}; q (B, T): [.., t] the value of
+    features (B, T+1, F): f_0..f_T; goals (B, T, F): g_0..g_{T-1}; q (B, >= T-c+1): [.., t] the value of
     the goal g_t, which directs the tokens y_{t+1}..y_{t+c} (the caller gives the value of the
     prefix y_1..y_{t+c}; all ones for the pre-training of the manager); mask (B, T) bool: token
     y_{t+1} counts (None: all). Gradients reach the goals only (the features are D's)."""
@@ -56,7 +57,7 @@ def manager_loss(
 
 
 def intrinsic_rewards(features: torch.Tensor, goals: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Eq. 10: the WORKER's reward for token y_t, t = 1..T: (1/k) sum_{i=1..k} cos(f_t - f_{t-i}, g_{t-i})
+    """The WORKER's intrinsic reward for token y_t, t = 1..T: (1/k) sum_{i=1..k} cos(f_t - f_{t-i}, g_{t-i})
     with k = min(c, t) (the goals that exist). features (B, T+1, F): f_0..f_T; goals (B, T, F):
     g_0..g_{T-1}. Returns (B, T): [.., t-1] the reward of y_t. No gradient (a reward)."""
     T = goals.shape[1]
@@ -73,7 +74,7 @@ def intrinsic_rewards(features: torch.Tensor, goals: torch.Tensor, horizon: int)
 
 
 def worker_loss(log_probs: torch.Tensor, rewards: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 11: -mean of r^I_t log p(y_t | ...): log_probs (B, T) (with gradients), rewards (B, T),
+    """The worker's policy-gradient loss: -mean of r^I_t log p(y_t | ...): log_probs (B, T) (with gradients), rewards (B, T),
     mask (B, T) bool (None: every token)."""
     terms = rewards.detach() * log_probs
     if mask is None:
