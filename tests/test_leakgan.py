@@ -181,6 +181,21 @@ def test_adversarial_steps_are_leakgans_never_seqgans_policy_gradient(tmp_path, 
     assert [r["phase"] for r in rows if "mle_manager_loss" in r][0] == "mle"  # the manager is pre-trained with the worker
 
 
+def test_mle_interleaves_with_d_pretraining_and_the_adversarial_epochs(tmp_path, monkeypatch):
+    t = trainer(tmp_path, "leakgan.pretrain_d_rounds=2", "leakgan.pretrain_g_epochs=3", "leakgan.interleave_every=3")
+    calls = []
+    monkeypatch.setattr(t.algorithm, "mle_epoch", lambda: calls.append(t.algorithm.steps["leakgan_d_rounds"]) or {})
+    monkeypatch.setattr(t.algorithm, "generator_step", lambda: {})
+    monkeypatch.setattr(t.algorithm, "discriminator_update", lambda: 0.0)
+    for _ in range(5):
+        t.algorithm.d_pretrain_step()
+    assert calls == [2, 2, 2, 4, 4, 4]  # 3 MLE epochs after D rounds 2 and 4, none after 1, 3, 5
+    calls.clear()
+    for _ in range(7):
+        t.algorithm.adversarial_epoch()
+    assert len(calls) == 2  # interleave_epochs=1 after adversarial epochs 3 and 6
+
+
 # ---------------------------------------------------------------- decoding through the command line
 
 
