@@ -83,10 +83,10 @@ def test_a_run_folder_of_an_unknown_algorithm_fails_clearly(tmp_path, monkeypatc
     run = tmp_path / "run"
     assert main(["train", "configs/smoke.yaml", "--out", str(run), "--quiet", "adversarial.epochs=0", "d_pretrain.steps=0"]) == 0
     config = run / "config.yaml"
-    config.write_text(config.read_text().replace("algorithm: seqgan", "algorithm: leakgan"))
+    config.write_text(config.read_text().replace("algorithm: seqgan", "algorithm: sentigan"))
     assert main(["sample", str(run), "-n", "2"]) == 2
     assert (
-        "algorithm='leakgan': use one of gsgan, maligan, mle, rankgan, reinforce, relgan, scratch, seqgan"
+        "algorithm='sentigan': use one of gsgan, leakgan, maligan, mle, rankgan, reinforce, relgan, scratch, seqgan"
         in capsys.readouterr().err
     )
 

@@ -1,4 +1,4 @@
-"""MaliGAN and RankGAN through the command line, as a user runs them: train, sample, evaluate, and
+"""MaliGAN, RankGAN and LeakGAN through the command line, as a user runs them: train, sample, evaluate, and
 resume with a longer adversarial phase."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from test_cli import seqgan
 
 
-@pytest.mark.parametrize("algorithm", ["maligan", "rankgan"])
+@pytest.mark.parametrize("algorithm", ["maligan", "rankgan", "leakgan"])
 def test_train_sample_evaluate_resume(tmp_path, algorithm):
     out = tmp_path / "run"
     r = seqgan("train", f"configs/smoke_{algorithm}.yaml", "--out", str(out), "--quiet", "adversarial.epochs=2")

@@ -189,6 +189,8 @@ def generate_for_data(
     tokens (default: the data's length), for the condition `cond` (1, ...) or, in a conditional
     run without one, for conditions of held-out rows; D (eval mode) scores them when given."""
     length = max_len or data.length
+    if generator.max_len is not None and length > generator.max_len:
+        raise ConfigError(f"max-len {length}: this run's generator draws at most {generator.max_len} tokens")
     encoded = [encode_prompt(data, text) for text in prompts or []]
     longest = max((len(ids) for ids, _ in encoded), default=0)
     if longest >= length:

@@ -5,7 +5,7 @@ building blocks (MLE epoch, D rounds, D accuracy) are in `common`, config-to-mod
 `build`. Importing this package registers every algorithm (with its config section, if any).
 """
 
-from seqgan.algorithms import gsgan, maligan, mle, rankgan, reinforce, relgan, scratch, seqgan  # noqa: F401  (registers them)
+from seqgan.algorithms import gsgan, leakgan, maligan, mle, rankgan, reinforce, relgan, scratch, seqgan  # noqa: F401  (registers them)
 from seqgan.algorithms.base import ALGORITHMS, Algorithm, Context
 
 __all__ = ["ALGORITHMS", "Algorithm", "Context"]

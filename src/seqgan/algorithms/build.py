@@ -3,6 +3,8 @@ take plain arguments and never read the config."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -100,7 +102,15 @@ def build_discriminator(
     )
 
 
+OWN_GENERATORS: dict[str, Callable[[ExperimentConfig, Data], Generator]] = {}
+"""Builders of the algorithms whose G is a model of their own (LeakGAN's, which reads D), by
+algorithm name: `make_generator` builds theirs, for training and for a reopened run alike."""
+
+
 def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
+    own = OWN_GENERATORS.get(cfg.algorithm)
+    if own is not None:
+        return own(cfg, data)
     return build_generator(
         cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
     )

@@ -264,17 +264,23 @@ class CNNDiscriminator(Discriminator):
         return self._tables
 
     def _use_tables(self) -> bool:
-        entries = self.embedding.num_embeddings * sum(c.weight.shape[0] * c.weight.shape[2] for c in self.convs)
-        return not self.training and not torch.is_grad_enabled() and entries <= MAX_TABLE_ENTRIES
+        return not self.training and self._tables_fit()
 
-    def _pooled_by_tables(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Max-over-time convolution outputs from the lookup tables: tokens (B, T) -> (B, sum n_w)."""
+    def _tables_fit(self) -> bool:
+        """Scoring without gradients, with tables of at most MAX_TABLE_ENTRIES entries."""
+        entries = self.embedding.num_embeddings * sum(c.weight.shape[0] * c.weight.shape[2] for c in self.convs)
+        return not torch.is_grad_enabled() and entries <= MAX_TABLE_ENTRIES
+
+    def _pooled_by_tables(self, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Max-over-time convolution outputs from the lookup tables: tokens (B, T) -> (B, sum n_w);
+        valid (B, T) bool: False positions add nothing (a zero embedding); None: all count."""
         pooled = []
         for conv, table in zip(self.convs, self._lookup_tables(), strict=True):
             w = conv.weight.shape[2]
             windows = tokens.unfold(1, w, 1)  # (B, L, w): token ids of each window
             idx = windows * w + torch.arange(w, device=tokens.device)  # row token * w + j of the table
-            sums = F.embedding_bag(idx.reshape(-1, w), table, mode="sum")  # (B * L, n_w)
+            weights = None if valid is None else valid.unfold(1, w, 1).reshape(-1, w).to(table.dtype)
+            sums = F.embedding_bag(idx.reshape(-1, w), table, mode="sum", per_sample_weights=weights)  # (B * L, n_w)
             pooled.append(sums.view(tokens.shape[0], -1, table.shape[1]).amax(dim=1) + conv.bias)
         return torch.cat(pooled, dim=1)
 
@@ -311,6 +317,21 @@ class CNNDiscriminator(Discriminator):
             self._tables_key = None
             pooled = self._pooled(self.embedding(tokens))
         return self._joined(pooled, cond)
+
+    def prefix_features(self, prefixes: torch.Tensor) -> torch.Tensor:
+        """The features LeakGAN's D leaks to G (Guo et al., 2018): prefixes (B, T), each a
+        prefix y_1..y_t padded to the full length with -1 -> `features` (B, sum(num_filters)), the
+        highway output before dropout and the output layer. A -1 reads as a zero embedding (the
+        official code pads with -1, whose TensorFlow lookup gives zeros), so padding adds nothing
+        to any window. Unconditional, non-causal D only; the caller decides about gradients."""
+        if self.condition is not None or self.classifier is not None or self.projection is not None or self.causal:
+            raise ValueError("prefix_features needs an unconditional, non-causal CNN D")
+        valid, tokens = prefixes >= 0, prefixes.clamp(min=0)  # (B, T)
+        if self._tables_fit():  # no gradients: the lookup tables, whatever D's mode (features have no dropout)
+            return self._joined(self._pooled_by_tables(tokens, valid), None)
+        self._tables_key = None  # a pass with gradients: a later step may change the weights
+        embedded = self.embedding(tokens) * valid.unsqueeze(-1)  # (B, T, E): zero vectors at the padding
+        return self._joined(self._pooled(embedded), None)
 
     def _pooled(self, embedded: torch.Tensor) -> torch.Tensor:
         """Max-over-time convolution outputs: embedded (B, T, E) -> (B, sum n_w)."""

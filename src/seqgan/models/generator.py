@@ -68,6 +68,10 @@ State = tuple[torch.Tensor, ...]
 
 
 class Generator(nn.Module):
+    max_len: int | None = None
+    """The longest sequence this G can draw, or None (any): LeakGAN's G reads D's features of the
+    prefix padded to the run's length, so it draws at most that many tokens."""
+
     def __init__(
         self,
         vocab_size: int,
