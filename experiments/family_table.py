@@ -2,7 +2,10 @@
 gap to MLE's curve at equal NLL-test, and one plot with a panel per seed.
 
     python experiments/family_table.py runs/family [--reference "MLE 10 epochs (the GANs' start)"]
-        [--plot docs/img/oracle_family_sweep.png]
+        [--plot docs/img/oracle_family_sweep.png] [--sweep sweep_relaxed]
+
+(`--sweep sweep_relaxed` reads experiments/oracle_relaxed.sh's sweeps instead. A run missing from
+a seed's sweep is shown as "not run" for that seed.)
 
 The gap: a GAN's point at temperature T lies on MLE's curve, above it or below it. MLE's curve is
 its sweep's points with temperature at or below the one of its lowest NLL-test (the branch where a
@@ -66,19 +69,22 @@ def main() -> None:
     parser.add_argument("root", type=Path, help="experiments/oracle_family.sh's OUT (seed*/sweep/sweep.csv)")
     parser.add_argument("--reference", default="MLE 10 epochs (the GANs' start)", help="the MLE curve's label")
     parser.add_argument("--plot", type=Path, default=None, help="write the plot here (one panel per seed)")
+    parser.add_argument("--sweep", default="sweep", help="the sweep folder in each seed's folder (default: sweep)")
     args = parser.parse_args()
-    seeds = {p.parent.parent.name: read_sweep(p) for p in sorted(args.root.glob("seed*/sweep/sweep.csv"))}
+    paths = sorted(args.root.glob(f"seed*/{args.sweep}/sweep.csv"))
+    seeds = {p.parent.parent.name: read_sweep(p) for p in paths}
     if not seeds:
-        raise SystemExit(f"no seed*/sweep/sweep.csv under {args.root}: run experiments/oracle_family.sh first")
-    labels = list(next(iter(seeds.values())))
+        raise SystemExit(f"no seed*/{args.sweep}/sweep.csv under {args.root}: run the experiment's script first")
+    labels = list(dict.fromkeys(label for curves in seeds.values() for label in curves))
 
     print("At T = 1 (NLL-oracle / NLL-test per seed; mean of NLL-oracle)")
     print("| run | " + " | ".join(seeds) + " | mean NLL-oracle |")
     print("| --- |" + " --- |" * (len(seeds) + 1))
     for label in labels:
-        at_one = [next(p for p in curves[label] if abs(p[0] - 1) < 1e-9) for curves in seeds.values()]
-        cells = [f"{p[2]:.3f} / {p[1]:.3f}" for p in at_one]
-        print(f"| {label} | " + " | ".join(cells) + f" | {statistics.mean(p[2] for p in at_one):.3f} |")
+        at_one = [next((p for p in curves.get(label, []) if abs(p[0] - 1) < 1e-9), None) for curves in seeds.values()]
+        cells = ["not run" if p is None else f"{p[2]:.3f} / {p[1]:.3f}" for p in at_one]
+        mean = statistics.mean(p[2] for p in at_one if p is not None)
+        print(f"| {label} | " + " | ".join(cells) + f" | {mean:.3f} |")
 
     print(f"\nNLL-oracle minus {args.reference}'s at equal NLL-test, per temperature (negative: better)")
     temps = [p[0] for p in next(iter(seeds.values()))[args.reference]]
@@ -88,6 +94,9 @@ def main() -> None:
         if label == args.reference:
             continue
         for seed, curves in seeds.items():
+            if label not in curves:
+                print(f"| {label} | {seed} | not run |")
+                continue
             branch = trade_branch(curves[args.reference])
             own = trade_branch(curves[label])
             cells = []
