@@ -14,8 +14,9 @@
 #   relgan: its relational-memory G pre-trained by MLE for 10 epochs, then the same 300 iterations;
 #   scratch: no pre-training, 300 iterations of batch 512: 153,600 sampled sequences, about what the
 #     10 MLE epochs read (10 x 10,000 real ones) and the adversarial phases add.
-# Sweep: 10,000 samples per run and temperature, NLL-test on the 10,000 held-out samples; it takes
-# MLE 10 epochs, SeqGAN and whichever of the three runs exist.
+# Sweep: 10,000 samples per run and temperature, NLL-test on the 10,000 held-out samples, of MLE 10
+# epochs, SeqGAN and the runs of ALGOS. A run folder that exists is not trained again (finished or
+# not: continue an unfinished one with `seqgan train --resume DIR`).
 set -euo pipefail
 out=$1
 shift
@@ -42,10 +43,13 @@ for seed in "$@"; do
   done
   runs=("$base@0-mle-000010" "$dir/seqgan")
   labels=("MLE 10 epochs (the GANs' start)" SeqGAN)
-  [ -e "$dir/gsgan/checkpoints/latest" ] && runs+=("$dir/gsgan") && labels+=(GSGAN)
-  [ -e "$dir/relgan/checkpoints/latest" ] && runs+=("$dir/relgan@mle" "$dir/relgan") &&
-    labels+=("RelGAN's G, MLE 10 epochs" RelGAN)
-  [ -e "$dir/scratch/checkpoints/latest" ] && runs+=("$dir/scratch") && labels+=(scratch)
+  for algo in $algos; do
+    case $algo in
+      gsgan) runs+=("$dir/gsgan") && labels+=(GSGAN) ;;
+      relgan) runs+=("$dir/relgan@mle" "$dir/relgan") && labels+=("RelGAN's G, MLE 10 epochs" RelGAN) ;;
+      scratch) runs+=("$dir/scratch") && labels+=(scratch) ;;
+    esac
+  done
   $seqgan sweep "${runs[@]}" --labels "${labels[@]}" --temperatures 0.8:1.2:0.1 --seed "$seed" \
     --out "$dir/sweep_relaxed" --table | tee "$dir/sweep_relaxed.txt"
 done
