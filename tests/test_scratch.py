@@ -1,18 +1,21 @@
 """algorithm: scratch: no pre-training, dense per-prefix rewards from a recurrent D, discounted,
-batch-mean baseline."""
+a baseline subtracted; the paper's regularisers."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from seqgan.algorithms.scratch import Scratch
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
 from seqgan.models.discriminator import realness
 from seqgan.rl import losses
-from seqgan.rl.returns import discounted_returns, mean_baseline_advantages
+from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
+from seqgan.training.checkpoint import latest_checkpoint, load_state
 from test_gsgan import build, rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +32,22 @@ def test_discounted_returns_by_hand():
     torch.testing.assert_close(adv, torch.tensor([[-1.0, 2.0], [1.0, -2.0]]))
 
 
-def test_scratch_g_step_weights_each_token_by_its_discounted_return_less_the_batch_mean(monkeypatch):
-    """A rigged D whose logit for prefix y_1..y_t is (y_t mod 3) - 1: the advantages G's step uses
-    are computed here by hand, gamma = 0.23."""
-    algo = build("scratch", config=SMOKE)
-    rigged = lambda tokens: (tokens % 3).float() - 1.0  # noqa: E731
-    monkeypatch.setattr(algo.discriminator, "prefix_scores", rigged)
+def test_centred_rewards_and_the_ewma_baseline_by_hand():
+    logits = torch.tensor([[0.0, math.log(3.0)], [-math.log(3.0), 50.0]])  # D = 1/2, 3/4, 1/4, ~1
+    torch.testing.assert_close(centred_rewards(logits), torch.tensor([[0.0, 0.5], [-0.5, 1.0]]))
+    assert ewma_baseline(0.0, 2.0, 0.08) == pytest.approx(1.84)
+    assert ewma_baseline(1.84, -1.0, 0.08) == pytest.approx(0.08 * 1.84 - 0.92)
+    assert ewma_baseline(5.0, 1.0, 0.0) == 1.0  # decay 0: the batch's own mean
+    with pytest.raises(ValueError, match="decay"):
+        ewma_baseline(0.0, 1.0, 1.5)
+
+
+RIGGED = lambda tokens: (tokens % 3).float() - 1.0  # noqa: E731  D's logit for prefix y_1..y_t: (y_t mod 3) - 1
+
+
+def advantages_of_a_g_step(monkeypatch, algo) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the samples, the advantages G's step weighted them with) of one G step against `RIGGED`."""
+    monkeypatch.setattr(algo.discriminator, "prefix_scores", RIGGED)
     seen = {}
 
     def spy(log_probs, adv, baseline="none", mask=None):
@@ -46,12 +59,59 @@ def test_scratch_g_step_weights_each_token_by_its_discounted_return_less_the_bat
     samples = algo.generator.sample(64, 10, algo.streams.sample)
     algo.streams.sample.set_state(state)
     algo.generator_step()
-    r = rigged(samples).tolist()
-    returns = [[sum(0.23 ** (s - t) * row[s] for s in range(t, 10)) for t in range(10)] for row in r]
-    want = torch.tensor(returns)
-    want = want - want.mean(dim=0, keepdim=True)
-    torch.testing.assert_close(seen["adv"], want)
-    assert not torch.equal(seen["adv"], seen["adv"][:, -1:].expand_as(seen["adv"]))  # dense: not one reward per sequence
+    return samples, seen["adv"]
+
+
+def returns_by_hand(rewards: list[list[float]], gamma: float = 0.23) -> torch.Tensor:
+    return torch.tensor(
+        [[sum(gamma ** (s - t) * row[s] for s in range(t, len(row))) for t in range(len(row))] for row in rewards]
+    )
+
+
+def test_scratch_g_step_with_logit_rewards_and_step_means_by_hand(monkeypatch):
+    """Rewards = the rigged D's logits, returns discounted with gamma = 0.23, less each step's batch mean."""
+    algo = build("scratch", ("scratch.reward=logit", "scratch.baseline=step_mean"), config=SMOKE)
+    samples, adv = advantages_of_a_g_step(monkeypatch, algo)
+    want = returns_by_hand(RIGGED(samples).tolist())
+    torch.testing.assert_close(adv, want - want.mean(dim=0, keepdim=True))
+    assert not torch.equal(adv, adv[:, -1:].expand_as(adv))  # dense: not one reward per sequence
+
+
+def test_scratch_g_steps_with_the_papers_rewards_and_ewma_baseline_by_hand(monkeypatch):
+    """The defaults (the paper's code): r_t = 2 sigmoid(logit) - 1, and one baseline number carried
+    from step to step: b_1 = 0.92 * mean(R of batch 1), b_2 = 0.08 * b_1 + 0.92 * mean(R of batch 2)."""
+    algo = build("scratch", config=SMOKE)
+    assert (algo.cfg.algo.reward, algo.cfg.algo.baseline, algo.cfg.algo.baseline_decay) == ("centred", "ewma", 0.08)
+    b = 0.0
+    for _ in range(2):
+        samples, adv = advantages_of_a_g_step(monkeypatch, algo)
+        returns = returns_by_hand((2 * torch.sigmoid(RIGGED(samples)) - 1).tolist())
+        b = 0.08 * b + 0.92 * returns.mean().item()
+        torch.testing.assert_close(adv, returns - b)
+        assert algo.steps["scratch_baseline"] == pytest.approx(b)  # kept for a resume
+    assert b != 0.0
+
+
+def test_the_papers_regularisers_reach_the_optimizers_and_d(monkeypatch):
+    algo = build("scratch", config=SMOKE)
+    for name in ("adversarial", "discriminator"):
+        assert algo.optimizers[name].optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    d = algo.discriminator
+    assert d.embedding_dropout == 0.1  # the smoke config sets the paper's value
+    d.train()
+    dropped = d.table()
+    assert 0 < (dropped == 0).float().mean() < 0.3 and not torch.equal(dropped, d.table())  # a fresh mask per pass
+    d.eval()
+    assert torch.equal(d.table(), d.embedding.weight)
+    # D's step adds d_l2 * sum(w^2) / 2 over every weight: with a huge d_l2 the loss is nearly that term
+    big = build("scratch", ("scratch.d_l2=1000.0",), config=SMOKE)
+    penalty = 1000.0 * 0.5 * sum(p.pow(2).sum().item() for p in big.discriminator.parameters())
+    assert big.discriminator_step() == pytest.approx(penalty, rel=1e-3)
+    with pytest.raises(ConfigError, match="embedding_dropout applies to kind=rnn"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.embedding_dropout=0.1"])
+    for bad, match in (("scratch.reward=log", "scratch.reward='log'"), ("scratch.baseline_decay=1", "baseline_decay")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(SMOKE, [bad])
 
 
 def test_scratch_has_no_pre_training():
@@ -85,8 +145,31 @@ def test_scratch_smoke_run_through_the_cli(tmp_path, monkeypatch, capsys):
     assert main(["train", "configs/smoke_scratch.yaml", "--out", str(run), "--quiet"]) == 0
     assert [r["phase"] for r in rows(run)] == ["adversarial", "adversarial"]
     assert {"g_loss", "mean_reward", "d_loss", "d_acc", "nll_oracle"} <= set(rows(run)[-1])
+    assert "baseline" in rows(run)[-1]
+    assert load_state(latest_checkpoint(run / "checkpoints"))["steps"]["scratch_baseline"] != 0.0  # kept for a resume
     assert main(["train", "--resume", str(run), "--quiet", "adversarial.epochs=5"]) == 0
     assert rows(run)[-1]["epoch"] == 5
     capsys.readouterr()
     assert main(["sample", str(run), "-n", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_an_interrupted_scratch_run_resumes_as_if_never_stopped(tmp_path, monkeypatch):
+    """Killed in adversarial epoch 3, resumed from epoch 2's checkpoint: the same rows as the
+    uninterrupted run, so the EWMA baseline and D's dropout streams continue where they were."""
+    monkeypatch.chdir(ROOT)
+    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
+    assert main(["train", "configs/smoke_scratch.yaml", "--out", str(whole), "--quiet"]) == 0
+    real_step, calls = Scratch.generator_step, {"n": 0}
+
+    def crash_on_third(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Scratch, "generator_step", crash_on_third)
+    assert main(["train", "configs/smoke_scratch.yaml", "--out", str(crashed), "--quiet"]) != 0
+    monkeypatch.setattr(Scratch, "generator_step", real_step)
+    assert main(["train", "--resume", str(crashed), "--quiet"]) == 0
+    assert rows(crashed) == rows(whole)

@@ -319,6 +319,9 @@ class DiscriminatorConfig:
     attention_heads: int = 1
     """RNN with rnn_pooling=attention only: heads of the pooling attention (must divide the RNN output size)."""
     dropout: float = 0.25
+    embedding_dropout: float = 0.0
+    """RNN only: dropout on the embedding table itself (each entry of the V x E matrix zeroed with this
+    probability at every training pass; ScratchGAN's D: 0.1). 0: off."""
     l2_reg: float = 0.2
     """L2 penalty on the output layer, as TF's l2_loss: l2_reg * sum(w^2) / 2."""
     lr: float = 1e-4
@@ -363,6 +366,9 @@ class DiscriminatorConfig:
             )
             _check(self.fused_conv == "auto", "discriminator.fused_conv applies to num_rep=1 only; remove it")
         _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
+        _check(0.0 <= self.embedding_dropout < 1.0, "discriminator.embedding_dropout must be in [0, 1)")
+        if self.embedding_dropout > 0:
+            _check(self.kind == "rnn", "discriminator.embedding_dropout applies to kind=rnn only; remove it")
         _check(self.l2_reg >= 0, "discriminator.l2_reg must be >= 0")
         _check(self.lr > 0, "discriminator.lr must be > 0")
         _check(self.batch_size >= 1, "discriminator.batch_size must be >= 1")

@@ -99,6 +99,7 @@ def build_discriminator(
         attention_heads=cfg.attention_heads,
         condition=encoder,
         condition_join=cfg.condition_join,
+        embedding_dropout=cfg.embedding_dropout,
     )
 
 

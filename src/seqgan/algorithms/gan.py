@@ -23,11 +23,11 @@ class GAN(Algorithm):
         super().__init__(ctx)
         self.discriminator = make_discriminator(ctx.cfg, ctx.data).to(ctx.device)
 
-    def add_gan_optimizers(self) -> None:
-        """G's adversarial optimizer, then D's (in this order: checkpoints list them so)."""
+    def add_gan_optimizers(self, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+        """G's adversarial optimizer, then D's (in this order: checkpoints list them so), both Adam with `betas`."""
         cfg = self.cfg
-        self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr")
-        self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
+        self.add_optimizer("adversarial", self.generator.parameters(), cfg.adversarial.g_lr, "adversarial.g_lr", betas)
+        self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr", betas)
 
     def trained_models(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}

@@ -466,11 +466,15 @@ class RNNDiscriminator(Discriminator):
         attention_heads: int = 1,
         condition: nn.Module | None = None,
         condition_join: str = "concat",
+        embedding_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "attention"):
             raise ValueError(f"pooling must be 'last' or 'attention', got {pooling!r}")
+        if not 0.0 <= embedding_dropout < 1.0:
+            raise ValueError(f"embedding_dropout must be in [0, 1), got {embedding_dropout}")
         self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.embedding_dropout = embedding_dropout
         rnn = nn.GRU if cell == "gru" else nn.LSTM
         self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
         width = hidden_dim * (2 if bidirectional else 1)
@@ -482,10 +486,22 @@ class RNNDiscriminator(Discriminator):
         self.out = nn.Linear(width + (self.condition.dim if self.condition is not None and not project else 0), 2)
         self.projection = nn.Linear(condition.dim, width, bias=False) if project else None
 
+    def table(self) -> torch.Tensor:
+        """The embedding table (V, E), in training with each entry zeroed with probability
+        `embedding_dropout` (and the rest scaled by 1 / (1 - p)): dropout on the table itself, as
+        ScratchGAN's D does, so a token's whole vector varies from pass to pass, not its uses."""
+        return F.dropout(self.embedding.weight, self.embedding_dropout, self.training)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) -> (B, T, E) through `table`."""
+        if self.embedding_dropout == 0.0:
+            return self.embedding(tokens)
+        return F.embedding(tokens, self.table())
+
     def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> (B, P): the last layer's final state of each direction, or attention
         pooling over the outputs of every step."""
-        return self._pooled_embedded(self.embedding(tokens))
+        return self._pooled_embedded(self.embed(tokens))
 
     def _pooled_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
         """embedded (B, T, E) -> (B, P), as `pooled`."""
@@ -504,7 +520,7 @@ class RNNDiscriminator(Discriminator):
     def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         if not self.scores_prefixes:
             return super().prefix_logits(tokens)
-        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
+        out, _ = self.rnn(self.embed(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
         return self.out(self.dropout(out))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -515,12 +531,12 @@ class RNNDiscriminator(Discriminator):
         last step it is `forward`'s. Needs a unidirectional RNN with pooling 'last', unconditional."""
         if self.rnn.bidirectional or self.pool is not None or self.condition is not None or self.classifier is not None:
             raise ValueError("prefix scores need a unidirectional, unconditional RNN D with rnn_pooling=last")
-        out, _ = self.rnn(self.embedding(tokens))  # (B, T, H)
+        out, _ = self.rnn(self.embed(tokens))  # (B, T, H)
         return realness(self.out(self.dropout(out)))
 
     def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, 2) of probability vectors (B, T, V), each position embedded as vectors @ E."""
-        return self._logits(self._pooled_embedded(vectors @ self.embedding.weight), cond)
+        return self._logits(self._pooled_embedded(vectors @ self.table()), cond)
 
     def _logits(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.projection is not None:

@@ -1,8 +1,10 @@
 """Dense per-token rewards turned into policy-gradient weights, as ScratchGAN does (de Masson
-d'Autume et al., NeurIPS 2019, Sec. 3): every prefix of a sample gets its own reward r_t (the
-discriminator's logit of "real" for y_1..y_t), the return of token t is the discounted sum of the
-rewards from t on, R_t = sum_{s >= t} gamma^(s - t) r_s, and the baseline is the batch mean of
-R_t at each step.
+d'Autume et al., NeurIPS 2019, Sec. 3): every prefix of a sample gets its own reward r_t from the
+discriminator's verdict on y_1..y_t (its official code: r_t = 2 D(y_1..t) - 1, `centred_rewards`;
+or D's logit of "real"), the return of token t is the discounted sum of the rewards from t on,
+R_t = sum_{s >= t} gamma^(s - t) r_s, and a baseline is subtracted: the batch mean of R_t at each
+step (`mean_baseline_advantages`), or the official code's one number, an exponentially weighted
+moving average over G steps of the mean return of the batch (`ewma_baseline`).
 """
 
 from __future__ import annotations
@@ -29,3 +31,17 @@ def discounted_returns(rewards: torch.Tensor, gamma: float, mask: torch.Tensor |
 def mean_baseline_advantages(returns: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """returns (B, T) -> R_t less the batch mean of R_t at step t over the sequences running there."""
     return returns - step_mean(returns, mask)
+
+
+def centred_rewards(logits: torch.Tensor) -> torch.Tensor:
+    """D's logits of "real" (B, T) -> rewards 2 sigmoid(l) - 1 = 2 D - 1 in (-1, 1) (B, T): ScratchGAN's
+    code, which found it more stable than log D; 0 where D cannot tell (D = 1/2)."""
+    return 2.0 * torch.sigmoid(logits) - 1.0
+
+
+def ewma_baseline(previous: float, batch_mean: float, decay: float) -> float:
+    """The baseline after one more batch: decay * previous + (1 - decay) * batch_mean (ScratchGAN's
+    code: decay 0.08, so mostly the batch's own mean; the new value is the one subtracted)."""
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must be in [0, 1], got {decay}")
+    return decay * previous + (1.0 - decay) * batch_mean
