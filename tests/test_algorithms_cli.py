@@ -35,7 +35,7 @@ def test_train_sample_evaluate_resume(tmp_path, algorithm):
     assert (out / "checkpoints" / "2-adversarial-000004").is_dir()
 
 
-@pytest.mark.parametrize("algorithm", ["maligan", "rankgan"])
+@pytest.mark.parametrize("algorithm", ["maligan", "rankgan", "leakgan"])
 def test_torchrun_with_two_processes_trains_and_resumes(tmp_path, algorithm):
     from test_distributed import torchrun
 

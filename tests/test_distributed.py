@@ -104,12 +104,13 @@ def test_resume_under_torchrun_equals_uninterrupted(runs, tmp_path):
         [],
         ["condition.kind=features", "discriminator.condition_join=classifier"],
         ["condition.kind=features", "discriminator.condition_join=classifier", "discriminator.condition_judge=generator"],
+        ["configs/smoke_leakgan.yaml"],
     ],
 )
 def test_every_rank_ends_with_the_same_weights(tmp_path, overrides):
     """Including a feature-vector matcher D, whose InfoNCE loss reads D's condition encoder outside
-    the DDP forward, and a generative judge, whose loss reads its LM there: their gradients must
-    still be averaged over the ranks."""
+    the DDP forward, a generative judge, whose loss reads its LM there, and LeakGAN, whose G (which
+    holds D) has its gradients averaged by hand: their gradients must still be averaged over the ranks."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     script = ROOT / "tests" / "scripts" / "ddp_ranks_agree.py"
     done = subprocess.run(

@@ -185,6 +185,32 @@ def replicate(module: M, dist: Dist) -> nn.Module:
     return DistributedDataParallel(wrapped, device_ids=device_ids)
 
 
+def broadcast_(tensors: list[torch.Tensor], dist: Dist) -> None:
+    """Rank 0's values of `tensors` on every rank, in place (what DDP does to a model it wraps)."""
+    if dist.parallel:
+        for t in tensors:
+            td.broadcast(t.data, src=0)
+
+
+def average_gradients(params: list[nn.Parameter], dist: Dist) -> None:
+    """Each parameter's gradient replaced by its mean over the ranks, in one collective: what DDP's
+    hooks do, for a model that is not wrapped (LeakGAN's G holds D, which G's losses never train).
+    A parameter without a gradient on this rank counts as a zero one, so every rank sends the same
+    tensors."""
+    if not dist.parallel:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    td.all_reduce(flat)
+    flat /= dist.world
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+
+
 def global_mean_scale(local_count: float, dist: Dist, device: torch.device | str = "cpu") -> float:
     """Factor that turns this rank's mean over `local_count` items into its share of the global mean,
     once DDP averages gradients over ranks: local_count * world / global_count (1 on one rank)."""

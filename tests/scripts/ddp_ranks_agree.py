@@ -1,5 +1,5 @@
-"""Run under torchrun by tests/test_distributed.py: train the smoke config with the overrides given
-after the run folder, then check that every rank ends with the same G and D weights and buffers
+"""Run under torchrun by tests/test_distributed.py: train the smoke config (or the config file given
+right after the run folder) with the overrides given after them, then check that every rank ends with the same G and D weights and buffers
 (a parameter whose gradient DDP did not average would drift apart).
 Exits 1 naming each tensor that differs."""
 
@@ -13,7 +13,9 @@ from seqgan.config import load_config
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
-cfg = load_config(ROOT / "configs" / "smoke.yaml", sys.argv[2:])
+args = sys.argv[2:]
+config = Path(args.pop(0)) if args and args[0].endswith(".yaml") else ROOT / "configs" / "smoke.yaml"
+cfg = load_config(config, args)
 dist = distributed.init_from_env(torch.device("cpu"))
 try:
     trainer = Trainer(cfg, Path(sys.argv[1]), quiet=True, dist=dist)

@@ -19,7 +19,11 @@ What changes relative to SeqGAN (`seqgan.algorithms.seqgan`):
   `leakgan.interleave_epochs` MLE epochs.
 
 The adversarial schedule (g_steps G steps, then d_steps D rounds) and D's rounds are SeqGAN's.
-Not built: conditions, torchrun, the official code's temperature schedule.
+Under torchrun each rank trains on its rows of every global batch (MLE) or samples its share of
+the batch (adversarial G steps, each rank's rollouts and rank-based rescaling over its own rows),
+and G's gradients are averaged over the ranks by hand (`distributed.average_gradients`): G holds
+D, so G is not wrapped in DDP; D's rounds are every GAN's, through D's DDP wrapper.
+Not built: conditions, the official code's temperature schedule.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from seqgan.algorithms.common import Streams
 from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig, GeneratorConfig, load_config
 from seqgan.data.dataset import Data
+from seqgan.distributed import SINGLE, Dist, all_reduce_sum, average_gradients, broadcast_, global_mean_scale
 from seqgan.errors import NonFiniteLossError
 from seqgan.models.discriminator import prob_real
 from seqgan.models.leakgan_generator import LeakGANGenerator
@@ -152,18 +157,21 @@ class LeakGAN(GAN):
             raise ConfigError(f"leakgan.horizon={cfg.algo.horizon} must be below the sequence length ({cfg.data.length})")
 
     def __init__(self, ctx: Context) -> None:
-        if ctx.dist.parallel:
-            raise ConfigError("algorithm=leakgan runs in one process; start it without torchrun")
         _check_init_from(ctx.cfg.pretrain.init_from)
         Algorithm.__init__(self, ctx)  # not GAN's: D is the one G holds and reads
         cfg, g = ctx.cfg, self.generator
         self.discriminator = g.discriminator
+        broadcast_(list(g.parameters()) + list(g.buffers()), ctx.dist)  # G (and the D it reads) as rank 0's
         own = g.worker_parameters() + g.manager_parameters()  # never D's: G's losses do not train D
         self.add_optimizer("mle", own, cfg.pretrain.lr, "pretrain.lr")
         self.add_optimizer("adversarial", own, cfg.adversarial.g_lr, "adversarial.g_lr")
         self.add_optimizer("discriminator", self.discriminator.parameters(), cfg.discriminator.lr, "discriminator.lr")
         self.steps["leakgan_d_rounds"] = 0
         self.steps["leakgan_epochs"] = 0
+
+    def trained_models(self) -> dict[str, torch.nn.Module]:
+        """D alone gets a DDP wrapper: G holds D, so G's gradients are averaged by hand."""
+        return {"discriminator": self.discriminator}
 
     def unit_steps(self, phase: str) -> int:
         steps = super().unit_steps(phase)
@@ -180,7 +188,7 @@ class LeakGAN(GAN):
     def mle_epoch(self) -> Logs:
         p = self.cfg.pretrain
         nll, goal = leakgan_mle_epoch(
-            self.generator, self.optimizers["mle"].optimizer, self.data.train, p.batch_size, p.grad_clip, self.streams
+            self.generator, self.optimizers["mle"].optimizer, self.data.train, p.batch_size, p.grad_clip, self.streams, self.dist
         )
         self.steps["g"] += len(self.data.train) // p.batch_size
         return {"mle_loss": [nll], "mle_manager_loss": [goal]}
@@ -207,15 +215,18 @@ class LeakGAN(GAN):
 
     def generator_step(self) -> dict[str, float]:
         return leakgan_step(
-            self.generator, self.optimizers["adversarial"].optimizer, self.cfg.adversarial, self.cfg.algo, self.streams
+            self.generator, self.optimizers["adversarial"].optimizer, self.cfg.adversarial, self.cfg.algo, self.streams, self.dist
         )
 
 
-def _clipped_step(g: LeakGANGenerator, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None) -> None:
-    """Backward, clip the worker's and the manager's gradients each to `clip` (the official code
-    clips its two updates apart), step."""
+def _clipped_step(
+    g: LeakGANGenerator, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None, dist: Dist = SINGLE
+) -> None:
+    """Backward, average the gradients over the ranks, clip the worker's and the manager's each to
+    `clip` (the official code clips its two updates apart), step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(g.worker_parameters() + g.manager_parameters(), dist)
     if clip is not None:
         torch.nn.utils.clip_grad_norm_(g.worker_parameters(), clip)
         torch.nn.utils.clip_grad_norm_(g.manager_parameters(), clip)
@@ -238,34 +249,47 @@ def leakgan_mle_epoch(
     batch_size: int,
     grad_clip: float | None,
     streams: Streams,
+    dist: Dist = SINGLE,
 ) -> tuple[float, float]:
     """One shuffled pass over data (R, T) (the last partial batch dropped): the worker by MLE, the
-    manager towards the real feature changes. Returns the mean (NLL, manager loss)."""
+    manager towards the real feature changes. Returns the mean (NLL, manager loss). Under torchrun
+    every rank draws the same order and trains on its rows of each batch, the NLL scaled so that the
+    averaged gradient is the global batch's mean (the manager's loss: the mean of the ranks' means)."""
     g.train()
     perm = torch.randperm(len(data), generator=streams.shuffle).to(data.device)
     total, steps = torch.zeros(2, dtype=torch.float64, device=data.device), 0
     for i in range(0, len(data) - batch_size + 1, batch_size):
-        nll, goal = mle_losses(g, data[perm[i : i + batch_size]])
-        _clipped_step(g, optimizer, nll + goal, grad_clip)
+        batch = data[perm[i : i + batch_size]][dist.rows(batch_size)]
+        nll, goal = mle_losses(g, batch)
+        if dist.parallel:
+            mask = g.mask(batch)
+            nll = nll * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
+        _clipped_step(g, optimizer, nll + goal, grad_clip, dist)
         total += torch.stack([nll.detach(), goal.detach()])
         steps += 1
-    nll_mean, goal_mean = (total / max(steps, 1)).tolist()
+    nll_mean, goal_mean = (t / dist.world for t in all_reduce_sum((total / max(steps, 1)).tolist(), dist, data.device))
     if not math.isfinite(nll_mean + goal_mean):
         raise NonFiniteLossError(f"the LeakGAN MLE losses are {nll_mean}, {goal_mean}")
     return nll_mean, goal_mean
 
 
 def leakgan_step(
-    g: LeakGANGenerator, optimizer: torch.optim.Optimizer, a: AdversarialConfig, s: LeakGANConfig, streams: Streams
+    g: LeakGANGenerator,
+    optimizer: torch.optim.Optimizer,
+    a: AdversarialConfig,
+    s: LeakGANConfig,
+    streams: Streams,
+    dist: Dist = SINGLE,
 ) -> dict[str, float]:
     """One adversarial G step: sample a batch, reward every c-th prefix by a.rollout_num rollouts of
     G scored by D (eval mode), rescale the rewards by rank (`rescaled_activation`), then descend the
     manager's and the worker's losses together (they train disjoint parameters). Returns the
-    values to log: the losses, D's mean raw reward and the worker's mean intrinsic reward."""
+    values to log: the losses, D's mean raw reward and the worker's mean intrinsic reward, averaged
+    over the ranks (each samples batch_size / world rows and ranks the rewards among them)."""
     d = g.discriminator
     g.eval()
     d.eval()
-    samples = g.sample(a.batch_size, g.max_len, streams.sample)  # (B, T)
+    samples = g.sample(a.batch_size // dist.world, g.max_len, streams.sample)  # (B, T)
 
     def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return prob_real(d, x, a.rollout_chunk)
@@ -282,6 +306,6 @@ def leakgan_step(
     values = torch.stack([loss.detach(), m_loss.detach(), w_loss.detach(), q.mean(), masked_mean(r_int, mask)]).tolist()
     if not math.isfinite(values[0]):
         raise NonFiniteLossError(f"the LeakGAN loss is {values[0]}")
-    _clipped_step(g, optimizer, loss, a.grad_clip)
+    _clipped_step(g, optimizer, loss, a.grad_clip, dist)
     names = ("g_loss", "manager_loss", "worker_loss", "mean_reward", "intrinsic_reward")
-    return dict(zip(names, values, strict=True))
+    return dict(zip(names, (v / dist.world for v in all_reduce_sum(values, dist, samples.device)), strict=True))
