@@ -146,6 +146,29 @@ def test_token_nll_and_fused_head_match_cross_entropy_values_and_gradients():
         torch.testing.assert_close(a, d)
 
 
+def test_fused_head_kept_and_recomputed_exponentials_give_the_same_gradients_twice():
+    """The forward keeps exp(z - max z) for the backward (small batches) or the backward recomputes
+    it (keep_limit exceeded): the same values and gradients, and a second backward through a
+    retained graph (which finds the kept tensor consumed) recomputes them unchanged."""
+    torch.manual_seed(1)
+    h = torch.randn(13, 6, dtype=torch.double, requires_grad=True)
+    w = torch.randn(11, 6, dtype=torch.double, requires_grad=True)
+    b = torch.randn(11, dtype=torch.double, requires_grad=True)
+    y = torch.randint(0, 11, (13,))
+    weights = torch.rand(13, dtype=torch.double)
+    ref = (F.cross_entropy(F.linear(h, w, b), y, reduction="none") * weights).sum()
+    grads_ref = torch.autograd.grad(ref, (h, w, b))
+    kept = (linear_token_nll(h, w, b, y, chunk=5) * weights).sum()
+    first = torch.autograd.grad(kept, (h, w, b), retain_graph=True)
+    second = torch.autograd.grad(kept, (h, w, b))
+    recomputed = (linear_token_nll(h, w, b, y, chunk=5, keep_limit=0) * weights).sum()
+    torch.testing.assert_close(recomputed, kept)
+    for a, c, d, e in zip(grads_ref, first, second, torch.autograd.grad(recomputed, (h, w, b)), strict=True):
+        torch.testing.assert_close(c, a)
+        torch.testing.assert_close(d, a)
+        torch.testing.assert_close(e, a)
+
+
 def test_discriminator_loss_by_hand():
     logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]])  # P(real) = .5 and .75
     is_real = torch.tensor([True, False])
