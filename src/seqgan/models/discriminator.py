@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
+from seqgan.models.window_max import window_max
 
 
 def discriminator_loss(
@@ -416,7 +417,8 @@ class MultiRepCNNDiscriminator(Discriminator):
         """embedded (B, T, embed_dim) -> one logit of "real" per representation (B, num_rep)."""
         B, T, _ = embedded.shape
         x = embedded.view(B, T, self.num_rep, -1).permute(0, 2, 3, 1).reshape(B * self.num_rep, -1, T)  # (B * K, e, T)
-        pooled = torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1).relu()  # (B * K, F)
+        # conv(x).amax(-1) per width, with a backward through the winning windows only (`window_max`)
+        pooled = torch.cat([window_max(x, conv.weight, conv.bias) for conv in self.convs], dim=1).relu()  # (B * K, F)
         return self.out(self.hidden(self.dropout(self.highway(pooled)))).view(B, self.num_rep)
 
     @staticmethod
