@@ -1,0 +1,68 @@
+"""Benchmark: one MLE epoch at the paper's sizes (10,000 sequences of 20 tokens, V = 5000, G an LSTM
+32/32, batch 64) with seqgan's fused output layer, against the ports-style reference of
+bench/adversarial_step.py (`nn.LSTM` + cross-entropy), interleaved in one process so that both see
+the same machine load; medians of --repeats. With --other-head FILE, also with the
+`linear_token_nll` of another fused_head.py (e.g. an older commit's, from `git show`), swapped into
+the generator. Prints one JSON line.
+
+    python bench/mle_head.py [--repeats 3] [--threads 1]
+    git show 552da58:src/seqgan/models/fused_head.py > /tmp/old_head.py
+    python bench/mle_head.py --other-head /tmp/old_head.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import time
+
+import torch
+
+import seqgan.models.generator as generator_module
+from adversarial_step import NUM_REAL, E, H, PortGenerator, T, V, naive_mle_epoch
+from seqgan.algorithms.base import adam
+from seqgan.algorithms.common import mle_epoch
+from seqgan.runtime import configure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--other-head", help="a fused_head.py whose linear_token_nll to time as well")
+    args = parser.parse_args()
+    configure(args.threads)
+    heads = {"seqgan": generator_module.linear_token_nll}
+    if args.other_head:
+        spec = importlib.util.spec_from_file_location("other_head", args.other_head)
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+        heads["other_head"] = other.linear_token_nll
+    real = torch.randint(0, V, (NUM_REAL, T), generator=torch.Generator().manual_seed(0))
+    g = generator_module.Generator(V, E, H)
+    opt, shuffle = adam(list(g.parameters()), 0.01), torch.Generator().manual_seed(0)
+    port = PortGenerator()
+    port_opt = torch.optim.Adam(port.parameters(), 0.01)
+    seconds: dict[str, list[float]] = {name: [] for name in [*heads, "reference"]}
+    for _ in range(args.repeats):
+        for name, head in heads.items():
+            generator_module.linear_token_nll = head
+            start = time.perf_counter()
+            mle_epoch(g, opt, real, 64, 5.0, shuffle)
+            seconds[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        naive_mle_epoch(port, port_opt, real)
+        seconds["reference"].append(time.perf_counter() - start)
+    medians = {f"{name}_mle_epoch_seconds": round(statistics.median(v), 3) for name, v in seconds.items()}
+    ratios = {
+        f"{name}_speedup": round(statistics.median(seconds["reference"]) / statistics.median(v), 3)
+        for name, v in seconds.items()
+        if name != "reference"
+    }
+    print(json.dumps({"threads": args.threads, "repeats": args.repeats, **medians, **ratios}))
+
+
+if __name__ == "__main__":
+    main()
