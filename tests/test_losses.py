@@ -126,15 +126,21 @@ def test_prefix_baseline_leaves_the_expected_gradient_unbiased():
     assert not torch.allclose(grads[0], exact[0])
 
 
-def test_token_nll_and_fused_head_match_cross_entropy_values_and_gradients():
-    torch.manual_seed(0)
+def head_case(seed: int):
+    """An output layer h (13, 6), W (11, 6), b (11,), targets, per-row weights, and the reference:
+    the weighted cross-entropy of F.linear and its gradients with respect to h, W, b."""
+    torch.manual_seed(seed)
     h = torch.randn(13, 6, dtype=torch.double, requires_grad=True)
     w = torch.randn(11, 6, dtype=torch.double, requires_grad=True)
     b = torch.randn(11, dtype=torch.double, requires_grad=True)
     y = torch.randint(0, 11, (13,))
     weights = torch.rand(13, dtype=torch.double)
     ref = (F.cross_entropy(F.linear(h, w, b), y, reduction="none") * weights).sum()
-    grads_ref = torch.autograd.grad(ref, (h, w, b))
+    return h, w, b, y, weights, ref, torch.autograd.grad(ref, (h, w, b))
+
+
+def test_token_nll_and_fused_head_match_cross_entropy_values_and_gradients():
+    h, w, b, y, weights, ref, grads_ref = head_case(0)
     fused = (linear_token_nll(h, w, b, y, chunk=4) * weights).sum()
     grads_fused = torch.autograd.grad(fused, (h, w, b))
     plain = (token_nll(F.linear(h, w, b), y) * weights).sum()
@@ -150,14 +156,7 @@ def test_fused_head_kept_and_recomputed_exponentials_give_the_same_gradients_twi
     """The forward keeps exp(z - max z) for the backward (small batches) or the backward recomputes
     it (keep_limit exceeded): the same values and gradients, and a second backward through a
     retained graph (which finds the kept tensor consumed) recomputes them unchanged."""
-    torch.manual_seed(1)
-    h = torch.randn(13, 6, dtype=torch.double, requires_grad=True)
-    w = torch.randn(11, 6, dtype=torch.double, requires_grad=True)
-    b = torch.randn(11, dtype=torch.double, requires_grad=True)
-    y = torch.randint(0, 11, (13,))
-    weights = torch.rand(13, dtype=torch.double)
-    ref = (F.cross_entropy(F.linear(h, w, b), y, reduction="none") * weights).sum()
-    grads_ref = torch.autograd.grad(ref, (h, w, b))
+    h, w, b, y, weights, ref, grads_ref = head_case(1)
     kept = (linear_token_nll(h, w, b, y, chunk=5) * weights).sum()
     first = torch.autograd.grad(kept, (h, w, b), retain_graph=True)
     second = torch.autograd.grad(kept, (h, w, b))
