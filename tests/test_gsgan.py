@@ -19,6 +19,7 @@ from seqgan.models.discriminator import realness
 from seqgan.rl.relaxed import relaxed_sample
 from seqgan.training.checkpoint import latest_checkpoint, load_state
 from seqgan.training.experiment import make_data
+from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke_gsgan.yaml"
@@ -150,22 +151,25 @@ def test_gsgan_smoke_run_through_the_cli_samples_resumes_and_evaluates(tmp_path,
     assert "nll_oracle" in json.loads(capsys.readouterr().out)
 
 
-def test_an_interrupted_gsgan_run_resumes_as_if_never_stopped(tmp_path, monkeypatch):
-    """A run killed in adversarial epoch 3 and resumed from epoch 2's checkpoint ends exactly as the
-    uninterrupted run: the temperature schedule's place and the random streams continue."""
-    monkeypatch.chdir(ROOT)
+def resumes_as_if_never_stopped(tmp_path: Path, config: Path, algorithm: type, crash_on_third_call) -> None:
+    """Train `config` whole; train it again dying in its third adversarial G step (`algorithm`'s
+    generator_step; the checkpoint after epoch 2 exists) and resume: the same metric rows."""
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    assert main(["train", "configs/smoke_gsgan.yaml", "--out", str(whole), "--quiet"]) == 0
-    real_step, calls = GSGAN.generator_step, {"n": 0}
-
-    def crash_on_third(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(GSGAN, "generator_step", crash_on_third)
-    assert main(["train", "configs/smoke_gsgan.yaml", "--out", str(crashed), "--quiet"]) != 0  # "interrupted"
-    monkeypatch.setattr(GSGAN, "generator_step", real_step)
-    assert main(["train", "--resume", str(crashed), "--quiet"]) == 0
+    for out in (whole, crashed):
+        trainer = Trainer(load_config(config), out, quiet=True)
+        trainer.start(["test"])
+        if out == whole:
+            trainer.run()
+            continue
+        with crash_on_third_call(algorithm, "generator_step"):
+            trainer.run()
+    resumed = Trainer(load_config(crashed / "config.yaml"), crashed, quiet=True)
+    resumed.resume()
+    resumed.run()
     assert rows(crashed) == rows(whole)
+
+
+def test_an_interrupted_gsgan_run_resumes_as_if_never_stopped(tmp_path, crash_on_third_call):
+    """Killed in adversarial epoch 3, resumed from epoch 2's checkpoint: it ends exactly as the
+    uninterrupted run, so the temperature schedule's place and the random streams continue."""
+    resumes_as_if_never_stopped(tmp_path, SMOKE, GSGAN, crash_on_third_call)

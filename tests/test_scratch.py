@@ -16,7 +16,7 @@ from seqgan.models.discriminator import realness
 from seqgan.rl import losses
 from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
 from seqgan.training.checkpoint import latest_checkpoint, load_state
-from test_gsgan import build, rows
+from test_gsgan import build, resumes_as_if_never_stopped, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke_scratch.yaml"
@@ -154,22 +154,7 @@ def test_scratch_smoke_run_through_the_cli(tmp_path, monkeypatch, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
-def test_an_interrupted_scratch_run_resumes_as_if_never_stopped(tmp_path, monkeypatch):
+def test_an_interrupted_scratch_run_resumes_as_if_never_stopped(tmp_path, crash_on_third_call):
     """Killed in adversarial epoch 3, resumed from epoch 2's checkpoint: the same rows as the
     uninterrupted run, so the EWMA baseline and D's dropout streams continue where they were."""
-    monkeypatch.chdir(ROOT)
-    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    assert main(["train", "configs/smoke_scratch.yaml", "--out", str(whole), "--quiet"]) == 0
-    real_step, calls = Scratch.generator_step, {"n": 0}
-
-    def crash_on_third(self):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(Scratch, "generator_step", crash_on_third)
-    assert main(["train", "configs/smoke_scratch.yaml", "--out", str(crashed), "--quiet"]) != 0
-    monkeypatch.setattr(Scratch, "generator_step", real_step)
-    assert main(["train", "--resume", str(crashed), "--quiet"]) == 0
-    assert rows(crashed) == rows(whole)
+    resumes_as_if_never_stopped(tmp_path, SMOKE, Scratch, crash_on_third_call)
