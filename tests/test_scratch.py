@@ -12,7 +12,7 @@ import torch
 from seqgan.algorithms.scratch import Scratch
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
-from seqgan.models.discriminator import realness
+from seqgan.models.discriminator import RNNDiscriminator, position_signal, realness
 from seqgan.rl import losses
 from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
 from seqgan.training.checkpoint import latest_checkpoint, load_state
@@ -112,6 +112,35 @@ def test_the_papers_regularisers_reach_the_optimizers_and_d(monkeypatch):
     for bad, match in (("scratch.reward=log", "scratch.reward='log'"), ("scratch.baseline_decay=1", "baseline_decay")):
         with pytest.raises(ConfigError, match=match):
             load_config(SMOKE, [bad])
+
+
+def test_the_position_signal_by_hand():
+    """4 positions, 2 waves: periods 2 and 4, shifts 0 and 2: cos(pi t / 2) and cos(pi (t / 4 + 2))."""
+    r = math.sqrt(0.5)
+    want = torch.tensor([[1.0, 1.0], [0.0, r], [-1.0, 0.0], [0.0, -r]])
+    torch.testing.assert_close(position_signal(4, 2), want, atol=1e-6, rtol=0)
+    assert position_signal(20, 8).shape == (20, 8)
+
+
+def test_a_d_with_the_position_signal_reads_positions_and_stays_causal():
+    torch.manual_seed(0)
+    d = RNNDiscriminator(7, 4, 5, cell="lstm", bidirectional=False, dropout=0.0, position_dim=3).eval()
+    assert d.rnn.input_size == 4 + 3
+    same = torch.full((1, 6), 2)  # one token six times: without positions each step's input is the same
+    inputs = []
+    d.rnn.register_forward_hook(lambda module, args, out: inputs.append(args[0]))
+    d.prefix_scores(same)
+    steps = inputs[0][0]  # (T, E + P)
+    assert torch.equal(steps[:, :4], steps[:1, :4].expand(6, 4)) and torch.equal(steps[:, 4:], position_signal(6, 3))
+    tokens = torch.randint(0, 7, (3, 6))
+    changed = tokens.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % 7  # change the last two tokens only
+    a, b = d.prefix_scores(tokens), d.prefix_scores(changed)
+    torch.testing.assert_close(a[:, :4], b[:, :4])  # a prefix's score never reads the future
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+    with pytest.raises(ConfigError, match="position_dim applies only to kind='rnn'"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.position_dim=8"])
+    assert build("scratch", config=SMOKE).discriminator.position_dim == 8  # the paper's 8 waves
 
 
 def test_scratch_has_no_pre_training():

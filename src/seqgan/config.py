@@ -43,7 +43,7 @@ ORACLE_FIELDS = tuple(
     "oracle oracle_path oracle_seed vocab_size embed_dim hidden_dim seq_len num_train num_test train_seed test_seed num_valid valid_seed".split()
 )
 TEXT_FIELDS = tuple(
-    "train valid test text_field tokenizer word_split drop_spaces lowercase max_vocab max_len overflow heldout_size heldout_share heldout_seed".split()
+    "train valid test text_field tokenizer word_split drop_spaces lowercase max_vocab max_len overflow heldout_size heldout_share heldout_seed word_vectors".split()
 )
 
 
@@ -101,6 +101,12 @@ class DataConfig:
     heldout_share: float = 0.05
     """Text, with data.heldout_size 0: the share of data.train's lines held out (at least 1, at most 1,000)."""
     heldout_seed: int = 3
+    word_vectors: str = ""
+    """Text, word or char tokenizer, optional: a file of pre-trained vectors (GloVe's text format, or
+    word2vec's text format): G and D embed each token as [its vector, frozen; a trainable part]
+    projected to their embed_dim, as ScratchGAN does with GloVe (`seqgan.models.embedding`). Tokens
+    the file lacks get random vectors of the same spread; `train` prints how many were found. The
+    vectors are saved in the run folder, so sample and evaluate do not need the file again."""
 
     @property
     def length(self) -> int:
@@ -133,6 +139,10 @@ class DataConfig:
             _check(
                 self.tokenizer == "char" or not self.drop_spaces,
                 f"data.drop_spaces applies to data.tokenizer=char only ({self.tokenizer} tokens hold no spaces); remove it",
+            )
+            _check(
+                not self.word_vectors or self.tokenizer in ("word", "char"),
+                "data.word_vectors needs data.tokenizer=word or char (vectors are looked up by token); remove it or change the tokenizer",
             )
             self._check_heldout()
             return
@@ -322,6 +332,10 @@ class DiscriminatorConfig:
     embedding_dropout: float = 0.0
     """RNN only: dropout on the embedding table itself (each entry of the V x E matrix zeroed with this
     probability at every training pass; ScratchGAN's D: 0.1). 0: off."""
+    position_dim: int = 0
+    """RNN only: append ScratchGAN's fixed position signal (this many cosine waves of periods 2 to the
+    sequence length, `seqgan.models.discriminator.position_signal`) to every step's input, so D
+    knows where in the sequence a token is (ScratchGAN's D: 8). 0: off."""
     l2_reg: float = 0.2
     """L2 penalty on the output layer, as TF's l2_loss: l2_reg * sum(w^2) / 2."""
     lr: float = 1e-4
@@ -408,7 +422,7 @@ class DiscriminatorConfig:
                 not self.causal or self.fused_conv == "auto",
                 "discriminator.fused_conv does not apply to causal=true (its convolutions are left-padded per width); remove it",
             )
-            for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads"):
+            for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads", "position_dim"):
                 _check(
                     getattr(self, name) == defaults[name].default,
                     f"discriminator.{name} applies only to kind='rnn'; remove it or set discriminator.kind=rnn",
@@ -420,6 +434,7 @@ class DiscriminatorConfig:
             )
             _check(self.rnn_cell in ("gru", "lstm"), "discriminator.rnn_cell must be 'gru' or 'lstm'")
             _check(self.rnn_hidden >= 1, "discriminator.rnn_hidden must be >= 1")
+            _check(self.position_dim >= 0, "discriminator.position_dim must be >= 0 (0: no position signal)")
             _check(
                 self.rnn_pooling in ("last", "attention"),
                 f"discriminator.rnn_pooling={self.rnn_pooling!r}: use 'last' or 'attention'",

@@ -13,6 +13,7 @@ from seqgan.data.conditions import ConditionSpace
 from seqgan.data.dataset import Data
 from seqgan.models.condition import FeatureEncoder, LabelEncoder, SourceEncoder, pick_rows
 from seqgan.models.discriminator import CNNDiscriminator, Discriminator, MultiRepCNNDiscriminator, RNNDiscriminator
+from seqgan.models.embedding import use_word_vectors
 from seqgan.models.generator import Generator
 from seqgan.models.judge import GenerativeJudge, JudgedDiscriminator
 from seqgan.models.relational_memory import RelationalGenerator
@@ -100,6 +101,7 @@ def build_discriminator(
         condition=encoder,
         condition_join=cfg.condition_join,
         embedding_dropout=cfg.embedding_dropout,
+        position_dim=cfg.position_dim,
     )
 
 
@@ -109,12 +111,18 @@ algorithm name: `make_generator` builds theirs, for training and for a reopened 
 
 
 def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
+    """The run's G; with data.word_vectors, embedding through them (`use_word_vectors`)."""
     own = OWN_GENERATORS.get(cfg.algorithm)
     if own is not None:
-        return own(cfg, data)
-    return build_generator(
+        return with_word_vectors(own(cfg, data), data)
+    generator = build_generator(
         cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
     )
+    return with_word_vectors(generator, data)
+
+
+def with_word_vectors(model: nn.Module, data: Data) -> nn.Module:
+    return model if data.word_vectors is None else use_word_vectors(model, data.word_vectors.cpu())
 
 
 def make_discriminator(cfg: ExperimentConfig, data: Data) -> Discriminator:
@@ -122,7 +130,7 @@ def make_discriminator(cfg: ExperimentConfig, data: Data) -> Discriminator:
     `GenerativeJudge` of G's shape (its weights set from G when D pre-training starts)."""
     d = cfg.discriminator
     if d.condition_judge == "head":
-        discriminator = build_discriminator(d, data.vocab_size, cfg.condition, data.condition)
+        discriminator = with_word_vectors(build_discriminator(d, data.vocab_size, cfg.condition, data.condition), data)
         set_reference(discriminator, data.cond_train, cfg.seed)
         return discriminator
     space = data.condition
@@ -138,7 +146,7 @@ def make_discriminator(cfg: ExperimentConfig, data: Data) -> Discriminator:
         feature_dim=None if labels else space.feature_dim,
         num_reference=d.judge_references,
     )
-    discriminator = JudgedDiscriminator(build_discriminator(d, data.vocab_size), judge)
+    discriminator = JudgedDiscriminator(with_word_vectors(build_discriminator(d, data.vocab_size), data), judge)
     set_reference(discriminator, data.cond_train, cfg.seed)
     return discriminator
 

@@ -18,10 +18,13 @@ GAN with NO maximum-likelihood pre-training.
 
 The paper's regularisers and settings, as its code (deepmind-research/scratchgan) sets them: large
 batches (`adversarial.batch_size`, its 512 in the configs here), D's L2 (`scratch.d_l2`, 1e-6),
-dropout on D's embedding table (`discriminator.embedding_dropout`, 0.1), Adam's beta1 0.5 for G
-and D (`scratch.adam_beta1`). Left out: pre-trained (GloVe) embeddings, layer normalisation in D's
-LSTM and the position signal appended to D's inputs, and the code's order within a step (D's update
-before G's; here G's first, as in every algorithm of this package). D must be
+dropout on D's embedding table (`discriminator.embedding_dropout`, 0.1), the fixed position signal
+appended to D's inputs (`discriminator.position_dim`, 8 cosine waves), Adam's beta1 0.5 for G and D
+(`scratch.adam_beta1`); on text, pre-trained word vectors such as its GloVe (`data.word_vectors`:
+each token embedded as [its vector, frozen; a trainable part] projected, in G and D). Left out:
+layer normalisation in D's LSTM (which the code's TF 2 port drops as well), G's tied input and
+output embeddings, and the code's order within a step (D's update before G's; here G's first, as
+in every algorithm of this package). D must be
 `discriminator.kind: rnn` with `bidirectional: false` (a prefix's score may not read the future)
 and `rnn_pooling: last`. Unconditional runs only.
 """

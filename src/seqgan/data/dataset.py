@@ -34,6 +34,7 @@ class Data:
     cond_train: torch.Tensor | None = None  # (R, ...) the condition of each row of train
     cond_test: torch.Tensor | None = None  # (R', ...)
     cond_valid: torch.Tensor | None = None  # (R'', ...)
+    word_vectors: torch.Tensor | None = None  # (V, P) pre-trained token vectors G and D embed with (data.word_vectors)
 
     @classmethod
     def from_text(cls, text: TextData) -> Data:
@@ -74,4 +75,5 @@ class Data:
         """The same data with every tensor (and the oracle) on `device`."""
         moved = {k: v.to(device) for k, v in self.sets().items()}
         oracle = None if self.oracle is None else self.oracle.to(device)
-        return dataclasses.replace(self, oracle=oracle, **moved)
+        vectors = None if self.word_vectors is None else self.word_vectors.to(device)
+        return dataclasses.replace(self, oracle=oracle, word_vectors=vectors, **moved)

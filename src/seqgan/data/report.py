@@ -137,5 +137,17 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
         f"  vocabulary: {s['vocab_size']:,} tokens ({s['tokenizer']}); unknown tokens: {unk}",
         f"  tokens a line: median {length['median']}, 95th percentile {length['p95']}, max {length['max']} "
         f"(data.max_len {s['max_len']})",
+        *_word_vector_lines(s.get("word_vectors")),
         *(f"warning: {w}" for w in s["warnings"]),
+    ]
+
+
+def _word_vector_lines(v: dict[str, Any] | None) -> list[str]:
+    """One line on data.word_vectors: how many of the vocabulary's tokens the file had."""
+    if v is None:
+        return []
+    missing = ", ".join(v["missing"][:8])
+    return [
+        f"  word vectors: {v['file']}: {v['dim']} numbers a token, {v['found']:,} of {v['tokens']:,} tokens found "
+        f"({_pct(_share(v['found'], v['tokens']))}); random for the rest: {missing}{', ...' if len(v['missing']) > 8 else ''}"
     ]

@@ -255,7 +255,10 @@ def decode_rows(tokenizer: Tokenizer, tokens: torch.Tensor) -> list[str]:
 
 def resolve_paths(cfg: DataConfig, base: Path, condition: ConditionConfig | None = None) -> None:
     """Make the corpus (and features) paths absolute, so a run can be evaluated from any folder."""
-    for section, names in ((cfg, ("train", "valid", "test")), (condition, ("features", "valid_features", "test_features"))):
+    for section, names in (
+        (cfg, ("train", "valid", "test", "word_vectors")),
+        (condition, ("features", "valid_features", "test_features")),
+    ):
         for name in names if section is not None else ():
             value = getattr(section, name)
             if value:

@@ -28,6 +28,8 @@ condition c", P(real | y) * P(c | y).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -251,7 +253,7 @@ class CNNDiscriminator(Discriminator):
 
     def _lookup_tables(self) -> list[torch.Tensor]:
         """Per width: (V * w, n_w) with row v * w + j = embedding[v] @ conv.weight[:, :, j]^T."""
-        params = [self.embedding.weight] + [conv.weight for conv in self.convs]
+        params = [*self.embedding.parameters()] + [conv.weight for conv in self.convs]  # what the table is made of
         key = tuple((id(p), p._version, p.data_ptr()) for p in params)
         if key != self._tables_key:
             emb = self.embedding.weight  # (V, E)
@@ -455,6 +457,21 @@ class AttentionPooling(nn.Module):
         return pooled.squeeze(1)
 
 
+def position_signal(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """ScratchGAN's fixed position signal (its code's `get_position_signal`): `dim` cosine waves over
+    positions t = 0..length-1, (length, dim), wave k of period p_k and shift s_k,
+
+        signal[t, k] = cos(pi (t / p_k + s_k)),
+
+    the periods spaced geometrically from 2 to `length`, the shifts evenly from 0 to 2, so the
+    longest wave is monotonic over the sequence and the waves do not all start at one value. It
+    depends on the position alone, never on the tokens, so a one-way D stays causal."""
+    periods = torch.exp(torch.linspace(math.log(2.0), math.log(max(length, 1)), dim, device=device))  # (P,)
+    shifts = torch.linspace(0.0, 2.0, dim, device=device)  # (P,)
+    t = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # (T, 1)
+    return torch.cos(math.pi * (t / periods + shifts))  # (T, P)
+
+
 class RNNDiscriminator(Discriminator):
     def __init__(
         self,
@@ -469,6 +486,7 @@ class RNNDiscriminator(Discriminator):
         condition: nn.Module | None = None,
         condition_join: str = "concat",
         embedding_dropout: float = 0.0,
+        position_dim: int = 0,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "attention"):
@@ -477,8 +495,9 @@ class RNNDiscriminator(Discriminator):
             raise ValueError(f"embedding_dropout must be in [0, 1), got {embedding_dropout}")
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.embedding_dropout = embedding_dropout
+        self.position_dim = position_dim
         rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
+        self.rnn = rnn(embed_dim + position_dim, hidden_dim, batch_first=True, bidirectional=bidirectional)
         width = hidden_dim * (2 if bidirectional else 1)
         self.pool = AttentionPooling(width, attention_heads) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
@@ -500,6 +519,15 @@ class RNNDiscriminator(Discriminator):
             return self.embedding(tokens)
         return F.embedding(tokens, self.table())
 
+    def read(self, embedded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """The RNN over embedded (B, T, E), with `position_signal` appended to every step's input when
+        position_dim > 0 (ScratchGAN's D) -> (outputs (B, T, directions * H), final state)."""
+        if self.position_dim:
+            B, T, _ = embedded.shape
+            positions = position_signal(T, self.position_dim, embedded.device).to(embedded.dtype)  # (T, P)
+            embedded = torch.cat([embedded, positions.expand(B, T, -1)], dim=-1)  # (B, T, E + P)
+        return self.rnn(embedded)
+
     def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) -> (B, P): the last layer's final state of each direction, or attention
         pooling over the outputs of every step."""
@@ -507,7 +535,7 @@ class RNNDiscriminator(Discriminator):
 
     def _pooled_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
         """embedded (B, T, E) -> (B, P), as `pooled`."""
-        out, state = self.rnn(embedded)  # out (B, T, directions * H)
+        out, state = self.read(embedded)  # out (B, T, directions * H)
         if self.pool is not None:
             return self.pool(out)
         h = state[0] if isinstance(state, tuple) else state  # (directions, B, H)
@@ -522,7 +550,7 @@ class RNNDiscriminator(Discriminator):
     def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         if not self.scores_prefixes:
             return super().prefix_logits(tokens)
-        out, _ = self.rnn(self.embed(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
+        out, _ = self.read(self.embed(tokens))  # (B, T, H): out[:, t-1] has read y_1..y_t only
         return self.out(self.dropout(out))  # (B, T, 2)
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -533,7 +561,7 @@ class RNNDiscriminator(Discriminator):
         last step it is `forward`'s. Needs a unidirectional RNN with pooling 'last', unconditional."""
         if self.rnn.bidirectional or self.pool is not None or self.condition is not None or self.classifier is not None:
             raise ValueError("prefix scores need a unidirectional, unconditional RNN D with rnn_pooling=last")
-        out, _ = self.rnn(self.embed(tokens))  # (B, T, H)
+        out, _ = self.read(self.embed(tokens))  # (B, T, H)
         return realness(self.out(self.dropout(out)))
 
     def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:

@@ -18,8 +18,9 @@ from seqgan.algorithms.build import make_discriminator, make_generator
 from seqgan.config import ConfigError, ExperimentConfig, changed_settings, load_config
 from seqgan.data.conditions import ConditionSpace, oracle_space
 from seqgan.data.dataset import Data
-from seqgan.data.text import make_text_data, resolve_paths
-from seqgan.data.tokenizers import Tokenizer, load_tokenizer
+from seqgan.data.text import TextData, make_text_data, resolve_paths
+from seqgan.data.tokenizers import SPECIAL_TOKENS, Tokenizer, load_tokenizer
+from seqgan.data.word_vectors import WordVectorsError, read_word_vectors
 from seqgan.models.generator import Generator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.runtime import configure
@@ -29,6 +30,7 @@ TOKENIZER_FILE = "tokenizer.json"
 ORACLE_FILE = "oracle.safetensors"
 ORACLE_DATA_FILE = "oracle_data.safetensors"
 CONDITIONS_FILE = "conditions.json"
+WORD_VECTORS_FILE = "word_vectors.safetensors"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,13 +47,19 @@ def make_data(
     oracle: Generator | None = None,
     tokenizer: Tokenizer | None = None,
     space: ConditionSpace | None = None,
+    word_vectors: torch.Tensor | None = None,
 ) -> Data:
     """The run's data on `device`. Everything is made on the CPU first (text is tokenised there, oracle
-    samples drawn there), so a run on a GPU sees exactly the data a CPU run does."""
+    samples drawn there), so a run on a GPU sees exactly the data a CPU run does. With
+    data.word_vectors, the vectors of the vocabulary: `word_vectors` (a run's saved ones) or read
+    from the file."""
     d = cfg.data
     if d.source == "text":
         text = make_text_data(d, tokenizer, cfg.condition, space)
-        return Data.from_text(text).to(device)
+        data = Data.from_text(text)
+        if d.word_vectors:
+            data.word_vectors = word_vectors if word_vectors is not None else vocabulary_vectors(d.word_vectors, text, cfg.seed)
+        return data.to(device)
     space = space or oracle_space(cfg.condition.kind, cfg.condition.num_classes, cfg.condition.feature_dim)
     if oracle is None:
         oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed, space)
@@ -72,6 +80,26 @@ def make_data(
     return Data.from_oracle(oracle, d.vocab_size, space, sets).to(device)
 
 
+def vocabulary_vectors(path: str, text: TextData, seed: int) -> torch.Tensor:
+    """The vectors (V, P) of the vocabulary's tokens from the file at `path`; what was found goes into
+    the corpus summary `train` prints and data_report.json."""
+    tokens = getattr(text.tokenizer, "tokens", None)
+    if tokens is None:
+        raise ConfigError("data.word_vectors needs data.tokenizer=word or char (vectors are looked up by token)")
+    try:
+        found = read_word_vectors(path, tokens, seed)
+    except WordVectorsError as e:
+        raise ConfigError(str(e)) from e
+    text.report["summary"]["word_vectors"] = {
+        "file": path,
+        "dim": found.vectors.shape[1],
+        "found": found.found,
+        "tokens": len(tokens),
+        "missing": [t for t in found.missing if t not in SPECIAL_TOKENS][:20],
+    }
+    return found.vectors
+
+
 def save_oracle(oracle: Generator, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in oracle.state_dict().items()}, path)
 
@@ -81,10 +109,14 @@ def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) ->
     drawn from it (so no later change to sampling can alter them), or its tokenizer. What the
     folder lacks (a new run, or a run older than these files) is built from the config."""
     if cfg.data.source == "text":
-        saved, conditions = run_dir / TOKENIZER_FILE, run_dir / CONDITIONS_FILE
+        saved, conditions, vectors = run_dir / TOKENIZER_FILE, run_dir / CONDITIONS_FILE, run_dir / WORD_VECTORS_FILE
         tokenizer = load_tokenizer(saved) if saved.is_file() else None
         return make_data(
-            cfg, device, tokenizer=tokenizer, space=ConditionSpace.load(conditions) if conditions.is_file() else None
+            cfg,
+            device,
+            tokenizer=tokenizer,
+            space=ConditionSpace.load(conditions) if conditions.is_file() else None,
+            word_vectors=load_file(vectors)["vectors"] if vectors.is_file() else None,
         )
     d = cfg.data
     oracle = None
@@ -108,6 +140,8 @@ def save_run_data(data: Data, run_dir: Path) -> None:
         save_oracle_data(data, run_dir / ORACLE_DATA_FILE)
     if data.text is not None:
         data.text.tokenizer.save(run_dir / TOKENIZER_FILE)
+    if data.word_vectors is not None:
+        save_file({"vectors": data.word_vectors.contiguous().cpu()}, run_dir / WORD_VECTORS_FILE)
 
 
 def save_oracle_data(data: Data, path: Path) -> None:
