@@ -36,6 +36,7 @@ from seqgan.metrics.seq2seq import match_metrics, reference_match_sums
 from seqgan.metrics.text import sequence_diversity
 from seqgan.metrics.text_eval import classifier_for_run, full_text_metrics, per_condition_text_metrics
 from seqgan.training.experiment import Run, load_discriminator, open_run, resolve_device
+from seqgan.training.lm_scores import lm_scores
 from seqgan.training.run import PHASES, Trainer
 
 RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
@@ -229,12 +230,16 @@ def evaluate(
     seed: int = 0,
     classifier: str | Path | None = None,
     discriminator: bool = False,
+    lm_scorer: Run | str | Path | None = None,
+    reverse_lm_epochs: int = 5,
 ) -> dict[str, Any]:
     """The metrics `seqgan evaluate` prints, as a dict: NLL-oracle and diversity of `n` samples
     (oracle runs), NLL-test, BLEU / Self-BLEU (text runs), exact match (seq2seq runs); with
     `classifier` (a `seqgan classifier train` folder) condition accuracy of label-conditioned text
-    runs; with `discriminator` D's accuracy from the same checkpoint. `top_k` / `top_p` truncate the
-    sampled metrics' draws (after the temperature); NLL-test reads the temperature alone."""
+    runs; with `discriminator` D's accuracy from the same checkpoint; with `lm_scorer` (a run
+    trained on the same data, e.g. an MLE run) the LM score and, unless `reverse_lm_epochs` is 0,
+    the reverse LM score of `n` samples (`seqgan.training.lm_scores`). `top_k` / `top_p` truncate
+    the sampled metrics' draws (after the temperature); NLL-test reads the temperature alone."""
     Decoding(temperature, top_k, top_p)  # bad choices fail with one line
     cut = {"top_k": top_k, "top_p": top_p}
     run = _run(run)
@@ -267,6 +272,10 @@ def evaluate(
         result |= discriminator_metrics(d, data.test, run.generator, cfg.eval.d_samples, rng, cond=data.cond_test)
     if data.condition is not None and data.condition.kind == "label":
         result |= per_label_metrics(run, result.pop("per_condition", {}), n, rng, temperature, judge, cut)
+    if lm_scorer is not None:
+        reference = _run(lm_scorer)
+        samples = sample_for_data(run.generator, data, n, rng, temperature, cfg.eval.batch_size, **cut).tokens
+        result |= {"lm_scorer": str(reference.dir), **lm_scores(run, reference, samples, reverse_lm_epochs, seed)}
     return result
 
 

@@ -145,6 +145,18 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="also score the run's D from the same checkpoint: d_acc (held-out real sequences against as many fresh "
         "samples at temperature 1, eval.d_samples of each) and, for conditional runs, d_cond_acc",
     )
+    evaluate.add_argument(
+        "--lm-scorer",
+        metavar="REF_DIR",
+        help="language-model scores against a run trained on the same data (e.g. an MLE run): lm_score, REF's NLL of "
+        "the samples (quality), and reverse_lm_score, the test-set NLL of an LM of REF's shape trained on the samples alone",
+    )
+    evaluate.add_argument(
+        "--reverse-lm-epochs",
+        type=int,
+        default=5,
+        help="with --lm-scorer: MLE epochs of the reverse LM over the samples (default 5; 0: the LM score only)",
+    )
 
 
 def add_classifier(sub: argparse._SubParsersAction) -> None:
@@ -252,8 +264,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     check_count("-n", args.n, 2, "Self-BLEU and the diversity measures compare samples with each other", 10_000)
     Decoding(args.temperature, args.top_k, args.top_p)  # bad choices fail before the run is read
+    check_count("--reverse-lm-epochs", args.reverse_lm_epochs, 0, "0 gives the LM score alone", 5)
     options = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
-    print(json.dumps(evaluate(args.run_dir, args.n, classifier=args.classifier, discriminator=args.discriminator, **options)))
+    options |= {"classifier": args.classifier, "discriminator": args.discriminator}
+    options |= {"lm_scorer": args.lm_scorer, "reverse_lm_epochs": args.reverse_lm_epochs}
+    print(json.dumps(evaluate(args.run_dir, args.n, **options)))
 
 
 def cmd_classifier(args: argparse.Namespace) -> None:
