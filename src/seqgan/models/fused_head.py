@@ -11,8 +11,16 @@ that, only h, the per-row max and sum and the targets, recomputing each chunk's 
 With s = sum_v e_v, the loss per row is log s + max z - z_y, and the gradient of
 l = sum_r g_r * nll_r with respect to the chunk's logits is
     dl/dz = g * (e / s - one_hot(y))                                          (rows, V)
-from which dh = dz W, dW = dz^T h, db = sum_rows dz. Keeping e saves the backward a matmul and an
-exponential per logit: about a third of an MLE epoch at the paper's sizes on one CPU thread.
+Keeping e saves the backward a matmul and an exponential per logit: about a third of an MLE epoch
+at the paper's sizes on one CPU thread.
+
+Two more passes over the (rows, V) block are avoided. The bias rides in the matmul as one more
+column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]: z = h+ W+^T), so no bias is
+copied into the logits and db is dW+'s last column. And the row factor c = g / s and the one-hot
+term are applied on the narrow side of each product, never to the (rows, V) block:
+    dh  = c * (e W) - g * W[y]                                                (rows, H)
+    dW+ = e^T (c * h+) - sum_r g_r one_hot(y_r)^T h+_r                        (V, H + 1)
+(the same values up to round-off as scaling e first).
 """
 
 from __future__ import annotations
@@ -29,15 +37,17 @@ class _LinearTokenNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, target, chunk, keep):  # h (R, H), weight (V, H), bias (V,), target (R,)
         R, V = h.shape[0], weight.shape[0]
+        h1 = torch.cat([h, h.new_ones(R, 1)], dim=1)  # (R, H + 1): h+ = [h, 1]
+        w1 = torch.cat([weight, bias[:, None]], dim=1)  # (V, H + 1): W+ = [W, b]
         kept = h.new_empty(R, V) if keep else None  # e = exp(z - max z), row by row
         shift, total, picked = (h.new_empty(R, 1) for _ in range(3))  # max z, sum e, z_y
         for i in range(0, R, chunk):
             rows = slice(i, i + chunk)
-            z = torch.addmm(bias, h[rows], weight.T) if kept is None else torch.addmm(bias, h[rows], weight.T, out=kept[rows])
+            z = torch.mm(h1[rows], w1.T) if kept is None else torch.mm(h1[rows], w1.T, out=kept[rows])
             torch.amax(z, dim=1, keepdim=True, out=shift[rows])
             picked[rows] = z.gather(1, target[rows, None])
             torch.sum(z.sub_(shift[rows]).exp_(), dim=1, keepdim=True, out=total[rows])
-        ctx.save_for_backward(h, weight, bias, target, shift, total)
+        ctx.save_for_backward(h1, w1, target, shift, total)
         ctx.chunk = chunk
         ctx.kept = kept  # an intermediate, not an input or output: held on ctx, consumed by the first backward
         return (total.log() + shift - picked).squeeze(1)  # (R,)
@@ -49,22 +59,25 @@ class _LinearTokenNLL(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad):
-        h, weight, bias, target, shift, total = ctx.saved_tensors
+        h1, w1, target, shift, total = ctx.saved_tensors
         kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes
-        g = grad[:, None].to(h.dtype)  # (R, 1)
-        scale = g / total  # (R, 1): g / s
-        grad_h = torch.empty_like(h)
-        grad_w = torch.zeros_like(weight)
-        grad_b = torch.zeros_like(bias)
-        for i in range(0, h.shape[0], ctx.chunk):
+        H = h1.shape[1] - 1
+        weight = w1[:, :H]
+        g = grad[:, None].to(h1.dtype)  # (R, 1)
+        scaled = h1 * (g / total)  # (R, H + 1): c * h+, c = g / s
+        grad_h = torch.empty(h1.shape[0], H, dtype=h1.dtype, device=h1.device)
+        grad_w1 = torch.zeros_like(w1)
+        if kept is not None:  # two whole products: larger matmuls run faster than chunked ones
+            torch.mm(kept, weight, out=grad_h)  # e W, scaled by c below
+            grad_w1.addmm_(kept.T, scaled)  # e^T (c * h+)
+        for i in range(0, h1.shape[0] if kept is None else 0, ctx.chunk):
             rows = slice(i, i + ctx.chunk)
-            e = kept[rows] if kept is not None else torch.addmm(bias, h[rows], weight.T).sub_(shift[rows]).exp_()
-            dz = e.mul_(scale[rows])  # softmax * g, in place
-            dz.scatter_add_(1, target[rows, None], -g[rows])  # - one_hot * g
-            torch.mm(dz, weight, out=grad_h[rows])
-            grad_w.addmm_(dz.T, h[rows])
-            grad_b += dz.sum(dim=0)
-        return grad_h, grad_w, grad_b, None, None, None
+            e = torch.mm(h1[rows], w1.T).sub_(shift[rows]).exp_()  # (rows, V), recomputed
+            torch.mm(e, weight, out=grad_h[rows])
+            grad_w1.addmm_(e.T, scaled[rows])
+        grad_h.mul_(g / total).sub_(g * weight[target])  # c * (e W) - g * W[y]
+        grad_w1.index_add_(0, target, -g * h1)  # - g one_hot(y)^T h+
+        return grad_h, grad_w1[:, :H].contiguous(), grad_w1[:, H].contiguous(), None, None, None
 
 
 def linear_token_nll(
