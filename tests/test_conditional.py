@@ -18,6 +18,7 @@ from torch import nn
 
 from seqgan.algorithms.common import DRound, Streams, discriminator_condition_accuracy, discriminator_round
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
+from seqgan.api import parse_condition
 from seqgan.cli.main import main
 from seqgan.config import AdversarialConfig, ConfigError, load_config
 from seqgan.data.conditions import ConditionSpace, oracle_space
@@ -37,6 +38,7 @@ from seqgan.models.discriminator import CNNDiscriminator, Discriminator, RNNDisc
 from seqgan.models.generator import Generator
 from seqgan.models.oracle import build_oracle, oracle_dataset
 from seqgan.rl.rollout import rollout_rewards, rollout_sequences
+from seqgan.training.experiment import open_run
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -749,6 +751,21 @@ def test_cli_trains_samples_for_a_condition_and_evaluates_per_condition(tmp_path
     assert main(["sample", str(run), "-n", "3", "--condition", "class=2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all(len(line.split()) == 10 for line in out)
+    for decoding in ([], ["--top-p", "0.9"], ["--beam", "2", "-n", "1"]):  # a prompt under a condition
+        assert (
+            main(["sample", str(run), "-n", "3", "--condition", "class=2", "--prefix", "3 17", *decoding, "--format", "jsonl"])
+            == 0
+        )
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert rows and all(r["ids"][:2] == [3, 17] and r["condition"] == "class=2" and r["prefix"] == "3 17" for r in rows)
+        opened = open_run(run)
+        cond, _ = parse_condition(opened, ["class=2"])
+        tokens = torch.tensor([r["ids"] for r in rows])
+        with torch.no_grad():
+            given = opened.generator.log_probs(tokens, cond=cond.expand(len(rows), *cond.shape[1:]))[:, 2:].sum(dim=1)
+            other = opened.generator.log_probs(tokens, cond=torch.zeros_like(cond).expand(len(rows), *cond.shape[1:]))
+        assert [r["logprob"] for r in rows] == pytest.approx(given.tolist(), rel=1e-5)
+        assert not torch.allclose(given, other[:, 2:].sum(dim=1))  # the score is G's under class 2, not another class
     assert main(["sample", str(run), "-n", "3", "--condition", "class=7"]) == 2
     assert "unknown label; known values of 'class': 0, 1, 2, 3" in capsys.readouterr().err
     assert main(["evaluate", str(run), "-n", "200"]) == 0

@@ -186,3 +186,16 @@ def test_generate_works_on_a_loaded_run_without_the_disk(runs, monkeypatch):
     best = generate(run, "a cat", n=2, beam=3)
     assert best.texts[0].startswith("a cat") and best.logprob.shape == (2,)
     assert generate(run, "a cat", greedy=True).texts == generate(run, "a cat", beam=1).texts
+
+
+@pytest.mark.parametrize("decoding", [[], ["--top-k", "5"], ["--greedy"], ["--beam", "3", "-n", "1"]])
+def test_a_shorter_max_len_ends_every_sample_there_and_scores_only_its_tokens(runs, capsys, decoding):
+    code, out, _ = sample(
+        capsys, str(runs["oracle"]), "--prefix", "3 17", "--max-len", "5", "-n", "4", *decoding, "--format", "jsonl"
+    )
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows and all(len(r["ids"]) == 5 and r["ids"][:2] == [3, 17] and r["num_tokens"] == 3 for r in rows)
+    run = open_run(runs["oracle"])
+    with torch.no_grad():
+        logp = run.generator.log_probs(torch.tensor([r["ids"] for r in rows]))[:, 2:].sum(dim=1)
+    assert [r["logprob"] for r in rows] == pytest.approx(logp.tolist(), rel=1e-5)
