@@ -1,9 +1,11 @@
-"""MaliGAN, RankGAN and LeakGAN through the command line, as a user runs them: train, sample, evaluate, and
-resume with a longer adversarial phase."""
+"""MaliGAN, RankGAN and LeakGAN through the command line, as a user runs them: train, sample, evaluate, sweep
+against the MLE start, plot, and resume with a longer adversarial phase."""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 
 import pytest
 
@@ -27,6 +29,35 @@ def test_train_sample_evaluate_resume(tmp_path, algorithm):
     metrics = json.loads(r.stdout)
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert abs(metrics["nll_test"] - last["nll_test"]) < 1e-4
+
+    r = seqgan(
+        "sweep",
+        str(out),
+        f"{out}@mle",
+        "--labels",
+        algorithm,
+        "MLE",
+        "--temperatures",
+        "0.9,1.0",
+        "-n",
+        "300",
+        "--out",
+        str(tmp_path / "sweep"),
+    )
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
+    assert [(row["label"], float(row["temperature"])) for row in rows] == [
+        (algorithm, 0.9),
+        (algorithm, 1.0),
+        ("MLE", 0.9),
+        ("MLE", 1.0),
+    ]
+    assert all(math.isfinite(float(row["nll_oracle"])) for row in rows)
+    assert abs(float(rows[1]["nll_test"]) - metrics["nll_test"]) < 1e-4  # the swept run is the evaluated one
+    assert rows[1]["nll_test"] != rows[3]["nll_test"]  # and @mle another G
+    r = seqgan("plot", str(out), "--table")
+    assert r.returncode == 0, r.stderr
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "adversarial" in r.stdout
 
     r = seqgan("train", "--resume", str(out), "--quiet", "adversarial.epochs=4")
     assert r.returncode == 0, r.stderr
