@@ -120,3 +120,35 @@ def test_sampling_a_damaged_checkpoint_names_the_file_and_the_others(finished, t
 def test_a_sample_count_below_the_least_is_one_line_with_status_2(finished, capsys, argv, message):
     code, err = run_cli(capsys, *[str(finished) if a == "RUN" else a for a in argv])
     assert code == 2 and message in err and ", e.g. -n " in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["generator.safetensors", "discriminator.safetensors"])
+def test_evaluating_a_damaged_checkpoint_names_the_file_and_the_way_on(finished, tmp_path, capsys, name):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    damage(latest_checkpoint(run / "checkpoints") / name, "truncate")
+    argv = ["evaluate", str(run), "-n", "50"] + (["--discriminator"] if name.startswith("disc") else [])
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and f"{name}: damaged" in err and f"{run}@NAME" in err and err.count("\n") == 1
+    code, _ = run_cli(capsys, "evaluate", f"{run}@2-adversarial-000002", "-n", "50")  # the way on it names
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("data.heldout_size=40", "data.heldout_size=40"), ("data.heldout_share=1.0", "data.heldout_share=1.0")],
+)
+def test_a_held_out_split_that_leaves_no_training_lines_is_one_line_with_status_2(tmp_path, capsys, setting, message):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("".join(f"line {i} of the corpus .\n" for i in range(40)), encoding="utf-8")
+    code, err = run_cli(
+        capsys,
+        "train",
+        str(ROOT / "configs/text.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+        f"data.train={corpus}",
+        setting,
+    )
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err

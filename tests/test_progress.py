@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 from pathlib import Path
 
 import pytest
+from tqdm import tqdm
 
 from seqgan.config import load_config
 from seqgan.training import run as run_module
-from seqgan.training.run import Trainer
+from seqgan.training.run import VIEWS, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +55,19 @@ def test_bars_show_on_a_terminal_only(tmp_path, monkeypatch):
     assert not trainer._no_bars()
     monkeypatch.setattr(run_module.sys, "stderr", io.StringIO())
     assert trainer._no_bars()
+
+
+def test_a_terminal_sees_every_phase_and_each_units_steps_with_an_estimate_of_the_end(tmp_path, monkeypatch):
+    tty = io.StringIO()
+    tty.isatty = lambda: True
+    monkeypatch.setattr(run_module.sys, "stderr", tty)
+    monkeypatch.setattr(run_module, "tqdm", functools.partial(tqdm, mininterval=0))  # redraw at every step: tiny steps
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["adversarial.epochs=2", "d_pretrain.steps=2", "pretrain.epochs=2"])
+    trainer = Trainer(cfg, tmp_path)
+    trainer.start(["test"])
+    trainer.run()
+    shown = tty.getvalue()
+    for unit in ("D pre-training step 1", "D pre-training step 2", "epoch 1", "epoch 2"):  # the inner bars
+        assert re.search(rf"  {unit}: +\d+%.*\d+/\d+ \[\d\d:\d\d<\d\d:\d\d", shown), unit  # elapsed<remaining
+    titles = {VIEWS[phase].title for phase in ("mle", "d_pretrain", "adversarial")}
+    assert all(re.search(rf"{re.escape(title)}: 100%.*2/2 \[", shown) for title in titles), titles

@@ -180,8 +180,15 @@ def open_run(run_dir: str | Path, device: str | None = None) -> Run:
     data = load_run_data(cfg, run_dir, device)
     generator = make_generator(cfg, data).to(device)
     path = find_checkpoint(run_dir / "checkpoints", checkpoint)
+    load_or_say_which_others(run_dir, path, "generator", generator)
+    return Run(run_dir, cfg, data, generator.eval(), device, path.name)
+
+
+def load_or_say_which_others(run_dir: Path, path: Path, name: str, model: nn.Module) -> None:
+    """Load `name`'s weights from checkpoint `path`; when they are damaged, the error names the
+    run's other checkpoints to use instead (`DIR@NAME`)."""
     try:
-        load_weights(path, "generator", generator)
+        load_weights(path, name, model)
     except DamagedCheckpointError as err:
         others = [n for n in checkpoint_names(run_dir / "checkpoints") if n != path.name]
         raise DamagedCheckpointError(
@@ -189,7 +196,6 @@ def open_run(run_dir: str | Path, device: str | None = None) -> Run:
             if others
             else f"{err}; no other checkpoint is left: train the run again"
         ) from None
-    return Run(run_dir, cfg, data, generator.eval(), device, path.name)
 
 
 INIT_SECTIONS = ("data", "condition", "generator")  # what pretrain.init_from's run must share with this config
@@ -230,7 +236,7 @@ def load_discriminator(run: Run) -> nn.Module:
     """The run's D as saved in the checkpoint its G came from (eval mode)."""
     cfg, data = run.config, run.data
     discriminator = make_discriminator(cfg, data).to(run.device)
-    load_weights(find_checkpoint(run.dir / "checkpoints", run.checkpoint), "discriminator", discriminator)
+    load_or_say_which_others(run.dir, find_checkpoint(run.dir / "checkpoints", run.checkpoint), "discriminator", discriminator)
     return discriminator.eval()
 
 
