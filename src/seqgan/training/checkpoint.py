@@ -29,7 +29,6 @@ from torch import nn
 from seqgan.files import fsync_dir, write_atomic_text
 
 FORMAT_VERSION = 1
-MODELS = ("generator", "rollout", "discriminator")
 MANIFEST = "manifest.json"
 
 

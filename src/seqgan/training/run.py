@@ -40,21 +40,14 @@ from seqgan.data.text import resolve_paths
 from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.runtime import autocast, configure, set_numerics
-from seqgan.seeding import rng_state, set_rng_state, set_seed
-from seqgan.training.checkpoint import (
-    CheckpointError,
-    DamagedCheckpointError,
-    latest_checkpoint,
-    load_state,
-    load_weights,
-    resume_candidates,
-    save_checkpoint,
-)
+from seqgan.seeding import set_seed
+from seqgan.training.checkpoint import load_weights
 from seqgan.training.early_stopping import EarlyStopping
 from seqgan.training.evaluator import Evaluator, eval_generator
 from seqgan.training.experiment import init_source, load_run_data, resolve_device, split_run_spec
 from seqgan.training.rundir import RunFolder
 from seqgan.training.signals import StopOnSignal, StopRequested, TrainingStopped
+from seqgan.training.state import Boundary, Checkpoints, Position
 
 SHOWN = ("nll_oracle", "nll_test", "bleu4_test", "exact_match_greedy")  # metrics on the progress bar
 
@@ -107,10 +100,11 @@ class Trainer:
         if not dist.is_main():  # dropout differs per rank; rank 0 goes on as the single-process run
             set_seed(dist.seed(cfg.seed))
         self.evaluator = Evaluator(cfg, self.data, dist, self.device)
+        rngs = {"sample": self.streams.sample, "shuffle": self.streams.shuffle}
+        self.checkpoints = Checkpoints(self.folder.checkpoints, cfg.checkpoint.keep, self.algorithm, rngs, self.early, dist)
         self.phase, self.epoch = PHASES[0], 0  # the next unit to run is `epoch` of `phase`
         self.timings: dict[str, float] = {}  # seconds per finished phase (and the running one's, in checkpoints)
         self._phase_began: float | None = None
-        self._saved = ""  # name of the last checkpoint written by this process
         self.pending: dict[str, list[float]] = {}  # values logged since the last row (kept in checkpoints)
         self._stop = StopOnSignal()
         self._begun = False  # the current phase's begin_phase (and starting row) done
@@ -138,97 +132,26 @@ class Trainer:
         distributed.barrier(self.dist)
 
     def models(self) -> dict[str, torch.nn.Module]:
-        """Every model a checkpoint holds: the algorithm's, and G's best MLE epoch with early stopping."""
-        extra = {"mle_best": self.early.best_model} if self.early is not None else {}
-        return self.algorithm.models() | extra
+        """Every model a checkpoint holds."""
+        return self.checkpoints.models()
 
     def resume(self) -> None:
-        path, state = self._load_newest_good()
-        for name, opt in self.algorithm.optimizers.items():
-            opt.optimizer.load_state_dict(state["optimizers"][name])
-            # An optimizer's state carries its learning rate: a config edited since would be silently ignored.
-            saved = opt.optimizer.param_groups[0]["lr"]
-            if saved != opt.lr:
-                raise CheckpointError(
-                    f"{path}: its optimizer ran with {opt.lr_setting}={saved}, the config says {opt.lr}; "
-                    "a resumed run keeps its settings: put the value back, or start a new run"
-                )
-        ranks = state.get("rng_ranks", [state["rng"]])
-        if len(ranks) != self.dist.world:
-            raise CheckpointError(
-                f"{path}: written by {len(ranks)} process(es), resumed with {self.dist.world}; resume with the same "
-                f"number of processes (torchrun --nproc_per_node x --nnodes = {len(ranks)}, or no torchrun for 1)"
-            )
-        set_rng_state(ranks[self.dist.rank], self._rngs())
-        self.phase, self.epoch = state["phase"], state["epoch"]
-        self._begun = state.get("begun", True)  # older checkpoints were written only after a phase began
-        self._saved = path.name
-        # Checkpoints written before step counts and pending averages were recorded lack them.
-        self.algorithm.steps = dict(state.get("steps", {"g": 0, "d": 0}))
-        self.pending = {k: list(v) for k, v in state.get("pending", {}).items()}
-        self.timings = dict(state.get("timings", {}))
-        if self.early is not None:
-            self.early.state = dict(state["early_stop"])
-        if self.dist.is_main():  # drop metrics written after the checkpoint, so the log reads as if never interrupted
-            keep = [
-                r
-                for r in self.folder.log.read()
-                if self._position(r["phase"], r["epoch"]) <= self._position(self.phase, self.epoch)
-            ]
-            self.folder.log.rewrite(keep)
-
-    def _load_newest_good(self) -> tuple[Path, dict[str, Any]]:
-        """Load every model from the newest checkpoint whose files are all intact (a damaged one is
-        named in a warning and the one before it tried); returns its folder and state."""
-        damaged: list[str] = []
-        for path in resume_candidates(self.folder.checkpoints):
-            try:
-                for key, model in self.models().items():
-                    load_weights(path, key, model)
-                state = load_state(path)
-            except DamagedCheckpointError as err:
-                damaged.append(str(err))
-                continue
-            if damaged and self.dist.is_main():
-                print(f"seqgan train: warning: {damaged[0]}; resuming from the older checkpoint {path}", file=sys.stderr)
-            return path, state
-        raise CheckpointError(f"no intact checkpoint in {self.folder.checkpoints} ({'; '.join(damaged)}); start the run again")
-
-    @staticmethod
-    def _position(phase: str, epoch: int) -> tuple[int, int]:
-        return PHASES.index(phase), epoch
-
-    def _rngs(self) -> dict[str, torch.Generator]:
-        return {"sample": self.streams.sample, "shuffle": self.streams.shuffle}
+        """Continue from the newest intact checkpoint; the metrics written after it are dropped, so the
+        log reads as if the run had never been interrupted."""
+        position = self.checkpoints.restore()
+        self.phase, self.epoch, self._begun = position.phase, position.epoch, position.begun
+        self.pending, self.timings = position.pending, position.timings
+        if self.dist.is_main():
+            here = (PHASES.index(self.phase), self.epoch)
+            self.folder.log.rewrite([r for r in self.folder.log.read() if (PHASES.index(r["phase"]), r["epoch"]) <= here])
 
     def capture(self) -> Boundary:
         """Everything a checkpoint holds, copied now (so that training on does not change it)."""
-        state: dict[str, Any] = {
-            "phase": self.phase,
-            "epoch": self.epoch,
-            "begun": self._begun,
-            "optimizers": {name: _copied(opt.optimizer.state_dict()) for name, opt in self.algorithm.optimizers.items()},
-            "rng": rng_state(self._rngs()),
-            "steps": dict(self.algorithm.steps),
-            "pending": {k: list(v) for k, v in self.pending.items()},
-            "timings": self._timings_so_far(),
-        }
-        if self.early is not None:
-            state["early_stop"] = dict(self.early.state)
-        if self.dist.parallel:  # every rank's streams, so that each resumes exactly
-            state["rng_ranks"] = distributed.all_gather_object(state["rng"], self.dist)
-        weights = {key: _copied(model.state_dict()) for key, model in self.models().items()}
-        return Boundary(f"{PHASES.index(self.phase)}-{self.phase}-{self.epoch:06d}", weights, state)
+        return self.checkpoints.capture(Position(self.phase, self.epoch, self._begun, self.pending, self._timings_so_far()))
 
     def checkpoint(self, boundary: Boundary | None = None) -> None:
         """Write `boundary` (default: the state now) as a checkpoint, unless this process just wrote it."""
-        boundary = boundary or self.capture()
-        if boundary.name == self._saved:
-            return
-        self._saved = boundary.name
-        if self.dist.is_main():
-            save_checkpoint(self.folder.checkpoints, boundary.name, boundary.weights, boundary.state, self.cfg.checkpoint.keep)
-        distributed.barrier(self.dist)  # no rank reports or resumes from a checkpoint still being written
+        self.checkpoints.write(boundary or self.capture())
 
     def _at_boundary(self, write: bool) -> None:
         """Between two units: keep the state (a single-process run, for a stop inside the next unit)
@@ -242,10 +165,7 @@ class Trainer:
             self.checkpoint(self._boundary)
 
     def last_checkpoint(self) -> str:
-        try:
-            return str(latest_checkpoint(self.folder.checkpoints))
-        except CheckpointError:
-            return "none (no checkpoint was written yet)"
+        return self.checkpoints.last()
 
     # ------------------------------------------------------------------ metrics rows
 
@@ -414,27 +334,6 @@ class Trainer:
         n = self.cfg.eval.final_samples
         samples = sample_for_data(self.generator, self.data, n, eval_generator(self.cfg, self.device))
         self.folder.write_end(self.timings, self.cfg.threads, self.dist.world, format_samples(samples, self.data))
-
-
-@dataclass
-class Boundary:
-    """A copy of what a checkpoint holds, taken between two units: its folder name, every model's
-    weights (by file name) and the state (optimizers, RNG streams, position in the run)."""
-
-    name: str
-    weights: dict[str, dict[str, torch.Tensor]]
-    state: dict[str, Any]
-
-
-def _copied(value: Any) -> Any:
-    """`value` with every tensor in it (in dicts, lists, tuples) cloned: state dicts share the live tensors."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copied(v) for v in value)
-    return value
 
 
 def check_divisible(cfg: ExperimentConfig, world: int) -> None:
