@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from seqgan.cli.main import main
 from seqgan.metrics.logger import without_clock
-from seqgan.training.checkpoint import checkpoint_names, latest_checkpoint, stale_checkpoints
+from seqgan.training.checkpoint import checkpoint_names, latest_checkpoint, stale_checkpoints, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("generator.safetensors", "rollout.safetensors", "discriminator.safetensors", "state.pt", "manifest.json")
@@ -152,3 +152,26 @@ def test_a_held_out_split_that_leaves_no_training_lines_is_one_line_with_status_
         setting,
     )
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_checkpoint_from_before_manifests_step_counts_and_timings_still_resumes(finished, tmp_path, capsys):
+    """Checkpoints of older seqgan lack manifest.json and the state keys added since (begun, steps,
+    pending, timings): a resume reads them and goes on; a checkpoint of another format says which."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    newest = latest_checkpoint(run / "checkpoints")
+    for folder in (run / "checkpoints").iterdir():
+        if folder.is_dir():
+            (folder / "manifest.json").unlink()
+    state = torch.load(newest / "state.pt", weights_only=True)
+    old = {k: v for k, v in state.items() if k not in ("begun", "steps", "pending", "timings")}
+    torch.save(old, newest / "state.pt")
+    code, err = run_cli(capsys, "train", "--resume", str(run), "--quiet", "adversarial.epochs=6")
+    assert code == 0, err
+    rows = metric_rows(run)
+    assert [r["epoch"] for r in rows if r["phase"] == "adversarial"] == [2, 4, 6]
+    newest = latest_checkpoint(run / "checkpoints")
+    torch.save(old | {"format_version": 99}, newest / "state.pt")
+    write_manifest(newest)  # intact, but of another format
+    code, err = run_cli(capsys, "train", "--resume", str(run), "--quiet", "adversarial.epochs=8")
+    assert code == 2 and "format version 99, this seqgan reads 1" in err and err.count("\n") == 1

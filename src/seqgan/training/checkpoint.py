@@ -198,5 +198,8 @@ def load_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise DamagedCheckpointError(f"{file}: holds a {type(state).__name__}, not a checkpoint state; the file is damaged")
     if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{file}: format version {state.get('format_version')}, this seqgan reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{file}: format version {state.get('format_version')}, this seqgan reads {FORMAT_VERSION}; "
+            "use the seqgan version that wrote it, or start the run again"
+        )
     return state
