@@ -28,7 +28,7 @@ from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
 from seqgan.distributed import Dist, shard
 from seqgan.metrics.logger import without_clock
-from seqgan.training.run import Trainer
+from seqgan.training.run import Trainer, check_divisible
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["configs/smoke.yaml", "--quiet", "checkpoint.keep=10"]
@@ -132,6 +132,19 @@ def test_global_batches_must_split_over_the_processes(tmp_path):
     cfg = load_config(ROOT / "configs/smoke.yaml", ["adversarial.batch_size=15"])
     with pytest.raises(ConfigError, match=r"adversarial.batch_size=15: .* split evenly over the 2 processes"):
         Trainer(cfg, tmp_path, dist=Dist(rank=0, world=2))
+
+
+def test_only_the_batches_an_algorithm_reads_must_split():
+    """scratch has no D pre-training and no MLE: what its (unused) sections hold is no reason to refuse
+    its torchrun job; SeqGAN reads both."""
+    for config, refused in (("smoke_scratch", False), ("smoke", True)):
+        cfg = load_config(ROOT / "configs" / f"{config}.yaml")
+        cfg.d_pretrain.num_negatives = cfg.pretrain.batch_size = 15
+        if refused:
+            with pytest.raises(ConfigError, match=r"^pretrain.batch_size=15, d_pretrain.num_negatives=15: "):
+                check_divisible(cfg, 2)
+        else:
+            check_divisible(cfg, 2)
 
 
 def test_shards_partition_a_batch_in_rank_order():

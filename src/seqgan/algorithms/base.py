@@ -71,6 +71,15 @@ def adam(params: list[nn.Parameter], lr: float, betas: tuple[float, float] = (0.
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
 
+GLOBAL_BATCHES = {
+    "pretrain": ("batch_size",),
+    "discriminator": ("batch_size",),
+    "d_pretrain": ("num_negatives",),
+    "adversarial": ("batch_size", "num_negatives"),
+}
+"""Settings of the shared sections that are global batch sizes under torchrun."""
+
+
 class Algorithm:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
@@ -92,6 +101,17 @@ class Algorithm:
     @staticmethod
     def check_config(cfg: ExperimentConfig) -> None:
         """Checks across config sections that only this algorithm needs (raise ConfigError with the fix)."""
+
+    @classmethod
+    def global_batch_sizes(cls, cfg: ExperimentConfig) -> dict[str, int]:
+        """The batch sizes it reads that are global (split evenly over torchrun's processes), by setting name:
+        those of the shared sections it uses; an algorithm with batches of its own adds them."""
+        return {
+            f"{section}.{key}": getattr(getattr(cfg, section), key)
+            for section, keys in GLOBAL_BATCHES.items()
+            if section in cls.uses
+            for key in keys
+        }
 
     @functools.cached_property
     def wrappers(self) -> dict[str, nn.Module]:

@@ -337,16 +337,11 @@ class Trainer:
 
 
 def check_divisible(cfg: ExperimentConfig, world: int) -> None:
-    """Batch sizes are global: each of `world` processes takes an equal share of every batch."""
+    """Batch sizes are global: each of `world` processes takes an equal share of every batch (those the
+    run's algorithm reads, and the oracle's evaluation samples)."""
     if world == 1:
         return
-    sizes = {
-        "pretrain.batch_size": cfg.pretrain.batch_size,
-        "discriminator.batch_size": cfg.discriminator.batch_size,
-        "d_pretrain.num_negatives": cfg.d_pretrain.num_negatives,
-        "adversarial.batch_size": cfg.adversarial.batch_size,
-        "adversarial.num_negatives": cfg.adversarial.num_negatives,
-    }
+    sizes = ALGORITHMS[cfg.algorithm].global_batch_sizes(cfg)
     if cfg.data.source == "oracle":
         sizes["eval.num_samples"] = cfg.eval.num_samples
     bad = [f"{k}={v}" for k, v in sizes.items() if v % world]
