@@ -184,7 +184,7 @@ def reference(device: torch.device, real: torch.Tensor, fake: torch.Tensor, repe
 
 def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Tensor) -> dict[str, float]:
     generator = Generator(V, E, H).to(device)
-    d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.25, fused_conv=args.fused_conv).to(device)
+    d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25, fused_conv=args.fused_conv).to(device)
     players = Players(generator, frozen_copy(generator), d)
     oracle = Generator(V, E, H, init_std=1.0).to(device).requires_grad_(False)
     g_opt, d_opt, mle_opt = (

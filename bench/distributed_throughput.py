@@ -47,8 +47,8 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, results: 
     configure(1)
     dist = distributed.init_from_env() if world > 1 else distributed.SINGLE
     torch.manual_seed(0)  # the same initial models on every rank
-    g = build_generator(GeneratorConfig(), args.vocab, 0, None, 0)
-    rollout = build_generator(GeneratorConfig(), args.vocab, 0, None, 0).requires_grad_(False)
+    g = build_generator(GeneratorConfig(), args.vocab, start_token=0, eos_token=None, pad_token=0)
+    rollout = build_generator(GeneratorConfig(), args.vocab, start_token=0, eos_token=None, pad_token=0).requires_grad_(False)
     rollout.load_state_dict(g.state_dict())
     d = build_discriminator(DiscriminatorConfig(), args.vocab)
     g_model = distributed.replicate(g, dist)

@@ -41,7 +41,7 @@ def timed_sampling(
         for mode, cut in (("plain", None), ("top_p", top_p)):
             rng = torch.Generator().manual_seed(0)
             begin = time.perf_counter()
-            generator.sample(num, length, rng, temperature, batch, top_p=cut)
+            generator.sample(num, length, rng, temperature=temperature, batch_size=batch, top_p=cut)
             best[mode] = min(best[mode], time.perf_counter() - begin)
     return best
 

@@ -73,7 +73,9 @@ def bayes_accuracy(model: nn.Module, data, candidates: int) -> float:
     """How often argmax_c log p(y | c) is the asked-for condition of a held-out sequence (the score
     `seqgan evaluate` gives G's samples under the oracle, here for real sequences under `model`)."""
     rng = torch.Generator().manual_seed(0)  # draws the other candidate vectors; unused for labels
-    hits = oracle_condition_scores(model, data.test, data.cond_test, data.condition, data.cond_test, candidates, rng)[1]
+    hits = oracle_condition_scores(
+        model, data.test, data.cond_test, data.condition, pool=data.cond_test, candidates=candidates, rng=rng
+    )[1]
     return hits.float().mean().item()
 
 

@@ -44,7 +44,7 @@ def sample_tunes(spec: str, n: int, seed: int) -> tuple[list[str], list[str], li
     text = run.data.text
     rng = torch.Generator(run.device).manual_seed(seed)
     with torch.no_grad():
-        rows = run.generator.sample(n, text.train.shape[1], rng, 1.0, run.config.eval.batch_size)
+        rows = run.generator.sample(n, text.train.shape[1], rng, temperature=1.0, batch_size=run.config.eval.batch_size)
     return decode_rows(text.tokenizer, rows), text.test_lines, text.train_lines
 
 

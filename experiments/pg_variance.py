@@ -67,7 +67,7 @@ def main() -> None:
         with torch.no_grad():
             samples, noise = g.sample(args.batch, run.data.length, rng, return_noise=True, cond=cond)
             rewards = rollout_rewards(
-                g, lambda x, c: prob_real(d, x, chunk, c), samples, args.rollouts, rng, chunk, noise, cond
+                g, lambda x, c: prob_real(d, x, chunk, c), samples, args.rollouts, rng, chunk_rows=chunk, noise=noise, cond=cond
             )  # (B, T)
         mask = g.mask(samples)
         log_probs = g.log_probs(samples, noise=noise, cond=cond)  # (B, T)

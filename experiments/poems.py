@@ -57,7 +57,9 @@ def main() -> None:
         for temperature in (float(t) for t in args.temperatures.split(",")):
             rng = torch.Generator(run.device).manual_seed(args.seed)
             with torch.no_grad():
-                hyps = sample_units(run.generator, text, args.n, rng, temperature, run.config.eval.batch_size)
+                hyps = sample_units(
+                    run.generator, text, args.n, rng, temperature=temperature, batch_size=run.config.eval.batch_size
+                )
             print(
                 json.dumps({"run": spec, "temperature": temperature, "n": args.n, "references": len(refs), **scores(hyps, refs)})
             )

@@ -66,7 +66,7 @@ def main() -> None:
         if text is None:
             raise SystemExit(f"{spec}: not a text run")
         rng = torch.Generator(run.device).manual_seed(args.seed)
-        hyps = sample_units(run.generator, text, args.n, rng, 1.0, run.config.eval.batch_size)
+        hyps = sample_units(run.generator, text, args.n, rng, temperature=1.0, batch_size=run.config.eval.batch_size)
         refs = [text_units(line, text.tokenizer.kind) for line in text.test_lines]
         print(json.dumps({"run": spec, "num_samples": args.n} | both_protocols(hyps, refs)), flush=True)
     if args.samples:

@@ -127,7 +127,7 @@ def reinforce_gradient(baseline: str, monkeypatch) -> tuple[torch.Tensor, torch.
     a = load_config(None, ["adversarial.batch_size=8"]).adversarial
     state = torch.Generator().manual_seed(1)
     samples = g.sample(8, 5, state)
-    reinforce_step(g, RiggedD(), torch.optim.SGD(g.parameters(), lr=0.0), a, baseline, 5, streams)
+    reinforce_step(g, RiggedD(), torch.optim.SGD(g.parameters(), lr=0.0), a, baseline=baseline, seq_len=5, streams=streams)
     return samples, seen["rewards"], seen["log_probs"]
 
 

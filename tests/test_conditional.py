@@ -122,12 +122,14 @@ def test_rigged_rewards_are_per_condition_correct():
     assert want[1, 0] == 0 and want[0, 0] == 1.0  # class 1 is never rewarded for its filler; class 0 always
     for chunk in (1, 7, 64, 10_000):  # chunk boundaries must not mix conditions up
         rewards = rollout_rewards(
-            class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), chunk, cond=CONDS
+            class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), chunk_rows=chunk, cond=CONDS
         )
         torch.testing.assert_close(rewards, want)
     # The same sequences asked for other classes get other rewards: the condition is what decides.
     shifted = (CONDS + 1) % K
-    rewards = rollout_rewards(class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), 11, cond=shifted)
+    rewards = rollout_rewards(
+        class_policy(), class_token_fraction, SEQS, 3, torch.Generator().manual_seed(0), chunk_rows=11, cond=shifted
+    )
     torch.testing.assert_close(rewards, expected_rewards(SEQS, shifted))
 
 
@@ -491,12 +493,12 @@ def test_missing_or_unexpected_conditions_are_errors():
 
 def test_conditional_oracle_is_the_random_oracle_with_seeded_initial_states():
     space = oracle_space("label", K, 0)
-    a = build_oracle("random", "", 50, 8, 8, 1, space)
+    a = build_oracle("random", "", 50, 8, 8, 1, space=space)
     plain = build_oracle("random", "", 50, 8, 8, 1)
     for name, value in plain.state_dict().items():
         assert torch.equal(a.state_dict()[name], value), name
-    assert torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 1, space).condition_map.weight)
-    assert not torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 2, space).condition_map.weight)
+    assert torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 1, space=space).condition_map.weight)
+    assert not torch.equal(a.condition_map.weight, build_oracle("random", "", 50, 8, 8, 2, space=space).condition_map.weight)
     init = a.initial_state(None, K, torch.arange(K).unsqueeze(1))
     assert all(not torch.equal(init[0][:, i], init[0][:, j]) for i, j in itertools.combinations(range(K), 2))
     tokens, cond = oracle_dataset(a, 30, 5, seed=3, space=space)
@@ -508,7 +510,7 @@ def test_conditional_oracle_is_the_random_oracle_with_seeded_initial_states():
 def test_conditional_oracle_likelihood_is_a_distribution_for_every_condition(kind):
     """sum_y p(y | c) = 1 over all V^T sequences: the scores behind NLL-oracle and the posterior are exact."""
     space = oracle_space(kind, K, 4)
-    oracle = build_oracle("random", "", 4, 3, 5, 0, space)
+    oracle = build_oracle("random", "", 4, 3, 5, 0, space=space)
     every = torch.tensor(list(itertools.product(range(4), repeat=3)))  # (64, 3)
     conds = torch.arange(K).unsqueeze(1) if kind == "label" else torch.randn(K, 4, generator=torch.Generator().manual_seed(0))
     for c in conds:
@@ -518,9 +520,11 @@ def test_conditional_oracle_likelihood_is_a_distribution_for_every_condition(kin
 
 def test_oracle_condition_scores_by_hand():
     space = oracle_space("label", K, 0)
-    oracle = build_oracle("random", "", 20, 8, 8, 0, space)
+    oracle = build_oracle("random", "", 20, 8, 8, 0, space=space)
     samples, cond = oracle_dataset(oracle, 200, 8, seed=5, space=space)
-    nll, hits = oracle_condition_scores(oracle, samples, cond, space, cond, 0, torch.Generator().manual_seed(0))
+    nll, hits = oracle_condition_scores(
+        oracle, samples, cond, space, pool=cond, candidates=0, rng=torch.Generator().manual_seed(0)
+    )
     loglik = torch.stack([sequence_log_probs(oracle, samples, torch.full_like(cond, k)) for k in range(K)], dim=1)
     torch.testing.assert_close(nll, -loglik.gather(1, cond).squeeze(1))
     assert torch.equal(hits, loglik.argmax(dim=1) == cond[:, 0])

@@ -65,7 +65,7 @@ def kinds(folder: Path) -> dict[str, list[str]]:
     corpus = folder / "corpus.txt"
     words = ["a", "cat", "dog", "sat", "on", "the", "mat", "big", "old", "ran"]
     corpus.write_text("\n".join(" ".join(words[(i * j) % 10] for j in range(3 + i % 6)) for i in range(200)) + "\n")
-    write_task(folder / "task", 400, 40, 40, symbols=5, min_len=2, max_len=5, seed=0)
+    write_task(folder / "task", num_train=400, num_valid=40, num_test=40, symbols=5, min_len=2, max_len=5, seed=0)
     task = [f"data.{split}={folder / 'task' / f'{split}.jsonl'}" for split in ("train", "valid", "test")]
     return {
         "oracle": ["configs/smoke.yaml"],
@@ -110,8 +110,8 @@ def test_fused_discriminator_matches_per_width_on_cuda():
     from seqgan.models.discriminator import CNNDiscriminator
 
     torch.manual_seed(0)
-    plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="off").cuda()
-    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="on").cuda()
+    plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="off").cuda()
+    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on").cuda()
     fused.load_state_dict(plain.state_dict())
     x = torch.randint(500, (32, 20), device="cuda")
     torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)

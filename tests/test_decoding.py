@@ -72,10 +72,10 @@ def test_top_p_1_and_top_k_v_draw_exactly_plain_samples():
     for top_k, top_p in ((None, 1.0), (57, None), (57, 1.0), (1000, 1.0)):
         assert torch.equal(sample_truncated(logits, torch.Generator().manual_seed(7), 0.7, top_k, top_p), plain)
     g = Generator(30, 8, 16, init_std=1.0, eos_token=2)
-    base = g.sample(200, 9, torch.Generator().manual_seed(3), 0.9)
+    base = g.sample(200, 9, torch.Generator().manual_seed(3), temperature=0.9)
     for top_k, top_p in ((None, 1.0), (30, None), (30, 1.0)):
-        assert torch.equal(g.sample(200, 9, torch.Generator().manual_seed(3), 0.9, top_k=top_k, top_p=top_p), base)
-    assert not torch.equal(g.sample(200, 9, torch.Generator().manual_seed(3), 0.9, top_p=0.5), base)
+        assert torch.equal(g.sample(200, 9, torch.Generator().manual_seed(3), temperature=0.9, top_k=top_k, top_p=top_p), base)
+    assert not torch.equal(g.sample(200, 9, torch.Generator().manual_seed(3), temperature=0.9, top_p=0.5), base)
 
 
 @pytest.mark.parametrize("eos", [None, 2])
@@ -83,8 +83,8 @@ def test_top_k_1_is_greedy(eos):
     torch.manual_seed(0)
     g = Generator(25, 8, 16, init_std=1.0, eos_token=eos)
     greedy = g.sample(50, 8, torch.Generator().manual_seed(0), temperature=0)
-    assert torch.equal(g.sample(50, 8, torch.Generator().manual_seed(1), 1.3, top_k=1), greedy)
-    assert torch.equal(g.sample(50, 8, torch.Generator().manual_seed(1), 1.3, top_k=1, top_p=0.9), greedy)
+    assert torch.equal(g.sample(50, 8, torch.Generator().manual_seed(1), temperature=1.3, top_k=1), greedy)
+    assert torch.equal(g.sample(50, 8, torch.Generator().manual_seed(1), temperature=1.3, top_k=1, top_p=0.9), greedy)
 
 
 def test_a_prefix_starts_every_sample_verbatim():
@@ -133,7 +133,7 @@ def test_beam_search_continues_each_prompt_and_ranks_by_log_prob_per_generated_t
     torch.manual_seed(1)
     g = Generator(6, 4, 8, init_std=1.5, eos_token=1).eval()
     prefix = torch.tensor([[3, 4], [5, -1]])
-    tokens, scores = beam_search(g, 5, 6, prefix)
+    tokens, scores = beam_search(g, 5, 6, prefix=prefix)
     assert tokens.shape == (2, 5, 6)
     assert (tokens[0, :, :2] == torch.tensor([3, 4])).all() and (tokens[1, :, 0] == 5).all()
     start = torch.tensor([2, 1]).repeat_interleave(5)  # prompt lengths: the prompt costs nothing and does not count

@@ -36,8 +36,8 @@ def test_discriminators_output_two_logits_and_probabilities():
     x = torch.randint(0, 30, (9, 7))
     for d in (
         CNNDiscriminator(30, 8, [1, 3], [4, 4]),
-        RNNDiscriminator(30, 8, 6, "gru", True),
-        RNNDiscriminator(30, 8, 6, "lstm", False),
+        RNNDiscriminator(30, 8, 6, cell="gru", bidirectional=True),
+        RNNDiscriminator(30, 8, 6, cell="lstm", bidirectional=False),
     ):
         assert d(x).shape == (9, 2)
         d.eval()
@@ -64,7 +64,7 @@ def test_cnn_discriminator_learns_to_separate_two_token_sets():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda: CNNDiscriminator(20, 8, [1, 2, 3], [4, 4, 4], 0.0), lambda: RNNDiscriminator(20, 8, 6, dropout=0.0)]
+    "make", [lambda: CNNDiscriminator(20, 8, [1, 2, 3], [4, 4, 4], dropout=0.0), lambda: RNNDiscriminator(20, 8, 6, dropout=0.0)]
 )
 def test_d_on_one_hots_equals_d_on_token_ids(make):
     torch.manual_seed(0)
@@ -78,7 +78,7 @@ def test_d_on_one_hots_equals_d_on_token_ids(make):
 
 def test_ds_gradient_reaches_its_soft_inputs():
     torch.manual_seed(0)
-    d = CNNDiscriminator(20, 8, [1, 2], [4, 4], 0.0)
+    d = CNNDiscriminator(20, 8, [1, 2], [4, 4], dropout=0.0)
     vectors = torch.softmax(torch.randn(3, 5, 20), dim=-1).requires_grad_()
     realness(d.soft_logits(vectors)).sum().backward()
     assert vectors.grad is not None and vectors.grad.abs().sum() > 0

@@ -52,7 +52,9 @@ def sample(capsys, *args: str) -> tuple[int, str, str]:
 def test_plain_sampling_prints_what_it_printed_before_decoding_options(runs, capsys, kind):
     run = open_run(runs[kind])
     rng = torch.Generator().manual_seed(3)
-    before = format_samples(sample_for_data(run.generator, run.data, 20, rng, 0.8, run.config.eval.batch_size), run.data)
+    before = format_samples(
+        sample_for_data(run.generator, run.data, 20, rng, temperature=0.8, batch_size=run.config.eval.batch_size), run.data
+    )
     code, out, _ = sample(capsys, str(runs[kind]), "-n", "20", "--seed", "3", "--temperature", "0.8")
     assert code == 0 and out.splitlines() == before
     assert sample(capsys, str(runs[kind]), "-n", "20", "--seed", "3", "--temperature", "0.8", "--top-p", "1")[1] == out

@@ -90,7 +90,7 @@ def test_gs_gans_generator_gradient_is_that_of_its_gan_loss_through_d():
     algo.discriminator.eval()  # no dropout, so that both passes see the same D
     algo.discriminator.train = lambda mode=True: algo.discriminator  # and it stays so inside the step
     algo.real_one_hots()  # the draw the step makes first
-    _, fake = relaxed_sample(g, 16, algo.data.length, 1.0, algo.streams.sample, "soft")
+    _, fake = relaxed_sample(g, 16, algo.data.length, 1.0, algo.streams.sample, relaxation="soft")
     loss = -torch.nn.functional.logsigmoid(realness(algo.discriminator.soft_logits(fake))).mean()
     (grad,) = torch.autograd.grad(loss, [g.head.bias])
     algo.streams.sample.set_state(state[0])

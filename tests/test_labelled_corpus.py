@@ -224,7 +224,13 @@ def hand_classifier() -> NgramClassifier:
 
 def test_per_condition_bleu_and_classifier_accuracy_by_hand():
     per, overall = per_condition_text_metrics(
-        StubGenerator([A, B]), hand_data(), 6, torch.Generator().manual_seed(0), 1.0, 100, hand_classifier()
+        StubGenerator([A, B]),
+        hand_data(),
+        6,
+        torch.Generator().manual_seed(0),
+        temperature=1.0,
+        batch_size=100,
+        classifier=hand_classifier(),
     )
     x, y = per["kind=x"], per["kind=y"]
     assert x["num_samples"] == y["num_samples"] == 3
@@ -241,15 +247,23 @@ def test_per_condition_bleu_and_classifier_accuracy_by_hand():
     assert overall == {"cond_acc": 1.0, "cond_acc_real": 2 / 3}
 
     swapped, overall = per_condition_text_metrics(
-        StubGenerator([B, A]), hand_data(), 6, torch.Generator().manual_seed(0), 1.0, 100, hand_classifier()
+        StubGenerator([B, A]),
+        hand_data(),
+        6,
+        torch.Generator().manual_seed(0),
+        temperature=1.0,
+        batch_size=100,
+        classifier=hand_classifier(),
     )
     assert swapped["kind=x"]["cond_acc"] == swapped["kind=y"]["cond_acc"] == overall["cond_acc"] == 0.0
-    without, overall = per_condition_text_metrics(StubGenerator([A, B]), hand_data(), 6, torch.Generator(), 1.0, 100)
+    without, overall = per_condition_text_metrics(
+        StubGenerator([A, B]), hand_data(), 6, torch.Generator(), temperature=1.0, batch_size=100
+    )
     assert overall == {} and "cond_acc" not in without["kind=x"] and without["kind=x"]["bleu4_test"] == x["bleu4_test"]
     with pytest.raises(
         ConfigError, match="-n 3 gives fewer than 2 samples for each of the 2 conditions of the test lines; use -n >= 4"
     ):
-        per_condition_text_metrics(StubGenerator([A, B]), hand_data(), 3, torch.Generator(), 1.0, 100)
+        per_condition_text_metrics(StubGenerator([A, B]), hand_data(), 3, torch.Generator(), temperature=1.0, batch_size=100)
 
 
 # ----------------------------------------------------------------------------- the command line

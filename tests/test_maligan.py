@@ -123,7 +123,7 @@ def test_a_maligan_step_moves_g_by_the_hand_gradient(tmp_path):
     before = [p.detach().clone() for p in g.parameters()]
     rng_state = t.streams.sample.get_state()
     opt = torch.optim.SGD(g.parameters(), lr=1.0)
-    maligan_module.maligan_step(g, FixedD(d_prob), opt, t.data.train, a, s, 4, t.streams)
+    maligan_module.maligan_step(g, FixedD(d_prob), opt, t.data.train, a, s, prefix_len=4, streams=t.streams)
     # the same draws again, by hand
     t.streams.sample.set_state(rng_state)
     clone = tiny_copy(g, before)

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def twin_discriminators(**kwargs) -> tuple[CNNDiscriminator, CNNDiscriminator]:
     torch.manual_seed(0)
-    plain = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="off", **kwargs)
-    fused = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 0.0, fused_conv="on", **kwargs)
+    plain = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="off", **kwargs)
+    fused = CNNDiscriminator(300, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on", **kwargs)
     fused.load_state_dict(plain.state_dict())
     return plain, fused
 
@@ -128,7 +128,7 @@ def test_scores_read_the_weights_a_fused_optimizer_step_just_wrote():
     """Fused Adam changes weights without bumping their version counters: D's scoring tables
     (keyed on them) must still be rebuilt after a training step, or rewards come from the old D."""
     torch.manual_seed(0)
-    d = CNNDiscriminator(50, 8, [1, 2, 3], [4, 4, 4], 0.0)
+    d = CNNDiscriminator(50, 8, [1, 2, 3], [4, 4, 4], dropout=0.0)
     opt = adam(list(d.parameters()), 0.5)
     x = torch.randint(50, (8, 6))
     d.eval()

@@ -68,7 +68,7 @@ def causal_d(kind: str) -> Discriminator:
     torch.manual_seed(0)
     if kind == "cnn":
         return CNNDiscriminator(13, 8, [1, 2, 4], [3, 4, 5], dropout=0.0, causal=True).eval()
-    return RNNDiscriminator(13, 8, 6, kind, bidirectional=False, dropout=0.0).eval()
+    return RNNDiscriminator(13, 8, 6, cell=kind, bidirectional=False, dropout=0.0).eval()
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "cnn"])
@@ -91,8 +91,8 @@ def test_causal_d_scores_each_prefix_as_if_it_read_that_prefix_alone(kind):
 def test_only_a_causal_d_scores_prefixes():
     x = torch.randint(0, 13, (2, 6))
     for d in (
-        RNNDiscriminator(13, 8, 6, "gru", bidirectional=True),
-        RNNDiscriminator(13, 8, 6, "gru", bidirectional=False, pooling="attention"),
+        RNNDiscriminator(13, 8, 6, cell="gru", bidirectional=True),
+        RNNDiscriminator(13, 8, 6, cell="gru", bidirectional=False, pooling="attention"),
         CNNDiscriminator(13, 8, [1, 2], [3, 3]),
     ):
         assert not d.scores_prefixes
@@ -153,7 +153,7 @@ def test_a_prefix_d_round_trains_on_prefixes_with_the_generators_mask(monkeypatc
     """DRound(prefixes=True) takes D's steps on `prefix_loss`, each example masked by G's end token."""
     torch.manual_seed(0)
     g = Generator(13, 4, 5, eos_token=2, pad_token=0)
-    d = RNNDiscriminator(13, 8, 6, "gru", bidirectional=False, dropout=0.0)
+    d = RNNDiscriminator(13, 8, 6, cell="gru", bidirectional=False, dropout=0.0)
     seen = []
     real_prefix_loss = Discriminator.prefix_loss
 
@@ -234,7 +234,7 @@ def test_prefix_d_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, cra
 
 def test_prefix_loss_equals_cross_entropy_of_every_valid_prefix():
     torch.manual_seed(0)
-    d = RNNDiscriminator(13, 8, 6, "lstm", bidirectional=False, dropout=0.0)
+    d = RNNDiscriminator(13, 8, 6, cell="lstm", bidirectional=False, dropout=0.0)
     x = torch.randint(0, 13, (4, 7))
     mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 5, 1])[:, None]  # (B, T)
     is_real = torch.tensor([True, False, True, False])

@@ -66,7 +66,8 @@ def test_batch_loss_ranks_real_among_generated_and_generated_among_real():
     torch.manual_seed(0)
     ranker = Ranker(vocab_size=12, embed_dim=6, filter_sizes=[1, 2], num_filters=[4, 4], dropout=0.0).eval()
     rows = [torch.randint(12, (n, 5)) for n in (3, 2, 4, 4, 2)]  # real, fake, C+, C-, U
-    got = rankgan_module.batch_loss(ranker, *rows, gamma=1.5)
+    real, fake, plus, minus, refs = rows
+    got = rankgan_module.batch_loss(ranker, real, fake, real_comparison=plus, fake_comparison=minus, references=refs, gamma=1.5)
     e_real, e_fake, e_plus, e_minus, e_ref = (ranker(r) for r in rows)
     r_real = rank_scores(e_real, e_minus, e_ref, 1.5)  # real among generated
     r_fake = rank_scores(e_fake, e_plus, e_ref, 1.5)  # generated among real

@@ -51,7 +51,7 @@ def generator_gradients(relaxation: str) -> dict[str, torch.Tensor | None]:
     """Each parameter's gradient of a D-like score of G's relaxed samples."""
     torch.manual_seed(0)
     g = Generator(12, 4, 8, init_std=0.5)
-    _, vectors = relaxed_sample(g, 5, 6, 3.0, torch.Generator().manual_seed(4), relaxation)
+    _, vectors = relaxed_sample(g, 5, 6, 3.0, torch.Generator().manual_seed(4), relaxation=relaxation)
     score = (vectors * torch.linspace(-1, 1, 12)).sum()  # any differentiable function of the vectors
     if score.requires_grad:
         score.backward()

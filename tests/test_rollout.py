@@ -62,7 +62,9 @@ def test_rigged_rewards_equal_hand_computed_matrix():
     y = sequences()
     for filler in (TOKEN, 0):
         for chunk in (1, 7, 64, 10_000):  # chunk boundaries must not matter
-            rewards = rollout_rewards(constant_policy(filler), token_fraction, y, 4, torch.Generator().manual_seed(0), chunk)
+            rewards = rollout_rewards(
+                constant_policy(filler), token_fraction, y, 4, torch.Generator().manual_seed(0), chunk_rows=chunk
+            )
             assert rewards.shape == (B, T)
             torch.testing.assert_close(rewards, expected_constant_rewards(y, filler))
 
@@ -70,14 +72,16 @@ def test_rigged_rewards_equal_hand_computed_matrix():
 def test_rigged_rewards_for_gru_and_stacked_policies():
     y = sequences()
     for cell, layers in (("gru", 1), ("lstm", 3), ("gru", 2)):
-        rewards = rollout_rewards(constant_policy(TOKEN, cell, layers), token_fraction, y, 3, torch.Generator().manual_seed(0), 9)
+        rewards = rollout_rewards(
+            constant_policy(TOKEN, cell, layers), token_fraction, y, 3, torch.Generator().manual_seed(0), chunk_rows=9
+        )
         torch.testing.assert_close(rewards, expected_constant_rewards(y, TOKEN))
 
 
 def test_uniform_policy_rewards_converge_to_expectation():
     """With a uniform policy, E[Q(t)] = (count in prefix + (T - t) / V) / T."""
     y = sequences()
-    rewards = rollout_rewards(uniform_policy(), token_fraction, y, 4000, torch.Generator().manual_seed(1), 4096)
+    rewards = rollout_rewards(uniform_policy(), token_fraction, y, 4000, torch.Generator().manual_seed(1), chunk_rows=4096)
     expected = torch.zeros(B, T)
     for b in range(B):
         for t in range(1, T + 1):
@@ -130,7 +134,7 @@ def test_stride_one_is_the_code_before_strides_bit_for_bit():
         .div(27)
     )
     for stride in ({}, {"stride": 1}):
-        rewards = rollout_rewards(g, token_fraction, y, 3, torch.Generator().manual_seed(2), 10, **stride)
+        rewards = rollout_rewards(g, token_fraction, y, 3, torch.Generator().manual_seed(2), chunk_rows=10, **stride)
         assert torch.equal(rewards, before)
 
 
@@ -148,7 +152,9 @@ def test_strided_rewards_by_hand():
     ]
     for stride, filler, sevenths in cases:
         for chunk in (1, 3, 100):
-            rewards = rollout_rewards(constant_policy(filler), token_fraction, y, 2, torch.Generator(), chunk, stride=stride)
+            rewards = rollout_rewards(
+                constant_policy(filler), token_fraction, y, 2, torch.Generator(), chunk_rows=chunk, stride=stride
+            )
             torch.testing.assert_close(rewards, torch.tensor([sevenths]) / 7, rtol=0, atol=1e-6)
 
 
@@ -169,7 +175,7 @@ def test_strided_rollouts_of_ended_prefixes_are_padding():
     assert out.shape == (3, 1, 2, 7)
     assert out[:, 0, 0].tolist() == [[3, 1, 3, 3, 3, 3, 3], [3, 1, 2, 0, 0, 0, 0], [3, 1, 2, 0, 0, 0, 0]]
     assert out[:, 0, 1].tolist() == [[3, 3, 3, 3, 3, 3, 3], [3, 3, 1, 1, 3, 3, 3], [3, 3, 1, 1, 3, 2, 0]]
-    rewards = rollout_rewards(g, token_fraction, y, 1, torch.Generator(), 5, stride=2)
+    rewards = rollout_rewards(g, token_fraction, y, 1, torch.Generator(), chunk_rows=5, stride=2)
     torch.testing.assert_close(rewards * 7, torch.tensor([[6.0, 6, 1, 1, 1, 1, 1], [7, 7, 5, 5, 3, 3, 3]]))
 
 

@@ -226,9 +226,11 @@ def test_rigged_copy_rewards_are_computed_by_hand():
     # row 0: y copies x_1, x_2, and the policy's 4 (x's last) copies x_3 from any earlier prefix; row 2: only x_6 = 5
     torch.testing.assert_close(want[[0, 2]], torch.tensor([[2, 3, 2, 2, 2, 2], [1, 1, 1, 1, 1, 1]]) / 6)
     for chunk in (1, 7, 64, 10_000):  # chunk boundaries must not mix sources up
-        rewards = rollout_rewards(copy_last_policy(), copy_score, Y, 3, torch.Generator().manual_seed(0), chunk, cond=SRC)
+        rewards = rollout_rewards(
+            copy_last_policy(), copy_score, Y, 3, torch.Generator().manual_seed(0), chunk_rows=chunk, cond=SRC
+        )
         torch.testing.assert_close(rewards, want)
-    rewards = rollout_rewards(copy_last_policy(), copy_score, Y, 3, torch.Generator().manual_seed(0), 11, cond=OTHER)
+    rewards = rollout_rewards(copy_last_policy(), copy_score, Y, 3, torch.Generator().manual_seed(0), chunk_rows=11, cond=OTHER)
     torch.testing.assert_close(rewards, expected_copy_rewards(Y, OTHER))
 
 
@@ -265,8 +267,8 @@ def test_policy_gradient_step_gives_g_rollouts_and_d_each_rows_source():
 
 
 def test_transduction_task_is_seeded_and_exact(tmp_path):
-    write_task(tmp_path / "a", 50, 5, 10, symbols=5, min_len=2, max_len=4, seed=3)
-    write_task(tmp_path / "b", 50, 5, 10, symbols=5, min_len=2, max_len=4, seed=3)
+    write_task(tmp_path / "a", num_train=50, num_valid=5, num_test=10, symbols=5, min_len=2, max_len=4, seed=3)
+    write_task(tmp_path / "b", num_train=50, num_valid=5, num_test=10, symbols=5, min_len=2, max_len=4, seed=3)
     for name in ("train.jsonl", "valid.jsonl", "test.jsonl", "task.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     pi = permutation(5, 3)
@@ -278,7 +280,7 @@ def test_transduction_task_is_seeded_and_exact(tmp_path):
         assert p["text"].split() == [task["pi"][p["source"].split()[-1 - i]] for i in range(len(src))]
         assert p["text"] == " ".join("abcde"[s] for s in target_of(src, pi)) and 2 <= len(src) <= 4
     with pytest.raises(ValueError, match="too few for"):
-        write_task(tmp_path / "c", 100, 5, 10, symbols=2, min_len=2, max_len=4)
+        write_task(tmp_path / "c", num_train=100, num_valid=5, num_test=10, symbols=2, min_len=2, max_len=4)
 
 
 def test_match_counts_by_hand():
@@ -304,7 +306,7 @@ ADVERSARIAL = """
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("task")
-    write_task(folder, 1500, 100, 200, symbols=5, min_len=2, max_len=5, seed=0)
+    write_task(folder, num_train=1500, num_valid=100, num_test=200, symbols=5, min_len=2, max_len=5, seed=0)
     return folder
 
 

@@ -43,3 +43,44 @@ def test_no_formatter_escapes():
         if "fmt: " + "skip" in line or "fmt: " + "off" in line
     ]
     assert not found, "write these so that ruff format reads well instead:\n" + "\n".join(found)
+
+
+MAX_POSITIONAL = 6
+
+
+def long_positional_lists(path: Path, limit: int = MAX_POSITIONAL) -> list[str]:
+    """'file:line name (...)' for every def in `path` with more than `limit` positional parameters
+    (self and cls not counted) and every call passing more than `limit` positional arguments: past
+    that, settings are keyword-only (or a small typed object) so that no call site is a long list."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+            if len(params) > limit:
+                out.append(f"{path}:{node.lineno} def {node.name} ({len(params)} positional parameters)")
+        elif isinstance(node, ast.Call) and len(node.args) > limit:
+            out.append(f"{path}:{node.lineno} call {ast.unparse(node.func)} ({len(node.args)} positional arguments)")
+    return out
+
+
+def test_no_long_positional_lists_in_src():
+    found = [entry for path in sorted(SRC.rglob("*.py")) for entry in long_positional_lists(path)]
+    assert not found, f"over {MAX_POSITIONAL} positional parameters or arguments (make the rest keyword-only):\n" + (
+        "\n".join(found)
+    )
+
+
+def test_the_positional_checker_counts_params_and_args(tmp_path):
+    path = tmp_path / "pos.py"
+    path.write_text(
+        "class A:\n"
+        "    def ok(self, a, b, c, d, e, f, *, g=1):\n"
+        "        return f(a, b, c, d, e, f, g=g)\n"
+        "    def many(self, a, b, c, d, e, f, g):\n"
+        "        return f(a, b, c, d, e, f, g)\n",
+        encoding="utf-8",
+    )
+    assert long_positional_lists(path) == [
+        f"{path}:4 def many (7 positional parameters)",
+        f"{path}:5 call f (7 positional arguments)",
+    ]

@@ -58,7 +58,7 @@ def test_the_embedding_is_the_frozen_vectors_and_a_trainable_part_projected():
     assert isinstance(g.embedding, PretrainedEmbedding)
     samples = g.sample(3, 5, torch.Generator().manual_seed(0))
     assert samples.shape == (3, 5) and torch.isfinite(g.log_probs(samples)).all()
-    d = use_word_vectors(CNNDiscriminator(6, 4, [1, 2], [3, 3], 0.0), vectors).eval()
+    d = use_word_vectors(CNNDiscriminator(6, 4, [1, 2], [3, 3], dropout=0.0), vectors).eval()
     with torch.no_grad():  # D's lookup tables are rebuilt when the embedding's trainable part changes
         before = d(samples).clone()
         d.embedding.trainable.add_(1.0)

@@ -162,7 +162,9 @@ def sample(
         if unknown:
             warnings.warn(f"{unknown} source token(s) are not in the run's vocabulary and read as <unk>", stacklevel=2)
     rng = torch.Generator(run.device).manual_seed(seed)
-    samples = sample_for_data(run.generator, run.data, n, rng, temperature, run.config.eval.batch_size, cond)
+    samples = sample_for_data(
+        run.generator, run.data, n, rng, temperature=temperature, batch_size=run.config.eval.batch_size, cond=cond
+    )
     return format_samples(samples, run.data)
 
 
@@ -184,6 +186,7 @@ def generate(
     run: Run | str | Path,
     prompts: str | list[str] | None = None,
     n: int = 1,
+    *,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -211,7 +214,18 @@ def generate(
     d = load_discriminator(run) if discriminator is True else (discriminator if isinstance(discriminator, nn.Module) else None)
     cond, unknown = parse_condition(run, list(condition)) if condition else (None, 0)
     rng = torch.Generator(run.device).manual_seed(seed)
-    out = generate_for_data(run.generator, run.data, decoding, n, rng, prompts, cond, max_len, run.config.eval.batch_size, d)
+    out = generate_for_data(
+        run.generator,
+        run.data,
+        decoding,
+        n,
+        rng,
+        prompts=prompts,
+        cond=cond,
+        max_len=max_len,
+        batch_size=run.config.eval.batch_size,
+        discriminator=d,
+    )
     if unknown:
         out.notes.insert(0, f"{unknown} source token(s) are not in the run's vocabulary and read as <unk>")
     return out
@@ -252,29 +266,31 @@ def evaluate(
     result: dict[str, Any] = {"run": str(run.dir), "checkpoint": run.checkpoint, "temperature": temperature}
     result |= {k: v for k, v in cut.items() if v is not None}
     result |= {"num_samples": n, "seed": seed}
+    batch = cfg.eval.batch_size
+    drawn = {"temperature": temperature, "batch_size": batch, **cut}  # how the sampled metrics draw
     if data.oracle is not None:
-        samples = sample_for_data(run.generator, data, n, rng, temperature, cfg.eval.batch_size, **cut)
+        samples = sample_for_data(run.generator, data, n, rng, **drawn)
         pool, candidates = data.cond_test, cfg.condition.candidates
         result |= oracle_sample_metrics(
-            data.oracle, samples.tokens, samples.cond, data.condition, pool, candidates, rng, cfg.eval.batch_size
+            data.oracle, samples.tokens, samples.cond, data.condition, pool=pool, candidates=candidates, rng=rng, batch_size=batch
         )
         result |= sequence_diversity(samples.tokens.tolist())  # mode collapse shows here
     result |= {"nll_test": nll_test(run.generator, data.test, temperature, data.cond_test), "num_test": len(data.test)}
     if data.text is not None:
-        result |= full_text_metrics(run.generator, data.text, n, rng, temperature, cfg.eval.batch_size, **cut)
+        result |= full_text_metrics(run.generator, data.text, n, rng, **drawn)
     if data.condition is not None and data.condition.kind == "source":  # outputs against each test source's reference
         for t, suffix in ((temperature, ""), (0.0, "_greedy")):
-            truncation = cut if t else {}  # greedy decoding has nothing to truncate
-            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, t, cfg.eval.batch_size, **truncation)
+            how = {"temperature": t, "batch_size": batch, **(cut if t else {})}  # greedy decoding has nothing to truncate
+            sums = reference_match_sums(run.generator, data.cond_test, data.test, rng, **how)
             result |= match_metrics(sums, suffix)
     if discriminator:
         d = load_discriminator(run)
         result |= discriminator_metrics(d, data.test, run.generator, cfg.eval.d_samples, rng, cond=data.cond_test)
     if data.condition is not None and data.condition.kind == "label":
-        result |= per_label_metrics(run, result.pop("per_condition", {}), n, rng, temperature, judge, cut)
+        result |= per_label_metrics(run, result.pop("per_condition", {}), n, rng, temperature=temperature, judge=judge, cut=cut)
     if lm_scorer is not None:
         reference = _run(lm_scorer)
-        samples = sample_for_data(run.generator, data, n, rng, temperature, cfg.eval.batch_size, **cut).tokens
+        samples = sample_for_data(run.generator, data, n, rng, **drawn).tokens
         result |= {"lm_scorer": str(reference.dir), **lm_scores(run, reference, samples, reverse_lm_epochs, seed)}
     return result
 
@@ -284,6 +300,7 @@ def per_label_metrics(
     per: dict,
     n: int,
     rng: torch.Generator,
+    *,
     temperature: float,
     judge: tuple[Any, str] | None,
     cut: dict[str, Any] | None = None,
@@ -297,7 +314,14 @@ def per_label_metrics(
     if data.text is not None:
         classifier = None if judge is None else judge[0]
         text, overall = per_condition_text_metrics(
-            run.generator, data.text, n, rng, temperature, cfg.eval.batch_size, classifier, **(cut or {})
+            run.generator,
+            data.text,
+            n,
+            rng,
+            temperature=temperature,
+            batch_size=cfg.eval.batch_size,
+            classifier=classifier,
+            **(cut or {}),
         )
         if judge is not None:
             out |= overall | {"classifier": classifier_summary(judge[1], judge[0].info)}

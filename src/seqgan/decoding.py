@@ -179,6 +179,7 @@ def generate_for_data(
     decoding: Decoding,
     n: int,
     rng: torch.Generator,
+    *,
     prompts: list[str] | None = None,
     cond: torch.Tensor | None = None,
     max_len: int | None = None,
@@ -202,7 +203,18 @@ def generate_for_data(
     if discriminator is not None and (length > data.length or (data.eos_token is None and length != data.length)):
         raise ConfigError(f"the discriminator scores sequences of the run's length {data.length}: give max-len <= {data.length}")
     prefix = prompt_rows([ids for ids, _ in encoded], 1 if decoding.beam else n) if encoded else None
-    samples, noise = _draw(generator, data, decoding, n, rng, prefix, max(len(encoded), 1), cond, length, batch_size)
+    samples, noise = _draw(
+        generator,
+        data,
+        decoding,
+        n,
+        rng,
+        prefix=prefix,
+        num_prompts=max(len(encoded), 1),
+        cond=cond,
+        length=length,
+        batch_size=batch_size,
+    )
     tokens = samples.tokens
     start = torch.zeros(len(tokens), dtype=torch.long) if prefix is None else (prefix >= 0).sum(dim=1)
     if decoding.beam is not None and prefix is not None:
@@ -216,7 +228,7 @@ def generate_for_data(
         with torch.no_grad():
             d_score = prob_real(discriminator, fitted, batch_size, samples.cond)
     notes = [note for _, note in encoded if note]
-    return Generated(samples, given, logprob, count, texts, d_score, notes)
+    return Generated(samples, given, logprob, count, texts, d_score=d_score, notes=notes)
 
 
 def _draw(
@@ -225,6 +237,7 @@ def _draw(
     decoding: Decoding,
     n: int,
     rng: torch.Generator,
+    *,
     prefix: torch.Tensor | None,
     num_prompts: int,
     cond: torch.Tensor | None,
@@ -236,11 +249,28 @@ def _draw(
         cond, rows = conditions_for(data, num_prompts * n, rng, cond)
         temperature = 0.0 if decoding.greedy else decoding.temperature
         tokens, noise = generator.sample(
-            num_prompts * n, length, rng, temperature, batch_size, True, cond, decoding.top_k, decoding.top_p, prefix
+            num_prompts * n,
+            length,
+            rng,
+            temperature=temperature,
+            batch_size=batch_size,
+            return_noise=True,
+            cond=cond,
+            top_k=decoding.top_k,
+            top_p=decoding.top_p,
+            prefix=prefix,
         )
         return Samples(tokens, cond, rows), noise
     cond, rows = conditions_for(data, num_prompts, rng, cond)
-    beams, _ = beam_search(generator, decoding.beam, length, prefix, cond, num_prompts, decoding.length_penalty)
+    beams, _ = beam_search(
+        generator,
+        decoding.beam,
+        length,
+        prefix=prefix,
+        cond=cond,
+        num_prompts=num_prompts,
+        length_penalty=decoding.length_penalty,
+    )
     tokens = beams[:, :n].reshape(num_prompts * n, length)  # (B, W, L) -> the n best of each prompt
     if cond is not None:
         cond = cond.repeat_interleave(n, dim=0)

@@ -41,6 +41,7 @@ def sample_for_data(
     data: Data,
     num: int,
     rng: torch.Generator,
+    *,
     temperature: float = 1.0,
     batch_size: int = 1000,
     cond: torch.Tensor | None = None,
@@ -51,7 +52,9 @@ def sample_for_data(
     `cond` (1, ...) repeated, or else for conditions of held-out rows drawn from `rng` first.
     top_k / top_p truncate each step's distribution (`seqgan.models.truncation`)."""
     cond, rows = conditions_for(data, num, rng, cond)
-    tokens = generator.sample(num, data.length, rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p)
+    tokens = generator.sample(
+        num, data.length, rng, temperature=temperature, batch_size=batch_size, cond=cond, top_k=top_k, top_p=top_p
+    )
     return Samples(tokens, cond, rows)
 
 

@@ -34,6 +34,7 @@ def build_condition_encoder(cfg: ConditionConfig, space: ConditionSpace | None, 
 def build_generator(
     cfg: GeneratorConfig,
     vocab_size: int,
+    *,
     start_token: int = 0,
     eos_token: int | None = None,
     pad_token: int = 0,
@@ -44,13 +45,13 @@ def build_generator(
         return RelationalGenerator(
             vocab_size,
             cfg.embed_dim,
-            cfg.mem_slots,
-            cfg.num_heads,
-            cfg.head_size,
-            start_token,
-            cfg.init_std,
-            eos_token,
-            pad_token,
+            mem_slots=cfg.mem_slots,
+            num_heads=cfg.num_heads,
+            head_size=cfg.head_size,
+            start_token=start_token,
+            init_std=cfg.init_std,
+            eos_token=eos_token,
+            pad_token=pad_token,
         )
     encoder = None if condition is None else build_condition_encoder(condition, space, vocab_size)
     return Generator(
@@ -83,9 +84,9 @@ def build_discriminator(
             cfg.embed_dim,
             cfg.filter_sizes,
             cfg.num_filters,
-            cfg.dropout,
-            encoder,
-            cfg.condition_join,
+            dropout=cfg.dropout,
+            condition=encoder,
+            condition_join=cfg.condition_join,
             fused_conv=cfg.fused_conv,
             causal=cfg.causal,
         )
@@ -116,7 +117,13 @@ def make_generator(cfg: ExperimentConfig, data: Data) -> Generator:
     if own is not None:
         return with_word_vectors(own(cfg, data), data)
     generator = build_generator(
-        cfg.generator, data.vocab_size, data.start_token, data.eos_token, data.pad_token, cfg.condition, data.condition
+        cfg.generator,
+        data.vocab_size,
+        start_token=data.start_token,
+        eos_token=data.eos_token,
+        pad_token=data.pad_token,
+        condition=cfg.condition,
+        space=data.condition,
     )
     return with_word_vectors(generator, data)
 

@@ -189,12 +189,24 @@ def discriminator_epochs(
             if settings.prefixes:
                 batch_mask = None if mask is None else mask[idx]
                 loss = call(
-                    model, Discriminator.prefix_loss, x[idx], is_real[idx], batch_mask, settings.label_smoothing, settings.l2_reg
+                    model,
+                    Discriminator.prefix_loss,
+                    x[idx],
+                    is_real[idx],
+                    batch_mask,
+                    label_smoothing=settings.label_smoothing,
+                    l2_reg=settings.l2_reg,
                 )
             else:
                 batch_cond = None if x_cond is None else x_cond[idx]
                 loss = call(
-                    model, Discriminator.loss, x[idx], batch_cond, is_real[idx], settings.label_smoothing, settings.l2_reg
+                    model,
+                    Discriminator.loss,
+                    x[idx],
+                    batch_cond,
+                    is_real[idx],
+                    label_smoothing=settings.label_smoothing,
+                    l2_reg=settings.l2_reg,
                 )
             clipped_step(discriminator.parameters(), optimizer, loss, None)
             total += loss.detach()
@@ -209,6 +221,7 @@ def discriminator_accuracy(
     generator: Generator,
     num: int,
     rng: torch.Generator,
+    *,
     dist: Dist = SINGLE,
     cond: torch.Tensor | None = None,
 ) -> float:
@@ -254,11 +267,12 @@ def discriminator_metrics(
     generator: Generator,
     num: int,
     rng: torch.Generator,
+    *,
     dist: Dist = SINGLE,
     cond: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """d_acc (`discriminator_accuracy`) and, for conditional runs, d_cond_acc (`discriminator_condition_accuracy`)."""
-    out = {"d_acc": discriminator_accuracy(discriminator, real, generator, num, rng, dist, cond)}
+    out = {"d_acc": discriminator_accuracy(discriminator, real, generator, num, rng, dist=dist, cond=cond)}
     if cond is not None:
         out["d_cond_acc"] = discriminator_condition_accuracy(discriminator, real, cond, num, rng, dist)
     return out

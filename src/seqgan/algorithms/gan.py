@@ -61,7 +61,15 @@ class GAN(Algorithm):
         d, data = self.cfg.discriminator, self.data
         mismatched = round(d.mismatched * num_negatives) if data.cond_train is not None else 0
         prefixes = self.cfg.adversarial.reward == "prefix_d"  # D learns the prefixes it will score
-        settings = DRound(num_negatives, epochs, d.batch_size, d.label_smoothing, d.l2_reg, mismatched, prefixes)
+        settings = DRound(
+            num_negatives,
+            epochs,
+            d.batch_size,
+            label_smoothing=d.label_smoothing,
+            l2_reg=d.l2_reg,
+            mismatched=mismatched,
+            prefixes=prefixes,
+        )
         self.steps["d"] += epochs * (settings.pairs(len(data.train)) // d.batch_size)
         return discriminator_round(
             self.discriminator,
@@ -100,5 +108,5 @@ class GAN(Algorithm):
         d_cond_acc, how often D prefers a real sequence's own condition to another one."""
         data = self.data
         return discriminator_metrics(
-            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, self.dist, data.cond_test
+            self.discriminator, data.test, self.generator, self.cfg.eval.d_samples, rng, dist=self.dist, cond=data.cond_test
         )

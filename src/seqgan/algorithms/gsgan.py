@@ -151,7 +151,13 @@ class GSGAN(GAN):
         g.train()
         d.train()
         _, fake = call(
-            self.wrappers["generator"], relaxed_sample, len(real), self.data.length, beta, self.streams.sample, s.relaxation
+            self.wrappers["generator"],
+            relaxed_sample,
+            len(real),
+            self.data.length,
+            beta,
+            self.streams.sample,
+            relaxation=s.relaxation,
         )
         real_score, fake_score = self.scores(real, fake, wrapped=False)
         _, g_loss = gan_losses(real_score.detach(), fake_score, s.loss)
@@ -168,7 +174,9 @@ class GSGAN(GAN):
         real = self.real_one_hots()
         self.generator.eval()
         with torch.no_grad():
-            _, fake = relaxed_sample(self.generator, len(real), self.data.length, self.beta(), self.streams.sample, s.relaxation)
+            _, fake = relaxed_sample(
+                self.generator, len(real), self.data.length, self.beta(), self.streams.sample, relaxation=s.relaxation
+            )
         d.train()
         real_score, fake_score = self.scores(real, fake, wrapped=True)
         d_loss, _ = gan_losses(real_score, fake_score, s.loss)

@@ -92,15 +92,15 @@ def make_leakgan_generator(cfg: ExperimentConfig, data: Data) -> LeakGANGenerato
         d,
         data.vocab_size,
         data.length,
-        g.embed_dim,
-        g.hidden_dim,
-        s.manager_hidden,
-        s.goal_size,
-        s.horizon,
-        data.start_token,
-        g.init_std,
-        data.eos_token,
-        data.pad_token,
+        embed_dim=g.embed_dim,
+        hidden_dim=g.hidden_dim,
+        manager_hidden=s.manager_hidden,
+        goal_size=s.goal_size,
+        horizon=s.horizon,
+        start_token=data.start_token,
+        init_std=g.init_std,
+        eos_token=data.eos_token,
+        pad_token=data.pad_token,
     )
 
 
@@ -188,7 +188,13 @@ class LeakGAN(GAN):
     def mle_epoch(self) -> Logs:
         p = self.cfg.pretrain
         nll, goal = leakgan_mle_epoch(
-            self.generator, self.optimizers["mle"].optimizer, self.data.train, p.batch_size, p.grad_clip, self.streams, self.dist
+            self.generator,
+            self.optimizers["mle"].optimizer,
+            self.data.train,
+            p.batch_size,
+            p.grad_clip,
+            self.streams,
+            dist=self.dist,
         )
         self.steps["g"] += len(self.data.train) // p.batch_size
         return {"mle_loss": [nll], "mle_manager_loss": [goal]}
@@ -249,6 +255,7 @@ def leakgan_mle_epoch(
     batch_size: int,
     grad_clip: float | None,
     streams: Streams,
+    *,
     dist: Dist = SINGLE,
 ) -> tuple[float, float]:
     """One shuffled pass over data (R, T) (the last partial batch dropped): the worker by MLE, the
@@ -294,7 +301,7 @@ def leakgan_step(
     def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return prob_real(d, x, a.rollout_chunk)
 
-    q = rollout_rewards(g, score, samples, a.rollout_num, streams.sample, a.rollout_chunk, stride=s.horizon)  # (B, T)
+    q = rollout_rewards(g, score, samples, a.rollout_num, streams.sample, chunk_rows=a.rollout_chunk, stride=s.horizon)  # (B, T)
     q_goal = rescaled_activation(q, s.delta)[:, s.horizon - 1 :]  # (B, T-c+1): [t] the value of y_1..y_{t+c}
     g.train()
     mixed, features, goals = g.teacher_forced(samples)

@@ -122,8 +122,8 @@ class MaliGAN(GAN):
             self.data.train,
             self.cfg.adversarial,
             self.cfg.algo,
-            prefix,
-            self.streams,
+            prefix_len=prefix,
+            streams=self.streams,
             dist=self.dist,
             model=self.wrappers["generator"],
         )
@@ -142,9 +142,9 @@ def maligan_step(
     real: torch.Tensor,
     a: AdversarialConfig,
     s: MaliGANConfig,
+    *,
     prefix_len: int,
     streams: Streams,
-    *,
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
 ) -> tuple[float, float]:

@@ -138,8 +138,8 @@ class RankGAN(Algorithm):
             self.generator,
             self.data.train,
             settings,
-            s,
-            self.streams,
+            s=s,
+            streams=self.streams,
             dist=self.dist,
             model=self.wrappers["ranker"],
         )
@@ -176,7 +176,7 @@ class RankGAN(Algorithm):
         """rank_real: the mean rank score of held-out real sentences among fresh samples of G;
         rank_fake: of fresh samples among real sentences (eval.d_samples of each). A ranker that
         cannot tell them apart gives both 1 / (|C| + 1)."""
-        return ranker_metrics(self.ranker, self.data, self.generator, self.cfg.algo, self.cfg.eval.d_samples, rng, self.dist)
+        return ranker_metrics(self.ranker, self.data, self.generator, self.cfg.algo, self.cfg.eval.d_samples, rng, dist=self.dist)
 
 
 def rank_scorer(ranker: Ranker, real: torch.Tensor, s: RankGANConfig, rng: torch.Generator, chunk: int) -> Scorer:
@@ -196,6 +196,7 @@ def batch_loss(
     ranker: Ranker,
     real: torch.Tensor,
     fake: torch.Tensor,
+    *,
     real_comparison: torch.Tensor,
     fake_comparison: torch.Tensor,
     references: torch.Tensor,
@@ -213,9 +214,9 @@ def ranker_round(
     generator: Generator,
     real: torch.Tensor,
     settings: DRound,
+    *,
     s: RankGANConfig,
     streams: Streams,
-    *,
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
 ) -> float:
@@ -238,7 +239,16 @@ def ranker_round(
                 _draw(pool, n, streams.shuffle)
                 for pool, n in ((pool_real, s.comparison), (pool_fake, s.comparison), (pool_real, s.references))
             )
-            loss = call(model, batch_loss, rows[kind], rows[~kind], plus, minus, refs, s.gamma)
+            loss = call(
+                model,
+                batch_loss,
+                rows[kind],
+                rows[~kind],
+                real_comparison=plus,
+                fake_comparison=minus,
+                references=refs,
+                gamma=s.gamma,
+            )
             clipped_step(ranker.parameters(), optimizer, loss, None)
             total += loss.detach()
             steps += 1
@@ -252,7 +262,14 @@ def _draw(pool: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def ranker_metrics(
-    ranker: Ranker, data: Data, generator: Generator, s: RankGANConfig, num: int, rng: torch.Generator, dist: Dist = SINGLE
+    ranker: Ranker,
+    data: Data,
+    generator: Generator,
+    s: RankGANConfig,
+    num: int,
+    rng: torch.Generator,
+    *,
+    dist: Dist = SINGLE,
 ) -> dict[str, float]:
     """rank_real and rank_fake (see `RankGAN.discriminator_metrics`); U, C+ from the training data,
     C- from fresh samples; each rank scores its share of the held-out rows."""

@@ -150,7 +150,7 @@ def policy_gradient_step(
     g.train()
     mask = g.mask(samples)
     adv = advantages(rewards, a.baseline, a.discount, mask, dist, a.rollout_stride)  # (B, T)
-    loss, kl = pg_objective(players, model, samples, noise, cond, adv, mask, a.kl_weight)
+    loss, kl = pg_objective(players, model, samples, noise=noise, cond=cond, adv=adv, mask=mask, kl_weight=a.kl_weight)
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
     # one host read per G step (which is heavy anyway): the logged values, and the check before stepping
@@ -200,13 +200,24 @@ def rollout_q(
         def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
             return prob_real(d, x, a.rollout_chunk, c)
 
-    return rollout_rewards(players.rollout, score, samples, a.rollout_num, rng, a.rollout_chunk, noise, cond, a.rollout_stride)
+    return rollout_rewards(
+        players.rollout,
+        score,
+        samples,
+        a.rollout_num,
+        rng,
+        chunk_rows=a.rollout_chunk,
+        noise=noise,
+        cond=cond,
+        stride=a.rollout_stride,
+    )
 
 
 def pg_objective(
     players: Players,
     model: torch.nn.Module,
     samples: torch.Tensor,
+    *,
     noise: torch.Tensor | None,
     cond: torch.Tensor | None,
     adv: torch.Tensor,

@@ -83,7 +83,7 @@ def make_text_data(
         sources = [corpus.sources[i] for i in train_idx] if kind == "source" else []
         tokenizer = _train_tokenizer(cfg, condition, train_lines + sources)
     report: dict[str, Any] = {"train_file": str(cfg.train), "blank_lines": corpus.blank_lines, "vocab_size": tokenizer.vocab_size}
-    split = _Splits(cfg, tokenizer, kind, space, fields, source_field, report)
+    split = _Splits(cfg, tokenizer, kind=kind, space=space, fields=fields, source_field=source_field, report=report)
 
     def pick(idx: list[int]) -> torch.Tensor | list[str] | None:
         if conds is None:

@@ -62,6 +62,7 @@ def draw_sources(
 
 def write_task(
     folder: str | Path,
+    *,
     num_train: int = 10_000,
     num_valid: int = 500,
     num_test: int = 1_000,
@@ -114,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        write_task(args.out, args.num_train, args.num_valid, args.num_test, args.symbols, args.min_len, args.max_len, args.seed)
+        write_task(
+            args.out,
+            num_train=args.num_train,
+            num_valid=args.num_valid,
+            num_test=args.num_test,
+            symbols=args.symbols,
+            min_len=args.min_len,
+            max_len=args.max_len,
+            seed=args.seed,
+        )
     except ValueError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

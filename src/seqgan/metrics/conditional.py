@@ -46,6 +46,7 @@ def oracle_condition_scores(
     samples: torch.Tensor,
     cond: torch.Tensor,
     space: ConditionSpace,
+    *,
     pool: torch.Tensor,
     candidates: int,
     rng: torch.Generator,
@@ -65,6 +66,7 @@ def oracle_sample_metrics(
     samples: torch.Tensor,
     cond: torch.Tensor | None,
     space: ConditionSpace | None,
+    *,
     pool: torch.Tensor | None,
     candidates: int,
     rng: torch.Generator,
@@ -74,7 +76,9 @@ def oracle_sample_metrics(
     for labels both per condition ('per_condition': {'class=k': {...}})."""
     if space is None:
         return {"nll_oracle": mean_token_nll(oracle, samples, batch_size)}
-    nll, hits = oracle_condition_scores(oracle, samples, cond, space, pool, candidates, rng, batch_size)
+    nll, hits = oracle_condition_scores(
+        oracle, samples, cond, space, pool=pool, candidates=candidates, rng=rng, batch_size=batch_size
+    )
     out: dict = {"nll_oracle": float(nll.sum()) / samples.numel(), "cond_acc": float(hits.float().mean())}
     if space.kind == "label":
         groups = group_rows(space.names(cond))

@@ -31,6 +31,7 @@ def reference_match_sums(
     sources: torch.Tensor,
     references: torch.Tensor,
     rng: torch.Generator,
+    *,
     temperature: float,
     batch_size: int = 1000,
     top_k: int | None = None,
@@ -40,7 +41,14 @@ def reference_match_sums(
     against references (R, T): the sums [exact matches, tokens right, reference tokens, rows], which ranks add up."""
     generator.eval()
     outputs = generator.sample(
-        len(sources), references.shape[1], rng, temperature, batch_size, cond=sources, top_k=top_k, top_p=top_p
+        len(sources),
+        references.shape[1],
+        rng,
+        temperature=temperature,
+        batch_size=batch_size,
+        cond=sources,
+        top_k=top_k,
+        top_p=top_p,
     )
     return [*match_counts(outputs, references).sum(dim=0).tolist(), float(len(sources))]
 

@@ -78,6 +78,7 @@ def sweep_generator(
     temperatures: list[float],
     num_samples: int,
     seed: int,
+    *,
     batch_size: int,
     candidates: int,
     top_ps: list[float] | None = None,
@@ -92,7 +93,9 @@ def sweep_generator(
         for top_p in top_ps or [None]:
             rng = torch.Generator(generator.head.weight.device).manual_seed(seed)
             row: dict[str, Any] = {"temperature": tau} | ({} if top_p is None else {"top_p": top_p})
-            row |= _sampled_metrics(generator, data, num_samples, rng, tau, top_p, batch_size, candidates)
+            row |= _sampled_metrics(
+                generator, data, num_samples, rng, tau=tau, top_p=top_p, batch_size=batch_size, candidates=candidates
+            )
             row |= {"nll_test": nll, "num_samples": num_samples, "num_test": len(data.test), "seed": seed}
             rows.append(row)
     return rows
@@ -103,6 +106,7 @@ def _sampled_metrics(
     data: Data,
     num_samples: int,
     rng: torch.Generator,
+    *,
     tau: float,
     top_p: float | None,
     batch_size: int,
@@ -110,12 +114,19 @@ def _sampled_metrics(
 ) -> dict[str, Any]:
     """Quality (and condition accuracy) of `num_samples` samples: NLL-oracle for oracle runs, BLEU-4 and Self-BLEU-4 for text."""
     if data.oracle is not None:
-        samples = sample_for_data(generator, data, num_samples, rng, tau, batch_size, top_p=top_p)
+        samples = sample_for_data(generator, data, num_samples, rng, temperature=tau, batch_size=batch_size, top_p=top_p)
         metrics = oracle_sample_metrics(
-            data.oracle, samples.tokens, samples.cond, data.condition, data.cond_test, candidates, rng, batch_size
+            data.oracle,
+            samples.tokens,
+            samples.cond,
+            data.condition,
+            pool=data.cond_test,
+            candidates=candidates,
+            rng=rng,
+            batch_size=batch_size,
         )
         return {k: v for k, v in metrics.items() if k in FIELDS}
-    hyps = sample_units(generator, data.text, num_samples, rng, tau, batch_size, top_p=top_p)
+    hyps = sample_units(generator, data.text, num_samples, rng, temperature=tau, batch_size=batch_size, top_p=top_p)
     refs = [text_units(line, data.text.tokenizer.kind) for line in data.text.test_lines]
     return {"bleu4_test": bleu(hyps, refs, (4,))[4], "self_bleu4": self_bleu(hyps, (4,))[4]}
 

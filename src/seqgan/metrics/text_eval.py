@@ -43,6 +43,7 @@ def sample_units(
     data: TextData,
     n: int,
     rng: torch.Generator,
+    *,
     temperature: float,
     batch_size: int,
     top_k: int | None = None,
@@ -50,7 +51,9 @@ def sample_units(
 ) -> list[list[str]]:
     cond = pick_rows(data.cond_test, n, rng)  # TextData lives on the CPU; G and rng on the run's device
     cond = None if cond is None else cond.to(rng.device)
-    samples = generator.sample(n, data.train.shape[1], rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p)
+    samples = generator.sample(
+        n, data.train.shape[1], rng, temperature=temperature, batch_size=batch_size, cond=cond, top_k=top_k, top_p=top_p
+    )
     return [text_units(s, data.tokenizer.kind) for s in decode_rows(data.tokenizer, samples)]
 
 
@@ -67,7 +70,7 @@ def _quality_and_diversity(hyps: tm.Sentences, data: TextData) -> dict[str, floa
 
 
 def quick_text_metrics(generator: Generator, data: TextData, n: int, rng: torch.Generator, batch_size: int) -> dict[str, float]:
-    return _quality_and_diversity(sample_units(generator, data, n, rng, 1.0, batch_size), data)
+    return _quality_and_diversity(sample_units(generator, data, n, rng, temperature=1.0, batch_size=batch_size), data)
 
 
 def full_text_metrics(
@@ -75,13 +78,14 @@ def full_text_metrics(
     data: TextData,
     n: int,
     rng: torch.Generator,
+    *,
     temperature: float,
     batch_size: int,
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> dict[str, float]:
     kind = data.tokenizer.kind
-    hyps = sample_units(generator, data, n, rng, temperature, batch_size, top_k, top_p)
+    hyps = sample_units(generator, data, n, rng, temperature=temperature, batch_size=batch_size, top_k=top_k, top_p=top_p)
     out = _quality_and_diversity(hyps, data)
     out |= {f"bleu{k}_heldout": v for k, v in tm.bleu(hyps, _refs(data.heldout_lines, kind), ORDERS).items()}
     out["copy_rate"] = tm.copy_rate(hyps, _refs(data.train_lines, kind))
@@ -94,6 +98,7 @@ def per_condition_text_metrics(
     data: TextData,
     n: int,
     rng: torch.Generator,
+    *,
     temperature: float,
     batch_size: int,
     classifier: NgramClassifier | None = None,
@@ -116,7 +121,14 @@ def per_condition_text_metrics(
     for name, rows in groups.items():
         cond = data.cond_test_lines[rows[:1]].to(rng.device).expand(per_class, -1)  # (per_class, fields), on G's device
         tokens = generator.sample(
-            per_class, data.train.shape[1], rng, temperature, batch_size, cond=cond, top_k=top_k, top_p=top_p
+            per_class,
+            data.train.shape[1],
+            rng,
+            temperature=temperature,
+            batch_size=batch_size,
+            cond=cond,
+            top_k=top_k,
+            top_p=top_p,
         )
         texts = decode_rows(data.tokenizer, tokens)
         hyps = [text_units(t, kind) for t in texts]

@@ -29,6 +29,7 @@ def beam_search(
     generator: Generator,
     width: int,
     seq_len: int,
+    *,
     prefix: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
     num_prompts: int = 1,

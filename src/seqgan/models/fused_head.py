@@ -25,6 +25,8 @@ term are applied on the narrow side of each product, never to the (rows, V) bloc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 CHUNK_ROWS = 64
@@ -33,10 +35,20 @@ KEEP_LIMIT = 1 << 24
 """The most logits (R x V; 64 MB in fp32) whose exponentials the forward keeps for the backward."""
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How `_LinearTokenNLL` goes through the rows: `chunk` at a time, keeping the exponentials for
+    the backward or not (`keep`)."""
+
+    chunk: int
+    keep: bool
+
+
 class _LinearTokenNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, target, chunk, keep):  # h (R, H), weight (V, H), bias (V,), target (R,)
+    def forward(ctx, h, weight, bias, target, plan: _Plan):  # h (R, H), weight (V, H), bias (V,), target (R,)
         R, V = h.shape[0], weight.shape[0]
+        chunk, keep = plan.chunk, plan.keep
         h1 = torch.cat([h, h.new_ones(R, 1)], dim=1)  # (R, H + 1): h+ = [h, 1]
         w1 = torch.cat([weight, bias[:, None]], dim=1)  # (V, H + 1): W+ = [W, b]
         kept = h.new_empty(R, V) if keep else None  # e = exp(z - max z), row by row
@@ -77,7 +89,7 @@ class _LinearTokenNLL(torch.autograd.Function):
             grad_w1.addmm_(e.T, scaled[rows])
         grad_h.mul_(g / total).sub_(g * weight[target])  # c * (e W) - g * W[y]
         grad_w1.index_add_(0, target, -g * h1)  # - g one_hot(y)^T h+
-        return grad_h, grad_w1[:, :H].contiguous(), grad_w1[:, H].contiguous(), None, None, None
+        return grad_h, grad_w1[:, :H].contiguous(), grad_w1[:, H].contiguous(), None, None
 
 
 def linear_token_nll(
@@ -97,5 +109,5 @@ def linear_token_nll(
     with torch.autocast(h.device.type, enabled=False):
         h = h.reshape(-1, h.shape[-1]).to(weight.dtype)
         keep = torch.is_grad_enabled() and h.shape[0] * weight.shape[0] <= keep_limit
-        flat = _LinearTokenNLL.apply(h, weight, bias, target.reshape(-1), chunk, keep)
+        flat = _LinearTokenNLL.apply(h, weight, bias, target.reshape(-1), _Plan(chunk, keep))
     return flat.view(target.shape)

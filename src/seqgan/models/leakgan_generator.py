@@ -54,6 +54,7 @@ class LeakGANGenerator(Generator):
         discriminator: CNNDiscriminator,
         vocab_size: int,
         seq_len: int,
+        *,
         embed_dim: int = 32,
         hidden_dim: int = 32,
         manager_hidden: int = 32,
@@ -192,8 +193,8 @@ class LeakGANGenerator(Generator):
         logits = self._mix_input(out_w.squeeze(1), goals.sum(dim=0)) @ self._mixed().T  # (R, V)
         return logits, (h_w, c_w, h_m, c_m, goals, prefix, fed + 1)
 
-    def sample(self, num: int, seq_len: int, generator: torch.Generator, *args, **kwargs):
+    def sample(self, num: int, seq_len: int, generator: torch.Generator, **kwargs):
         """`Generator.sample`, for at most `max_len` tokens (D's features read prefixes padded to it)."""
         if seq_len > self.max_len:
             raise ValueError(f"LeakGAN's generator draws at most {self.max_len} tokens, asked for {seq_len}")
-        return super().sample(num, seq_len, generator, *args, **kwargs)
+        return super().sample(num, seq_len, generator, **kwargs)

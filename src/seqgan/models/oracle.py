@@ -111,7 +111,14 @@ def oracle_from_params(params: dict[str, np.ndarray], space: ConditionSpace | No
 
 
 def build_oracle(
-    kind: str, path: str | Path, vocab_size: int, embed_dim: int, hidden_dim: int, seed: int, space: ConditionSpace | None = None
+    kind: str,
+    path: str | Path,
+    vocab_size: int,
+    embed_dim: int,
+    hidden_dim: int,
+    seed: int,
+    *,
+    space: ConditionSpace | None = None,
 ) -> Generator:
     """The oracle named by the config: kind 'paper' reads `path`, 'random' draws from `seed`
     (the conditional oracle when `space` is given)."""

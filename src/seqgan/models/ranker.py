@@ -28,7 +28,7 @@ class Ranker(nn.Module):
         fused_conv: str = "auto",
     ) -> None:
         super().__init__()
-        self.cnn = CNNDiscriminator(vocab_size, embed_dim, filter_sizes, num_filters, dropout, fused_conv=fused_conv)
+        self.cnn = CNNDiscriminator(vocab_size, embed_dim, filter_sizes, num_filters, dropout=dropout, fused_conv=fused_conv)
         del self.cnn.out  # features only (see the module docstring)
         self.dropout = nn.Dropout(dropout)
 

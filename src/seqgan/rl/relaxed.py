@@ -100,6 +100,7 @@ def relaxed_sample(
     seq_len: int,
     beta: float,
     rng: torch.Generator,
+    *,
     relaxation: str = "soft",
     noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:

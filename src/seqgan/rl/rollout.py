@@ -43,6 +43,7 @@ def rollout_sequences(
     sequences: torch.Tensor,
     num_rollouts: int,
     generator: torch.Generator,
+    *,
     chunk_rows: int = 1024,
     temperature: float = 1.0,
     noise: torch.Tensor | None = None,
@@ -113,6 +114,7 @@ def rollout_rewards(
     sequences: torch.Tensor,
     num_rollouts: int,
     generator: torch.Generator,
+    *,
     chunk_rows: int = 1024,
     noise: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
@@ -128,7 +130,7 @@ def rollout_rewards(
     """
     B, T = sequences.shape
     N = num_rollouts
-    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows, noise=noise, cond=cond, stride=stride)
+    completed = rollout_sequences(policy, sequences, N, generator, chunk_rows=chunk_rows, noise=noise, cond=cond, stride=stride)
     P = len(completed)  # (P, N, B, T)
     # rows (t, n, b): row r continues sequence r % B, so the conditions repeat the batch's in order
     partial = score(completed.reshape(-1, T), repeat_rows(cond, P * N)).view(P, N, B).permute(1, 0, 2)  # (N, P, B)

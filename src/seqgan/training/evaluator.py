@@ -56,7 +56,14 @@ class Evaluator:
         """The conditional oracle's NLL sum (R,) and posterior hit (R,) of samples drawn for cond (R, ...)."""
         data, c = self.data, self.cfg.condition
         return oracle_condition_scores(
-            data.oracle, samples, cond, data.condition, data.cond_test, c.candidates, rng, self.cfg.eval.batch_size
+            data.oracle,
+            samples,
+            cond,
+            data.condition,
+            pool=data.cond_test,
+            candidates=c.candidates,
+            rng=rng,
+            batch_size=self.cfg.eval.batch_size,
         )
 
     def oracle_floor(self) -> dict[str, float]:
@@ -87,7 +94,9 @@ class Evaluator:
 
     def _oracle_metrics(self, generator: Generator, rng: torch.Generator) -> dict[str, float]:
         data, n = self.data, self.cfg.eval.num_samples
-        samples = sample_for_data(generator, data, n // self.dist.world, rng, 1.0, self.cfg.eval.batch_size)
+        samples = sample_for_data(
+            generator, data, n // self.dist.world, rng, temperature=1.0, batch_size=self.cfg.eval.batch_size
+        )
         if data.condition is None:
             total, count = token_nll_sum(data.oracle, samples.tokens)
             hits = 0.0
@@ -108,6 +117,8 @@ class Evaluator:
         sources, references = self.data.cond_test[part], self.data.test[part]
         out: dict[str, float] = {}
         for temperature, suffix in ((1.0, ""), (0.0, "_greedy")):
-            sums = reference_match_sums(generator, sources, references, rng, temperature, self.cfg.eval.batch_size)
+            sums = reference_match_sums(
+                generator, sources, references, rng, temperature=temperature, batch_size=self.cfg.eval.batch_size
+            )
             out |= match_metrics(distributed.all_reduce_sum(sums, self.dist, self.device), suffix)
         return out

@@ -62,7 +62,7 @@ def make_data(
         return data.to(device)
     space = space or oracle_space(cfg.condition.kind, cfg.condition.num_classes, cfg.condition.feature_dim)
     if oracle is None:
-        oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed, space)
+        oracle = build_oracle(d.oracle, d.oracle_path, d.vocab_size, d.embed_dim, d.hidden_dim, d.oracle_seed, space=space)
     batch = cfg.eval.batch_size
     train, cond_train = oracle_dataset(oracle, d.num_train, d.seq_len, d.train_seed, batch, space)
     test, cond_test = oracle_dataset(oracle, d.num_test, d.seq_len, d.test_seed, batch, space)
@@ -122,7 +122,7 @@ def load_run_data(cfg: ExperimentConfig, run_dir: Path, device: torch.device) ->
     oracle = None
     space = oracle_space(cfg.condition.kind, cfg.condition.num_classes, cfg.condition.feature_dim)
     if (run_dir / ORACLE_FILE).is_file():
-        oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0, space)
+        oracle = build_oracle("random", "", d.vocab_size, d.embed_dim, d.hidden_dim, 0, space=space)
         load_weights(run_dir, ORACLE_FILE.removesuffix(".safetensors"), oracle)  # shapes checked: a clear error
         oracle = oracle.requires_grad_(False).eval()
     if oracle is not None and (run_dir / ORACLE_DATA_FILE).is_file():
