@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.algorithms.seqgan import advantages
 from seqgan.distributed import SINGLE, Dist
-from seqgan.models.discriminator import discriminator_loss
+from seqgan.models.discriminator import CNNDiscriminator, discriminator_loss
 from seqgan.models.fused_head import linear_token_nll
 from seqgan.rl.losses import pg_advantages, pg_loss, token_nll
 
@@ -178,3 +178,14 @@ def test_discriminator_loss_by_hand():
     w, b = torch.tensor([[1.0, 2.0]]), torch.tensor([3.0])
     with_l2 = discriminator_loss(logits, is_real, 0.0, w, b, l2_reg=0.2).item()
     assert math.isclose(with_l2 - discriminator_loss(logits, is_real).item(), 0.2 * (1 + 4 + 9) / 2, rel_tol=1e-6)
+
+
+def test_a_ds_output_l2_by_hand_is_what_its_loss_adds():
+    d = CNNDiscriminator(7, 4, [2], [3], dropout=0.0)
+    with torch.no_grad():
+        d.out.weight.copy_(torch.arange(6.0).reshape(2, 3))  # 0 + 1 + 4 + 9 + 16 + 25 = 55
+        d.out.bias.copy_(torch.tensor([1.0, -2.0]))  # 1 + 4 = 5
+    assert math.isclose(d.output_l2(0.2).item(), 0.2 * (55 + 5) / 2, rel_tol=1e-6)
+    tokens, is_real = torch.randint(7, (4, 5), generator=torch.Generator().manual_seed(0)), torch.tensor([True, False] * 2)
+    added = d.loss(tokens, None, is_real, l2_reg=0.2) - d.loss(tokens, None, is_real)
+    assert math.isclose(added.item(), 6.0, rel_tol=1e-5)

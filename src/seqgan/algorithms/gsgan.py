@@ -182,7 +182,7 @@ class GSGAN(GAN):
         d_loss, _ = gan_losses(real_score, fake_score, s.loss)
         l2 = self.cfg.discriminator.l2_reg
         if l2 > 0:  # as SeqGAN's D: TF's l2_loss on the output layer
-            d_loss = d_loss + l2 * 0.5 * (d.out.weight.pow(2).sum() + d.out.bias.pow(2).sum())
+            d_loss = d_loss + d.output_l2(l2)
         value = d_loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the {s.loss} discriminator loss is {value}")

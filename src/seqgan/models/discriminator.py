@@ -118,6 +118,11 @@ class Discriminator(nn.Module):
             head_loss = self.classifier.loss(read[is_real], cond[is_real])
         return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
 
+    def output_l2(self, l2_reg: float) -> torch.Tensor:
+        """The paper code's L2 penalty on the real/fake output layer (TensorFlow's l2_loss):
+        l2_reg * (sum(W^2) + sum(b^2)) / 2, a scalar; what `loss` adds, for algorithms with a loss of their own."""
+        return l2_reg * 0.5 * (self.out.weight.pow(2).sum() + self.out.bias.pow(2).sum())
+
     def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 2) of D on probability vectors over the vocabulary, vectors (B, T, V) (one-hots
         of real tokens, relaxed samples of G), differentiable in them: what Gumbel-softmax GANs train
