@@ -147,6 +147,12 @@ def test_only_the_batches_an_algorithm_reads_must_split():
             check_divisible(cfg, 2)
 
 
+def test_an_algorithms_own_batches_must_split_too():
+    cfg = load_config(ROOT / "configs/smoke_rankgan.yaml", ["rankgan.batch_size=15"])
+    with pytest.raises(ConfigError, match=r"^rankgan.batch_size=15: .* split evenly over the 2 processes"):
+        check_divisible(cfg, 2)
+
+
 def test_shards_partition_a_batch_in_rank_order():
     assert [shard(12, r, 3) for r in range(3)] == [slice(0, 4), slice(4, 8), slice(8, 12)]
     assert [Dist(r, 3).part(10) for r in range(3)] == [slice(0, 3), slice(3, 6), slice(6, 10)]

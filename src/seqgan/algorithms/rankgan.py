@@ -91,6 +91,10 @@ class RankGAN(Algorithm):
     Section = RankGANConfig
     uses = ("data", "generator", "pretrain", "d_pretrain", "adversarial", "eval", "checkpoint")
 
+    @classmethod
+    def global_batch_sizes(cls, cfg: ExperimentConfig) -> dict[str, int]:
+        return super().global_batch_sizes(cfg) | {"rankgan.batch_size": cfg.algo.batch_size}  # the ranker's rounds
+
     @staticmethod
     def check_config(cfg: ExperimentConfig) -> None:
         too_wide = [w for w in cfg.algo.filter_sizes if w > cfg.data.length]
