@@ -11,7 +11,7 @@ import pytest
 from tqdm import tqdm
 
 from seqgan.config import load_config
-from seqgan.training import run as run_module
+from seqgan.training import progress
 from seqgan.training.run import VIEWS, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,21 +47,20 @@ def test_unit_steps_is_the_number_of_optimizer_steps_of_each_unit(tmp_path, over
     assert seen and all(taken == expected > 0 for _, taken, expected in seen), seen
 
 
-def test_bars_show_on_a_terminal_only(tmp_path, monkeypatch):
-    trainer = Trainer(load_config(ROOT / "configs" / "smoke.yaml"), tmp_path)
+def test_bars_show_on_a_terminal_only_and_never_when_quiet(monkeypatch):
     tty = io.StringIO()
     tty.isatty = lambda: True
-    monkeypatch.setattr(run_module.sys, "stderr", tty)
-    assert not trainer._no_bars()
-    monkeypatch.setattr(run_module.sys, "stderr", io.StringIO())
-    assert trainer._no_bars()
+    monkeypatch.setattr(progress.sys, "stderr", tty)
+    assert progress.shown(quiet=False) and not progress.shown(quiet=True)
+    monkeypatch.setattr(progress.sys, "stderr", io.StringIO())
+    assert not progress.shown(quiet=False)
 
 
 def test_a_terminal_sees_every_phase_and_each_units_steps_with_an_estimate_of_the_end(tmp_path, monkeypatch):
     tty = io.StringIO()
     tty.isatty = lambda: True
-    monkeypatch.setattr(run_module.sys, "stderr", tty)
-    monkeypatch.setattr(run_module, "tqdm", functools.partial(tqdm, mininterval=0))  # redraw at every step: tiny steps
+    monkeypatch.setattr(progress.sys, "stderr", tty)
+    monkeypatch.setattr(progress, "tqdm", functools.partial(tqdm, mininterval=0))  # redraw at every step: tiny steps
     cfg = load_config(ROOT / "configs" / "smoke.yaml", ["adversarial.epochs=2", "d_pretrain.steps=2", "pretrain.epochs=2"])
     trainer = Trainer(cfg, tmp_path)
     trainer.start(["test"])

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from seqgan import distributed
 from seqgan.algorithms import ALGORITHMS, Algorithm, Context
@@ -41,6 +38,7 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
 from seqgan.runtime import autocast, configure, set_numerics
 from seqgan.seeding import set_seed
+from seqgan.training import progress
 from seqgan.training.checkpoint import load_weights
 from seqgan.training.early_stopping import EarlyStopping
 from seqgan.training.evaluator import Evaluator, eval_generator
@@ -240,7 +238,7 @@ class Trainer:
         if total == 0:
             return
         self._at_boundary(write=False)
-        with self._bar(total) as bar:
+        with progress.phase_bar(VIEWS[self.phase].title, total, self.epoch, self.quiet) as bar:
             while self.epoch < total and not (self.early is not None and self.early.stopped_at):
                 # A stop signal in here ends the unit at once; the run goes back to the boundary kept above.
                 with self._stop.interruptible(enabled=not self.dist.parallel):
@@ -290,30 +288,10 @@ class Trainer:
                 self._stop.signum,
             )
 
-    def _bar(self, total: int) -> tqdm:
-        title = VIEWS[self.phase].title
-        return tqdm(total=total, initial=self.epoch, desc=title, disable=self._no_bars(), file=sys.stderr, dynamic_ncols=True)
-
-    def _no_bars(self) -> bool:
-        """Progress bars go to a terminal only (not to logs, not in tests)."""
-        return self.quiet or not sys.stderr.isatty()
-
-    @contextlib.contextmanager
-    def _steps_bar(self) -> Iterator[None]:
-        """A second bar, under the phase's, that counts the optimizer steps of a unit with an estimate of
-        its end (a D pre-training step on long sequences can take minutes)."""
-        steps = self.algorithm.unit_steps(self.phase)
-        if self._no_bars() or steps <= 1:
-            yield
-            return
+    def _steps_bar(self) -> contextlib.AbstractContextManager[None]:
         unit = "D pre-training step" if self.phase == "d_pretrain" else "epoch"
-        with tqdm(total=steps, desc=f"  {unit} {self.epoch + 1}", unit="step", leave=False, file=sys.stderr) as bar:
-            hooks = [opt.optimizer.register_step_post_hook(lambda *_: bar.update()) for opt in self.algorithm.optimizers.values()]
-            try:
-                yield
-            finally:
-                for hook in hooks:
-                    hook.remove()
+        optimizers = [opt.optimizer for opt in self.algorithm.optimizers.values()]
+        return progress.steps_bar(f"{unit} {self.epoch + 1}", self.algorithm.unit_steps(self.phase), optimizers, self.quiet)
 
     def _timings_so_far(self) -> dict[str, float]:
         """Seconds per phase, the running phase's time so far included: a checkpoint keeps it, so a
