@@ -13,6 +13,8 @@ from seqgan.algorithms.scratch import Scratch
 from seqgan.cli.main import main
 from seqgan.config import ConfigError, load_config
 from seqgan.models.discriminator import RNNDiscriminator, position_signal, realness
+from seqgan.models.embedding import use_word_vectors
+from seqgan.models.generator import Generator
 from seqgan.rl import losses
 from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
 from seqgan.training.checkpoint import latest_checkpoint, load_state
@@ -187,3 +189,46 @@ def test_an_interrupted_scratch_run_resumes_as_if_never_stopped(tmp_path, crash_
     """Killed in adversarial epoch 3, resumed from epoch 2's checkpoint: the same rows as the
     uninterrupted run, so the EWMA baseline and D's dropout streams continue where they were."""
     resumes_as_if_never_stopped(tmp_path, SMOKE, Scratch, crash_on_third_call)
+
+
+def test_a_tied_output_layer_scores_outputs_against_the_input_table_by_hand():
+    g = Generator(5, 3, 4, tie_embeddings=True)
+    tokens = torch.tensor([[1, 4, 2], [0, 3, 3]])
+    h = g.hidden(tokens)  # (2, 3, 4): the LSTM's outputs
+    E, P, b = g.embedding.weight, g.head.project.weight, g.head.bias  # (5, 3), (3, 4), (5,)
+    want = torch.einsum("bth,eh,ve->btv", h, P, E) + b  # (o P^T) E^T + b
+    torch.testing.assert_close(g(tokens), want)
+    logits, _ = g.step(torch.full((2,), g.start_token), None)  # what G reads first
+    torch.testing.assert_close(logits, want[:, 0])
+    torch.testing.assert_close(g.log_probs(tokens), torch.log_softmax(want, -1).gather(2, tokens.unsqueeze(2)).squeeze(2))
+    untied = Generator(5, 3, 4)
+    assert sum(p.numel() for p in g.parameters()) < sum(p.numel() for p in untied.parameters())
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_token_that_is_only_predicted_trains_its_input_vector_when_tied(tied):
+    g = Generator(6, 3, 4, tie_embeddings=tied)
+    tokens = torch.tensor([[1, 2, 5]])  # 5 is a target, never an input (G reads start, 1, 2)
+    g.log_probs(tokens).sum().backward()
+    assert (g.embedding.weight.grad[5].abs().sum() > 0) == tied
+
+
+def test_tied_embeddings_train_sample_and_resume_and_need_a_recurrent_g(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--quiet", "generator.tie_embeddings=true", "adversarial.epochs=2"]
+    assert main(["train", str(SMOKE), *args]) == 0
+    assert main(["train", "--resume", str(run), "--quiet", "adversarial.epochs=3"]) == 0
+    assert rows(run)[-1]["epoch"] == 3 and math.isfinite(rows(run)[-1]["nll_oracle"])
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "3"]) == 0 and len(capsys.readouterr().out.splitlines()) == 3
+    with pytest.raises(ConfigError, match="generator.tie_embeddings does not apply to generator.cell=rmc"):
+        load_config(ROOT / "configs" / "smoke_relgan.yaml", ["generator.tie_embeddings=true"])
+
+
+def test_a_tied_output_layer_reads_a_pre_trained_table_too():
+    g = use_word_vectors(Generator(5, 3, 4, tie_embeddings=True), torch.randn(5, 7, generator=torch.Generator().manual_seed(0)))
+    tokens = torch.tensor([[1, 4, 2]])
+    E = g.embedding.weight  # W [u; t]: (5, 3)
+    torch.testing.assert_close(g(tokens), g.hidden(tokens) @ (E @ g.head.project.weight).T + g.head.bias)
+    g.log_probs(tokens).sum().backward()
+    assert g.embedding.trainable.grad[2].abs().sum() > 0 and g.head.project.weight.grad.abs().sum() > 0

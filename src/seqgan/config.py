@@ -255,7 +255,7 @@ class ConditionConfig:
         )
 
 
-RNN_FIELDS = ("num_layers", "hidden_dim", "noise_dim", "attention")
+RNN_FIELDS = ("num_layers", "hidden_dim", "noise_dim", "attention", "tie_embeddings")
 RMC_FIELDS = ("mem_slots", "num_heads", "head_size")
 
 
@@ -274,6 +274,9 @@ class GeneratorConfig:
     """Size of a latent z ~ N(0, I) per sequence mapped (linear + tanh) to the initial state; 0: none (the paper)."""
     attention: bool = False
     """Causal self-attention over G's earlier top-layer outputs, its read-out joined to each step's output."""
+    tie_embeddings: bool = False
+    """Score each step's output against the input embedding table (ScratchGAN's G): logits = (o P^T) E^T + b,
+    E G's embedding (V, embed_dim), P a learnt projection; false: a separate output layer (the paper)."""
     mem_slots: int = 1
     """cell=rmc only: N, the memory's slots (RelGAN: 1)."""
     num_heads: int = 2

@@ -66,6 +66,7 @@ def build_generator(
         pad_token=pad_token,
         noise_dim=cfg.noise_dim,
         attention=cfg.attention,
+        tie_embeddings=cfg.tie_embeddings,
         condition=encoder,
         condition_input=encoder is not None and condition.step_input,
         source_attention=encoder is not None and condition.attention,

@@ -91,7 +91,7 @@ def sweep_generator(
     for tau in temperatures:
         nll = nll_test(generator, data.test, tau, data.cond_test)
         for top_p in top_ps or [None]:
-            rng = torch.Generator(generator.head.weight.device).manual_seed(seed)
+            rng = torch.Generator(generator.head.bias.device).manual_seed(seed)
             row: dict[str, Any] = {"temperature": tau} | ({} if top_p is None else {"top_p": top_p})
             row |= _sampled_metrics(
                 generator, data, num_samples, rng, tau=tau, top_p=top_p, batch_size=batch_size, candidates=candidates

@@ -44,7 +44,7 @@ def beam_search(
     if width < 1:
         raise ValueError(f"beam width must be >= 1, got {width}")
     B = num_prompts if prefix is None else len(prefix)
-    W, V, device = width, generator.vocab_size, generator.head.weight.device
+    W, V, device = width, generator.vocab_size, generator.head.bias.device
     state = generator.initial_state(None, B, cond)
     token = torch.full((B,), generator.start_token, dtype=torch.long, device=device)
     logits, state = generator.step(token, state)

@@ -67,6 +67,21 @@ SAMPLE_ROWS_CPU, SAMPLE_ROWS_GPU = 1000, 16384  # rows per sampling chunk by def
 State = tuple[torch.Tensor, ...]
 
 
+class TiedHead(nn.Module):
+    """ScratchGAN's output layer, tied to G's input embedding (its code's `LSTMGen`): the output o (H)
+    is projected to the embedding size and scored against every token's input vector,
+    logits = (o P^T) E^T + b, with E (V, E) the input table, P (E, H) and b (V,) its own."""
+
+    def __init__(self, in_dim: int, embed_dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(in_dim, embed_dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def weight_with(self, table: torch.Tensor) -> torch.Tensor:
+        """The output weight (V, H) it makes with the input table (V, E): E P."""
+        return table @ self.project.weight
+
+
 class Generator(nn.Module):
     max_len: int | None = None
     """The longest sequence this G can draw, or None (any): LeakGAN's G reads D's features of the
@@ -89,6 +104,7 @@ class Generator(nn.Module):
         condition: nn.Module | None = None,
         condition_input: bool = False,
         source_attention: bool = False,
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru"):
@@ -118,7 +134,8 @@ class Generator(nn.Module):
         if attention:  # query, key and value maps of the self-attention over past outputs
             self.attn = nn.Linear(hidden_dim, 3 * hidden_dim)
         read_dim = condition.memory_dim if source_attention else 0
-        self.head = nn.Linear(hidden_dim * (2 if attention else 1) + read_dim, vocab_size)
+        out_dim = hidden_dim * (2 if attention else 1) + read_dim
+        self.head = TiedHead(out_dim, embed_dim, vocab_size) if tie_embeddings else nn.Linear(out_dim, vocab_size)
         if noise_dim > 0:  # z -> the initial state of every layer: h (and c for an LSTM)
             self.noise_map = nn.Linear(noise_dim, self.parts * num_layers * hidden_dim)
         self.condition = condition
@@ -155,7 +172,7 @@ class Generator(nn.Module):
         if self.noise_dim == 0:
             return None
         z = torch.randn(rows, self.noise_dim, generator=generator, device=generator.device)
-        return z.to(self.head.weight.device)
+        return z.to(self.head.bias.device)
 
     def initial_state(self, noise: torch.Tensor | None, rows: int, cond: torch.Tensor | None = None) -> State | None:
         """The recurrent state before the start token: None (zeros) without noise or condition
@@ -176,7 +193,7 @@ class Generator(nn.Module):
         pre = None
         if self.noise_dim > 0:
             if noise is None:
-                noise = self.head.weight.new_zeros(rows, self.noise_dim)
+                noise = self.head.bias.new_zeros(rows, self.noise_dim)
             pre = self.noise_map(noise)
         encoded = memory = None
         if cond is not None:
@@ -264,7 +281,13 @@ class Generator(nn.Module):
 
     def forward(self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits: tokens (B, T) -> (B, T, V), row t predicting tokens[:, t]."""
-        return self.head(self.hidden(tokens, noise, cond))
+        return F.linear(self.hidden(tokens, noise, cond), *self.output_layer())
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer's weight (V, H) and bias (V,); tied (`TiedHead`): W = E P from the input table E."""
+        if isinstance(self.head, TiedHead):
+            return self.head.weight_with(self.embedding.weight), self.head.bias
+        return self.head.weight, self.head.bias
 
     def log_probs(
         self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
@@ -276,7 +299,7 @@ class Generator(nn.Module):
         (B, T, V) logits at once."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        weight, bias = self.head.weight, self.head.bias
+        weight, bias = self.output_layer()
         if temperature != 1.0:
             weight, bias = weight / temperature, bias / temperature
         return -linear_token_nll(self.hidden(tokens, noise, cond), weight, bias, tokens)
@@ -305,7 +328,7 @@ class Generator(nn.Module):
             features = out.squeeze(1)
         if self.source_attention:
             features = torch.cat([features, self._read_source(out, state).squeeze(1)], dim=-1)
-        return self.head(features), new_state
+        return F.linear(features, *self.output_layer()), new_state
 
     def prefix_states(
         self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
@@ -362,7 +385,7 @@ class Generator(nn.Module):
             raise ValueError(f"cond has {len(cond)} rows for {num} sequences; give one condition per sequence")
         if prefix is not None and (len(prefix) != num or prefix.shape[1] > seq_len):
             raise ValueError(f"prefix {tuple(prefix.shape)}: give one row per sequence, at most seq_len={seq_len} long")
-        device = self.head.weight.device
+        device = self.head.bias.device
         batch_size = batch_size or (SAMPLE_ROWS_GPU if device.type == "cuda" else SAMPLE_ROWS_CPU)
         chunks, noises = [], []
         for begin in range(0, num, batch_size):

@@ -111,7 +111,7 @@ def relaxed_sample(
     the gradient reaches G through every step's logits, not through the inputs. With an end token,
     a row's positions after it are padding, its vector the padding's one-hot (no gradient).
     noise (R, noise_dim): each row's z for a G with a noise input (None: drawn from `rng`)."""
-    device = generator.head.weight.device
+    device = generator.head.bias.device
     if noise is None:
         noise = generator.draw_noise(rows, rng)
     state = generator.initial_state(noise, rows)
