@@ -96,13 +96,11 @@ class Checkpoints:
 
     def capture(self, position: Position) -> Boundary:
         """Everything a checkpoint holds, copied now."""
-        where = position.state()
-        state: dict[str, Any] = {key: where.pop(key) for key in ("phase", "epoch", "begun")} | {
+        state: dict[str, Any] = position.state() | {
             "optimizers": {name: _copied(opt.optimizer.state_dict()) for name, opt in self.algorithm.optimizers.items()},
             "rng": rng_state(self.rngs),
             "steps": dict(self.algorithm.steps),
         }
-        state |= where  # pending, timings: the order state.pt always had
         if self.early is not None:
             state["early_stop"] = dict(self.early.state)
         if self.dist.parallel:  # every rank's streams, so that each resumes exactly
