@@ -1,5 +1,6 @@
 """`window_max`: the max over time of a convolution, whose backward reads only the winning windows,
-against PyTorch's convolution and amax."""
+against PyTorch's convolution and amax, on both of its paths (few channels: matmul and gathers;
+many channels: channels-last convolution and embedding_bag)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgan.models.window_max import window_max
+from seqgan.models.window_max import WIDE_CHANNELS, window_max
 
 
-@pytest.mark.parametrize(("channels", "width", "chunk"), [(1, 2, 8), (1, 5, 100), (3, 4, 7)])
+def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.conv1d(x.transpose(1, 2), w, b).amax(dim=-1)
+
+
+@pytest.mark.parametrize(
+    ("channels", "width", "chunk"),
+    [(1, 2, 8), (1, 5, 100), (3, 4, 7), (WIDE_CHANNELS, 1, 256), (WIDE_CHANNELS, 3, 256), (16, 20, 256), (16, 7, 5)],
+)
 def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk):
     torch.manual_seed(channels * 10 + width)
-    x = torch.randn(37, channels, 20, dtype=torch.double, requires_grad=True)
+    x = torch.randn(37, 20, channels, dtype=torch.double, requires_grad=True)
     w = torch.randn(11, channels, width, dtype=torch.double, requires_grad=True)
     b = torch.randn(11, dtype=torch.double, requires_grad=True)
     g = torch.randn(37, 11, dtype=torch.double)
-    ref = F.conv1d(x, w, b).amax(dim=-1)
+    ref = reference(x, w, b)
     got = window_max(x, w, b, chunk=chunk)
     torch.testing.assert_close(got, ref)
     for a, c in zip(
@@ -26,19 +34,43 @@ def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk)
         torch.testing.assert_close(c, a)
 
 
-def test_at_tied_windows_the_weights_get_amaxs_gradient_and_the_input_the_same_total():
-    """A row 1 2 1 2 1 2 ...: every window of width 2 starting at an even place is (1, 2), tied."""
-    x = torch.tensor([1.0, 2.0] * 5, dtype=torch.double)[None, None].requires_grad_()
-    w = torch.tensor([[[1.0, 3.0]]], dtype=torch.double, requires_grad=True)  # (1, 2) scores 7, (2, 1) scores 5
+def test_the_wide_path_by_hand():
+    """Two rows of 3 steps of 8 channels, one width-2 filter of ones on channel 0: the windows of
+    row 0 sum to 3, 5 (p* = 1); of row 1 to 4, 1 (p* = 0). Gradient g = (2, -1)."""
+    x = torch.zeros(2, 3, WIDE_CHANNELS, dtype=torch.double)
+    x[0, :, 0] = torch.tensor([1.0, 2.0, 3.0])
+    x[1, :, 0] = torch.tensor([3.0, 1.0, 0.0])
+    x.requires_grad_()
+    w = torch.zeros(1, WIDE_CHANNELS, 2, dtype=torch.double)
+    w[0, 0] = 1.0
+    w.requires_grad_()
+    b = torch.tensor([0.5], dtype=torch.double, requires_grad=True)
+    y = window_max(x, w, b)
+    assert torch.equal(y, torch.tensor([[5.5], [4.5]], dtype=torch.double))
+    gx, gw, gb = torch.autograd.grad((y * torch.tensor([[2.0], [-1.0]], dtype=torch.double)).sum(), (x, w, b))
+    # dW[0, 0] = 2 * x[0, 1:3, 0] - 1 * x[1, 0:2, 0] = 2 * (2, 3) - (3, 1) = (1, 5); other channels 0
+    assert torch.equal(gw[0, 0], torch.tensor([1.0, 5.0], dtype=torch.double)) and not gw[0, 1:].any()
+    assert gb.item() == 1.0
+    # dx: row 0's steps 1, 2 get 2 * W (channel 0), row 1's steps 0, 1 get -1 * W
+    assert torch.equal(gx[0, :, 0], torch.tensor([0.0, 2.0, 2.0], dtype=torch.double))
+    assert torch.equal(gx[1, :, 0], torch.tensor([-1.0, -1.0, 0.0], dtype=torch.double))
+    assert not gx[:, :, 1:].any()
+
+
+@pytest.mark.parametrize("channels", [1, WIDE_CHANNELS])
+def test_at_tied_windows_the_weights_get_amaxs_gradient_and_the_input_the_same_total(channels):
+    """A row 1 2 1 2 1 2 ... (on every channel): every window of width 2 starting at an even place is (1, 2), tied."""
+    x = torch.tensor([1.0, 2.0] * 5, dtype=torch.double)[None, :, None].repeat(1, 1, channels).requires_grad_()
+    w = torch.tensor([[[1.0, 3.0]]], dtype=torch.double).repeat(1, channels, 1).requires_grad_()  # (1, 2) scores 7 c
     b = torch.zeros(1, dtype=torch.double, requires_grad=True)
-    ref = torch.autograd.grad(F.conv1d(x, w, b).amax(dim=-1).sum(), (x, w, b))
+    ref = torch.autograd.grad(reference(x, w, b).sum(), (x, w, b))
     got = torch.autograd.grad(window_max(x, w, b).sum(), (x, w, b))
     torch.testing.assert_close(got[1], ref[1])
     torch.testing.assert_close(got[2], ref[2])
     torch.testing.assert_close(got[0].sum(), ref[0].sum())  # amax splits over the 5 tied windows
-    assert torch.equal(got[0][0, 0, :2], torch.tensor([1.0, 3.0], dtype=torch.double))  # the first window takes it all
+    assert torch.equal(got[0][0, :2, 0], torch.tensor([1.0, 3.0], dtype=torch.double))  # the first window takes it all
 
 
 def test_a_sequence_shorter_than_the_window_is_refused():
     with pytest.raises(ValueError, match="shorter than a window of 5"):
-        window_max(torch.zeros(2, 1, 4), torch.zeros(3, 1, 5), torch.zeros(3))
+        window_max(torch.zeros(2, 4, 1), torch.zeros(3, 1, 5), torch.zeros(3))

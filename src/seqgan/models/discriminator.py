@@ -344,9 +344,10 @@ class CNNDiscriminator(Discriminator):
 
     def _pooled(self, embedded: torch.Tensor) -> torch.Tensor:
         """Max-over-time convolution outputs: embedded (B, T, E) -> (B, sum n_w)."""
-        x = embedded.transpose(1, 2).contiguous()  # (B, E, T): Conv1d wants channels first
-        fused = self.fused_conv == "on" or (self.fused_conv == "auto" and x.device.type == "cuda")
-        return self._pooled_fused(x) if fused else torch.cat([conv(x).amax(dim=-1) for conv in self.convs], dim=1)
+        if self.fused_conv == "on" or (self.fused_conv == "auto" and embedded.device.type == "cuda"):
+            return self._pooled_fused(embedded.transpose(1, 2).contiguous())  # (B, E, T): channels first
+        # conv(x).amax(-1) per width, with a backward through the winning windows only (`window_max`)
+        return torch.cat([window_max(embedded, conv.weight, conv.bias) for conv in self.convs], dim=1)
 
     def _joined(self, pooled: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Pooled outputs (B, sum n_w) -> features after the highway layer (joined with e(c) when conditional)."""
@@ -424,7 +425,7 @@ class MultiRepCNNDiscriminator(Discriminator):
     def scores(self, embedded: torch.Tensor) -> torch.Tensor:
         """embedded (B, T, embed_dim) -> one logit of "real" per representation (B, num_rep)."""
         B, T, _ = embedded.shape
-        x = embedded.view(B, T, self.num_rep, -1).permute(0, 2, 3, 1).reshape(B * self.num_rep, -1, T)  # (B * K, e, T)
+        x = embedded.view(B, T, self.num_rep, -1).transpose(1, 2).reshape(B * self.num_rep, T, -1)  # (B * K, T, e)
         # conv(x).amax(-1) per width, with a backward through the winning windows only (`window_max`)
         pooled = torch.cat([window_max(x, conv.weight, conv.bias) for conv in self.convs], dim=1).relu()  # (B * K, F)
         return self.out(self.hidden(self.dropout(self.highway(pooled)))).view(B, self.num_rep)
