@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -166,6 +167,21 @@ def test_fused_head_kept_and_recomputed_exponentials_give_the_same_gradients_twi
         torch.testing.assert_close(c, a)
         torch.testing.assert_close(d, a)
         torch.testing.assert_close(e, a)
+
+
+def test_fused_head_nll_of_a_target_whose_probability_underflows():
+    """z = (0, 200): P(word 0) = e^-200 is 0 in float32, yet its NLL is log(1 + e^200) = 200 (to
+    float precision), and its gradient with respect to z is P - one_hot = (-1, 1)."""
+    h = torch.ones(1, 1, requires_grad=True)
+    w = torch.tensor([[0.0], [200.0]], requires_grad=True)
+    b = torch.zeros(2, requires_grad=True)
+    nll = linear_token_nll(h, w, b, torch.tensor([0]))
+    assert nll.item() == pytest.approx(200.0, rel=1e-6)
+    gh, gw, gb = torch.autograd.grad(nll.sum(), (h, w, b))
+    assert torch.equal(gb, torch.tensor([-1.0, 1.0])) and torch.equal(gw, torch.tensor([[-1.0], [1.0]]))
+    assert gh.item() == pytest.approx(200.0)  # dz/dh = W: -1 * 0 + 1 * 200
+    with torch.no_grad():  # no backward planned: the same value
+        assert linear_token_nll(h, w, b, torch.tensor([0])).item() == nll.item()
 
 
 def test_discriminator_loss_by_hand():

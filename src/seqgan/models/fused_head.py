@@ -3,24 +3,27 @@
 -log softmax(h W^T + b)[y] for R rows and a V-word vocabulary needs (R, V) logits: 25 MB for a
 batch of 64 x 20 tokens and V = 5000, more than the caches hold. This function computes the same
 values and gradients chunk by chunk (`chunk` rows at a time, so that each chunk's logits stay in
-cache while they are shifted, exponentiated and summed), and keeps between forward and backward
-either e = exp(z - max z), written once by the forward (up to `KEEP_LIMIT` logits), or, beyond
-that, only h, the per-row max and sum and the targets, recomputing each chunk's logits in backward
-(a long sequence's batch would otherwise hold gigabytes).
+cache while they are normalised and read again), and keeps between forward and backward either
+the probabilities P = softmax(z), written once by the forward (up to `KEEP_LIMIT` logits), or,
+beyond that, only h and the targets, recomputing each chunk's P in backward (a long sequence's
+batch would otherwise hold gigabytes).
 
-With s = sum_v e_v, the loss per row is log s + max z - z_y, and the gradient of
-l = sum_r g_r * nll_r with respect to the chunk's logits is
-    dl/dz = g * (e / s - one_hot(y))                                          (rows, V)
-Keeping e saves the backward a matmul and an exponential per logit: about a third of an MLE epoch
-at the paper's sizes on one CPU thread.
+Per chunk the forward takes the logits z, their row max m and z_y, and turns z into P in place with
+PyTorch's softmax, which works row by row in the fastest cache (one pass of max, exponential and
+sum per row, where separate whole-chunk passes spill). The NLL is then log s + m - z_y with
+s = sum_v exp(z_v - m) = 1 / max_v P_v (the row's largest probability is exp(0) / s), so no
+exponential underflows even when P_y does. With gradients the forward also takes P W for the
+chunk while P is in cache: it is all that dh needs, whatever the upstream gradient g is, since
+with l = sum_r g_r nll_r
 
-Two more passes over the (rows, V) block are avoided. The bias rides in the matmul as one more
-column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]: z = h+ W+^T), so no bias is
-copied into the logits and db is dW+'s last column. And the row factor c = g / s and the one-hot
-term are applied on the narrow side of each product, never to the (rows, V) block:
-    dh  = c * (e W) - g * W[y]                                                (rows, H)
-    dW+ = e^T (c * h+) - sum_r g_r one_hot(y_r)^T h+_r                        (V, H + 1)
-(the same values up to round-off as scaling e first).
+    dl/dz = g * (P - one_hot(y))                                              (rows, V)
+    dh    = g * (P W) - g * W[y]                                              (rows, H)
+    dW+^T = (g * h+)^T P - sum_r g_r h+_r one_hot(y_r)                        (H + 1, V)
+
+(g scales the narrow side of each product, never the (rows, V) block). The bias rides in the
+matmul as one more column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]:
+z = h+ W+^T), so no bias is copied into the logits and db is dW+'s last column; the backward's one
+product is (H + 1, R) x (R, V), the layout that runs fastest here.
 """
 
 from __future__ import annotations
@@ -30,39 +33,54 @@ from dataclasses import dataclass
 import torch
 
 CHUNK_ROWS = 64
-"""Rows per chunk: 64 x 5000 logits (1.3 MB) stay in a core's cache; 256 was slower on this CPU."""
+"""Rows per chunk: 64 x 5000 logits (1.3 MB) stay in cache; 32 and 256 were slower on this CPU."""
 KEEP_LIMIT = 1 << 24
-"""The most logits (R x V; 64 MB in fp32) whose exponentials the forward keeps for the backward."""
+"""The most logits (R x V; 64 MB in fp32) whose probabilities the forward keeps for the backward."""
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """How `_LinearTokenNLL` goes through the rows: `chunk` at a time, keeping the exponentials for
-    the backward or not (`keep`)."""
+    """How `_LinearTokenNLL` goes through the rows: `chunk` at a time, keeping P for the backward
+    or not (`keep`), and preparing a backward at all or not (`grad`)."""
 
     chunk: int
     keep: bool
+    grad: bool
+
+
+def _softmax_(z: torch.Tensor) -> torch.Tensor:
+    """softmax over each row of z (rows, V), in place (the kernel reads each row before writing it)."""
+    return torch.ops.aten._softmax.out(z, 1, False, out=z)
+
+
+def _bias_column(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """W+^T = [W, b]^T: (H + 1, V), contiguous."""
+    return torch.cat([weight, bias[:, None]], dim=1).T.contiguous()
 
 
 class _LinearTokenNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, target, plan: _Plan):  # h (R, H), weight (V, H), bias (V,), target (R,)
         R, V = h.shape[0], weight.shape[0]
-        chunk, keep = plan.chunk, plan.keep
+        chunk = plan.chunk
         h1 = torch.cat([h, h.new_ones(R, 1)], dim=1)  # (R, H + 1): h+ = [h, 1]
-        w1 = torch.cat([weight, bias[:, None]], dim=1)  # (V, H + 1): W+ = [W, b]
-        kept = h.new_empty(R, V) if keep else None  # e = exp(z - max z), row by row
-        shift, total, picked = (h.new_empty(R, 1) for _ in range(3))  # max z, sum e, z_y
+        w1t = _bias_column(weight, bias)  # (H + 1, V)
+        kept = h.new_empty(R, V) if plan.keep else None  # P, row by row
+        scratch = None if kept is not None else h.new_empty(min(chunk, R), V)
+        pw = h.new_empty(R, weight.shape[1]) if plan.grad else None  # P W
+        nll = h.new_empty(R)
         for i in range(0, R, chunk):
             rows = slice(i, i + chunk)
-            z = torch.mm(h1[rows], w1.T) if kept is None else torch.mm(h1[rows], w1.T, out=kept[rows])
-            torch.amax(z, dim=1, keepdim=True, out=shift[rows])
-            picked[rows] = z.gather(1, target[rows, None])
-            torch.sum(z.sub_(shift[rows]).exp_(), dim=1, keepdim=True, out=total[rows])
-        ctx.save_for_backward(h1, w1, target, shift, total)
+            z = torch.mm(h1[rows], w1t, out=kept[rows] if kept is not None else scratch[: len(h1[rows])])
+            top, picked = z.amax(dim=1), z.gather(1, target[rows, None]).squeeze(1)  # m, z_y
+            p = _softmax_(z)
+            torch.sub(top - picked, p.amax(dim=1).log(), out=nll[rows])  # m - z_y + log s
+            if pw is not None:
+                torch.mm(p, weight, out=pw[rows])
+        ctx.save_for_backward(h1, weight, bias, target, pw)
         ctx.chunk = chunk
         ctx.kept = kept  # an intermediate, not an input or output: held on ctx, consumed by the first backward
-        return (total.log() + shift - picked).squeeze(1)  # (R,)
+        return nll  # (R,)
 
     @staticmethod
     def backward(ctx, grad):  # grad (R,)
@@ -71,25 +89,22 @@ class _LinearTokenNLL(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad):
-        h1, w1, target, shift, total = ctx.saved_tensors
+        h1, weight, bias, target, pw = ctx.saved_tensors
         kept, ctx.kept = ctx.kept, None  # a second backward (retain_graph) recomputes
-        H = h1.shape[1] - 1
-        weight = w1[:, :H]
+        H = weight.shape[1]
         g = grad[:, None].to(h1.dtype)  # (R, 1)
-        scaled = h1 * (g / total)  # (R, H + 1): c * h+, c = g / s
-        grad_h = torch.empty(h1.shape[0], H, dtype=h1.dtype, device=h1.device)
-        grad_w1 = torch.zeros_like(w1)
-        if kept is not None:  # two whole products: larger matmuls run faster than chunked ones
-            torch.mm(kept, weight, out=grad_h)  # e W, scaled by c below
-            grad_w1.addmm_(kept.T, scaled)  # e^T (c * h+)
-        for i in range(0, h1.shape[0] if kept is None else 0, ctx.chunk):
-            rows = slice(i, i + ctx.chunk)
-            e = torch.mm(h1[rows], w1.T).sub_(shift[rows]).exp_()  # (rows, V), recomputed
-            torch.mm(e, weight, out=grad_h[rows])
-            grad_w1.addmm_(e.T, scaled[rows])
-        grad_h.mul_(g / total).sub_(g * weight[target])  # c * (e W) - g * W[y]
-        grad_w1.index_add_(0, target, -g * h1)  # - g one_hot(y)^T h+
-        return grad_h, grad_w1[:, :H].contiguous(), grad_w1[:, H].contiguous(), None, None
+        scaled = (h1 * g).T  # (H + 1, R): (g * h+)^T
+        grad_h = pw * g - g * weight[target]  # g * (P W) - g * W[y]
+        if kept is not None:
+            grad_w1t = torch.mm(scaled, kept)  # (g * h+)^T P
+        else:
+            w1t = _bias_column(weight, bias)
+            grad_w1t = torch.zeros_like(w1t)
+            for i in range(0, h1.shape[0], ctx.chunk):
+                rows = slice(i, i + ctx.chunk)
+                grad_w1t.addmm_(scaled[:, rows], _softmax_(torch.mm(h1[rows], w1t)))  # P recomputed
+        grad_w1t.index_add_(1, target, -scaled)  # - sum_r g_r h+_r one_hot(y_r)
+        return grad_h, grad_w1t[:H].T.contiguous(), grad_w1t[H].clone(), None, None
 
 
 def linear_token_nll(
@@ -102,12 +117,13 @@ def linear_token_nll(
 ) -> torch.Tensor:
     """-log softmax(h W^T + b)[target] per row: h (..., H), weight (V, H), bias (V,), target (...) -> (...).
 
-    The forward keeps the exponentials for the backward when there are at most `keep_limit`
+    The forward keeps the probabilities for the backward when there are at most `keep_limit`
     logits (rows x V), and leaves the backward to recompute them otherwise; the values are the same.
     Always in the parameters' precision: under bf16 autocast h is cast back (the log-normaliser
     over V words is where bf16 would cost the most)."""
     with torch.autocast(h.device.type, enabled=False):
         h = h.reshape(-1, h.shape[-1]).to(weight.dtype)
-        keep = torch.is_grad_enabled() and h.shape[0] * weight.shape[0] <= keep_limit
-        flat = _LinearTokenNLL.apply(h, weight, bias, target.reshape(-1), _Plan(chunk, keep))
+        grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad or bias.requires_grad)
+        keep = grad and h.shape[0] * weight.shape[0] <= keep_limit
+        flat = _LinearTokenNLL.apply(h, weight, bias, target.reshape(-1), _Plan(chunk, keep, grad))
     return flat.view(target.shape)
