@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seqgan.models.condition import LabelEncoder, repeat_rows
 from seqgan.models.discriminator import (
     CNNDiscriminator,
+    Discriminator,
     MultiRepCNNDiscriminator,
     RNNDiscriminator,
     discriminator_loss,
@@ -112,3 +114,44 @@ def test_discriminator_config_builds_the_multi_representation_d():
         DiscriminatorConfig(embed_dim=8, num_rep=3)
     with pytest.raises(ConfigError, match="num_rep applies to kind=cnn only"):
         DiscriminatorConfig(kind="rnn", num_rep=2)
+
+
+def continuations(sequences: torch.Tensor, num: int, stride: int, vocab: int, seed: int) -> torch.Tensor:
+    """(P, N, B, T) rows as rollouts lay them out: [j, n, b] = sequences[b]'s first (j + 1) * stride
+    tokens, then random ones."""
+    B, T = sequences.shape
+    P = (T - 1) // stride
+    out = sequences.repeat(P * num, 1).view(P, num, B, T).clone()
+    rng = torch.Generator().manual_seed(seed)
+    for j in range(P):
+        t = (j + 1) * stride
+        out[j, :, :, t:] = torch.randint(0, vocab, (num, B, T - t), generator=rng)
+    return out
+
+
+@pytest.mark.parametrize(("stride", "batch_size", "conditional"), [(1, 7, False), (3, 1024, False), (2, 10, True)])
+def test_continuation_scores_share_prefix_windows_and_equal_scoring_each_row(stride, batch_size, conditional):
+    """Sharing the windows inside each prefix gives bit for bit the logits of scoring every row by
+    itself, with chunks of rows that cut across prefixes (batch 7 and 10 for groups of 3 x 5 rows),
+    for an unconditional and a conditional (concat) D, widths up to the length (7 of 9 tokens)."""
+    torch.manual_seed(stride)
+    condition = LabelEncoder([4], 3) if conditional else None
+    d = CNNDiscriminator(40, 8, [1, 2, 4, 7], [3, 5, 4, 2], dropout=0.5, condition=condition).eval()
+    sequences = torch.randint(0, 40, (5, 9))
+    cond = torch.randint(0, 4, (5, 1)) if conditional else None
+    rows = continuations(sequences, 3, stride, 40, seed=stride)
+    with torch.no_grad():
+        shared = d.continuation_logits(sequences, rows, stride, cond, batch_size)
+        one_by_one = Discriminator.continuation_logits(d, sequences, rows, stride, cond, batch_size)  # forward on each chunk
+        all_at_once = d(rows.reshape(-1, 9), repeat_rows(cond, len(rows) * 3)).view(shared.shape)
+    assert torch.equal(shared, one_by_one)
+    torch.testing.assert_close(shared, all_at_once)  # chunks of other sizes: other matmul blockings
+
+
+def test_continuation_scores_of_other_ds_and_with_gradients_are_their_forward():
+    torch.manual_seed(0)
+    sequences = torch.randint(0, 40, (4, 6))
+    rows = continuations(sequences, 2, 1, 40, seed=1)
+    for d in (RNNDiscriminator(40, 8, 6, cell="gru").eval(), CNNDiscriminator(40, 8, [1, 3], [4, 4]).eval()):
+        got = d.continuation_logits(sequences, rows, 1)  # grad mode: the CNN's plain convolutions
+        torch.testing.assert_close(got, d(rows.reshape(-1, 6)).view(got.shape))

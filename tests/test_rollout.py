@@ -188,3 +188,25 @@ def test_rollout_policy_update_is_a_delayed_average():
     update_rollout_policy(a, b, 0.0)
     for p_new, p_g in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p_new, p_g)
+
+
+def test_a_rollout_scorer_sees_the_continuations_laid_out_and_gives_the_rows_rewards():
+    """score_rollouts gets the sequences and their continuations (P, N, B, T) with the condition,
+    and its scores replace the row scorer's: here the same function, so the same rewards bit for bit;
+    the seqgan path's `continuation_prob_real` is tested against D's forward in test_discriminator.py."""
+    torch.manual_seed(0)
+    g = Generator(V, 4, 5)
+    y = g.sample(4, 9, torch.Generator().manual_seed(1))
+    seen = []
+
+    def by_layout(sequences, continued, cond):
+        seen.append((sequences, continued.shape, cond))
+        return token_fraction(continued.reshape(-1, continued.shape[-1]), None).view(continued.shape[:3])
+
+    for stride in (1, 3):
+        plain = rollout_rewards(g, token_fraction, y, 3, torch.Generator().manual_seed(2), chunk_rows=10, stride=stride)
+        laid = rollout_rewards(
+            g, token_fraction, y, 3, torch.Generator().manual_seed(2), chunk_rows=10, stride=stride, score_rollouts=by_layout
+        )
+        assert torch.equal(plain, laid)
+        assert seen[-1][0] is y and seen[-1][1] == ((9 - 1) // stride, 3, 4, 9) and seen[-1][2] is None

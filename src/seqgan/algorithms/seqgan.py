@@ -33,7 +33,7 @@ from seqgan.config import AdversarialConfig, ExperimentConfig
 from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, global_mean_scale, replicate
 from seqgan.errors import ConfigError, NonFiniteLossError
 from seqgan.models.condition import pick_rows
-from seqgan.models.discriminator import Discriminator, prefix_prob_real, prob_real
+from seqgan.models.discriminator import Discriminator, continuation_prob_real, prefix_prob_real, prob_real
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.rl.losses import discount_rewards, masked_mean, pg_advantages, pg_loss, token_kl, token_nll
 from seqgan.rl.rollout import Scorer, rollout_rewards, update_rollout_policy
@@ -192,13 +192,16 @@ def rollout_q(
     """Q (B, T) of each token of samples (B, T): D's scores (in eval mode: no dropout while scoring
     rewards, as in the paper's code) of the rollout policy's continuations, each sequence under its
     own z and condition; `players.score`'s instead when it is set."""
-    score = players.score
+    score, score_rollouts = players.score, None
     if score is None:
         d = players.discriminator
         d.eval()
 
         def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
             return prob_real(d, x, a.rollout_chunk, c)
+
+        def score_rollouts(y: torch.Tensor, continued: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            return continuation_prob_real(d, y, continued, a.rollout_stride, c, a.rollout_chunk)
 
     return rollout_rewards(
         players.rollout,
@@ -210,6 +213,7 @@ def rollout_q(
         noise=noise,
         cond=cond,
         stride=a.rollout_stride,
+        score_rollouts=score_rollouts,
     )
 
 

@@ -35,6 +35,10 @@ from seqgan.models.generator import Generator
 from seqgan.models.sampling import sample_logits
 
 Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # tokens (R, T), cond (R, ...) or None -> P(real) (R,)
+RolloutScorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+"""sequences (B, T), their continuations (P, N, B, T) as `rollout_sequences` returns them, cond (B, ...)
+or None -> P(real) of each continuation (P, N, B) (e.g. `continuation_prob_real`, which shares the
+work of common prefixes)."""
 
 
 @torch.no_grad()
@@ -119,12 +123,14 @@ def rollout_rewards(
     noise: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
     stride: int = 1,
+    score_rollouts: RolloutScorer | None = None,
 ) -> torch.Tensor:
     """Q(t) for every token of a generated batch: sequences (B, T) -> rewards (B, T).
 
     noise: (B, noise_dim) and cond (B, ...): the z and the condition each sequence was sampled with
     (see `rollout_sequences`). score maps tokens (R, T) and their conditions (R, ...) (None for an
-    unconditional run) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode.
+    unconditional run) to D's probability of "real" (R,), e.g. `prob_real` with D in eval mode;
+    score_rollouts, when given, scores the continuations instead, all of them in one call.
     stride k: only the prefixes k, 2k, ... are rolled out; tokens (j-1)k+1 .. jk share Q(jk) and
     the tokens after the last rolled-out prefix share D(Y) (`stride_columns`).
     """
@@ -132,8 +138,10 @@ def rollout_rewards(
     N = num_rollouts
     completed = rollout_sequences(policy, sequences, N, generator, chunk_rows=chunk_rows, noise=noise, cond=cond, stride=stride)
     P = len(completed)  # (P, N, B, T)
-    # rows (t, n, b): row r continues sequence r % B, so the conditions repeat the batch's in order
-    partial = score(completed.reshape(-1, T), repeat_rows(cond, P * N)).view(P, N, B).permute(1, 0, 2)  # (N, P, B)
+    if score_rollouts is not None:
+        partial = score_rollouts(sequences, completed, cond).permute(1, 0, 2)  # (N, P, B)
+    else:  # rows (t, n, b): row r continues sequence r % B, so the conditions repeat the batch's in order
+        partial = score(completed.reshape(-1, T), repeat_rows(cond, P * N)).view(P, N, B).permute(1, 0, 2)
     full = score(sequences, cond).view(1, 1, B).expand(N, 1, B)  # (N, 1, B): t = T needs no rollout
     rewards = torch.cat([partial, full], dim=1).mean(dim=0)  # (N, P + 1, B) -> (P + 1, B)
     if stride > 1:
