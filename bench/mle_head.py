@@ -16,6 +16,7 @@ import argparse
 import importlib.util
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -38,6 +39,7 @@ def main() -> None:
     if args.other_head:
         spec = importlib.util.spec_from_file_location("other_head", args.other_head)
         other = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = other  # a module's dataclasses look themselves up there
         spec.loader.exec_module(other)
         heads["other_head"] = other.linear_token_nll
     real = torch.randint(0, V, (NUM_REAL, T), generator=torch.Generator().manual_seed(0))
