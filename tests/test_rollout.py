@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seqgan.models.generator import Generator
-from seqgan.rl.rollout import rollout_rewards, rollout_sequences, stride_columns, update_rollout_policy
+from seqgan.rl.rollout import rollout_rewards, rollout_sequences, running_rows, stride_columns, update_rollout_policy
 
 V, T, B = 7, 6, 5
 TOKEN = 3  # the token the rigged D counts
@@ -210,3 +210,15 @@ def test_a_rollout_scorer_sees_the_continuations_laid_out_and_gives_the_rows_rew
         )
         assert torch.equal(plain, laid)
         assert seen[-1][0] is y and seen[-1][1] == ((9 - 1) // stride, 3, 4, 9) and seen[-1][2] is None
+
+
+def test_running_rows_count_the_rows_a_tensor_count_gives():
+    """The sampling loop's count of rows still drawing, by arithmetic, against counting the prefix
+    lengths of the rows (what the loop read back from the device before)."""
+    for N, B, T, stride, chunk in [(3, 4, 9, 1, 10), (2, 5, 11, 3, 7), (1, 1, 5, 2, 1), (4, 2, 20, 1, 1024)]:
+        P = (T - 1) // stride
+        prefix_len = (torch.arange(P * N * B) // (N * B) + 1) * stride
+        for begin in range(0, P * N * B, chunk):
+            plen = prefix_len[begin : begin + chunk]
+            for k in range(1, T):
+                assert running_rows(begin, len(plen), T - k, stride, N * B) == int((plen <= T - k).sum())

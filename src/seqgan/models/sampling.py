@@ -23,9 +23,11 @@ SAFE_LOGIT = 80.0  # exp(80) ~ 5.5e34 < float32's max: no need to subtract the r
 
 
 def _unnormalised_probs(logits: torch.Tensor) -> torch.Tensor:
-    """exp(logits) in place, minus each row's max only when some |max| could over- or underflow."""
+    """exp(logits) in place, minus each row's max. On the CPU the max is skipped when no |max|
+    could over- or underflow (a pass saved); deciding that is a host read, which on a GPU would
+    stall every sampling step, so there the max is always subtracted."""
     row_max = logits.amax(dim=1, keepdim=True)  # (R, 1)
-    if bool((row_max.abs() < SAFE_LOGIT).all()):
+    if logits.device.type == "cpu" and bool((row_max.abs() < SAFE_LOGIT).all()):
         return logits.exp_()
     return logits.sub_(row_max).exp_()
 

@@ -103,13 +103,11 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
     if not needs_x:
         return grad_w, None
     # the gradient of window (r, p): sum over the filters f that p won in row r of g[r, f] W_f
-    won = (rows * L + where).reshape(-1)  # (N n,): the window r L + p* each (r, f) won
-    order = torch.argsort(won)
-    counts = torch.bincount(won, minlength=N * L)
+    won, order = torch.sort((rows * L + where).reshape(-1))  # (N n,): the window r L + p* each (r, f) won, grouped
     window_grads = F.embedding_bag(
-        order % n,  # the filter f of each (r, f), grouped by window
+        order % n,  # the filter f of each (r, f)
         _flat_filters(weight),
-        torch.cumsum(counts, 0) - counts,  # where each window's bag starts
+        torch.searchsorted(won, torch.arange(N * L, device=x.device)),  # where each window's bag starts (no host read)
         mode="sum",
         per_sample_weights=grad.reshape(-1)[order],
     ).view(N, L, w, e)

@@ -90,15 +90,23 @@ def rollout_sequences(
         # A continuation of a prefix that already ended is all padding; one that emits the end token stops.
         done = prefix_ended[pidx, bidx] if policy.eos_token is not None else None
         for k in range(1, T):
-            active = int((plen <= T - k).sum())  # rows with >= k tokens to draw: a leading slice
+            active = running_rows(begin, len(chunk), T - k, stride, N * B)  # rows with >= k tokens to draw
             if active == 0:
                 break
             token = sample_logits(step_logits[:active], generator, temperature, inplace=True)  # (active,)
             token, done = policy.finish(token, None if done is None else done[:active])
             out[chunk[:active], plen[:active] + k - 1] = token
-            if k < T - int(plen[0]):  # the longest-running row of the chunk needs another step
+            if k < T - (begin // (N * B) + 1) * stride:  # the chunk's first (shortest) prefix needs another step
                 step_logits, state = policy.step(token, tuple(s[:, :active] for s in state))
     return out.view(P, N, B, T)
+
+
+def running_rows(begin: int, rows: int, longest: int, stride: int, group: int) -> int:
+    """How many of the rows begin .. begin + rows - 1 of a rollout set (ordered (t, n, b), `group`
+    = N x B rows per prefix, prefix j of length (j + 1) * stride) continue a prefix of length
+    <= `longest`: a leading slice of them, since prefixes grow with the row. Plain arithmetic, so the
+    sampling loop reads nothing back from the device."""
+    return max(0, min(begin + rows, (longest // stride) * group) - begin)
 
 
 def stride_columns(seq_len: int, stride: int, device: torch.device | str = "cpu") -> torch.Tensor:
