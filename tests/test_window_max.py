@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import seqgan.models.window_max as window_max_module
 from seqgan.models.window_max import WIDE_CHANNELS, window_max
 
 
@@ -32,6 +33,21 @@ def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk)
         torch.autograd.grad((ref * g).sum(), (x, w, b)), torch.autograd.grad((got * g).sum(), (x, w, b)), strict=True
     ):
         torch.testing.assert_close(c, a)
+
+
+def test_long_rows_go_through_the_wide_backward_in_chunks_with_the_same_gradients(monkeypatch):
+    """A window-gradient limit of 3 rows' worth sends 8 rows through in chunks of 3, 3, 2."""
+    torch.manual_seed(5)
+    x = torch.randn(8, 12, WIDE_CHANNELS, dtype=torch.double, requires_grad=True)
+    w = torch.randn(6, WIDE_CHANNELS, 4, dtype=torch.double, requires_grad=True)
+    b = torch.randn(6, dtype=torch.double, requires_grad=True)
+    g = torch.randn(8, 6, dtype=torch.double)
+    whole = torch.autograd.grad((window_max(x, w, b) * g).sum(), (x, w, b))
+    monkeypatch.setattr(window_max_module, "WINDOW_GRADS_LIMIT", 3 * 9 * 4 * WIDE_CHANNELS)  # 3 rows of L = 9 windows
+    chunked = torch.autograd.grad((window_max(x, w, b) * g).sum(), (x, w, b))
+    for a, c in zip(whole, chunked, strict=True):
+        assert torch.equal(a, c)
+    torch.testing.assert_close(chunked[0], torch.autograd.grad((reference(x, w, b) * g).sum(), x)[0])
 
 
 def test_the_wide_path_by_hand():

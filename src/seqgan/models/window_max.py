@@ -39,6 +39,9 @@ import torch
 import torch.nn.functional as F
 
 CHUNK_ROWS = 256
+WINDOW_GRADS_LIMIT = 1 << 24
+"""The most window-gradient values (rows x L x w e) the many-channel backward holds at once (64 MB
+in fp32): long sequences go through it in row chunks (the paper's sizes in one)."""
 WIDE_CHANNELS = 4
 """From this many channels on, the convolution and embedding_bag path (measured on one CPU thread:
 1 channel 4x and 2 channels 1.4x faster by gathers, 4 about even, 8 1.9x and 64 4.5x faster by bags)."""
@@ -104,16 +107,23 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
         return grad_w, None
     # the gradient of window (r, p): sum over the filters f that p won in row r of g[r, f] W_f
     won, order = torch.sort((rows * L + where).reshape(-1))  # (N n,): the window r L + p* each (r, f) won, grouped
-    window_grads = F.embedding_bag(
-        order % n,  # the filter f of each (r, f)
-        _flat_filters(weight),
-        torch.searchsorted(won, torch.arange(N * L, device=x.device)),  # where each window's bag starts (no host read)
-        mode="sum",
-        per_sample_weights=grad.reshape(-1)[order],
-    ).view(N, L, w, e)
+    filters, picked = _flat_filters(weight), grad.reshape(-1)[order]
     grad_x = torch.zeros_like(x)
-    for j in range(w):  # window p's j-th step is x's step p + j
-        grad_x[:, j : j + L] += window_grads[:, :, j]
+    step = max(1, WINDOW_GRADS_LIMIT // (L * w * e))
+    for r0 in range(0, N, step):  # rows r0 .. r1 - 1 hold entries r0 n .. r1 n - 1 of the sorted order (n each)
+        r1 = min(N, r0 + step)
+        part = slice(r0 * n, r1 * n)
+        window_grads = F.embedding_bag(
+            order[part] % n,  # the filter f of each (r, f)
+            filters,
+            torch.searchsorted(
+                won[part], torch.arange(r0 * L, r1 * L, device=x.device)
+            ),  # each window's bag start (no host read)
+            mode="sum",
+            per_sample_weights=picked[part],
+        ).view(r1 - r0, L, w, e)
+        for j in range(w):  # window p's j-th step is x's step p + j
+            grad_x[r0:r1, j : j + L] += window_grads[:, :, j]
     return grad_w, grad_x
 
 
