@@ -2,8 +2,9 @@
 32/32, batch 64) with seqgan's fused output layer, against the ports-style reference of
 bench/adversarial_step.py (`nn.LSTM` + cross-entropy), interleaved in one process so that both see
 the same machine load; medians of --repeats. With --other-head FILE, also with the
-`linear_token_nll` of another fused_head.py (e.g. an older commit's, from `git show`), swapped into
-the generator. Prints one JSON line.
+head of another fused_head.py (e.g. an older commit's, from `git show`) swapped into the
+generator's MLE loss: its `weighted_token_nll`, or, for a head from before it, its
+`linear_token_nll` weighted by the rows' weights. Prints one JSON line.
 
     python bench/mle_head.py [--repeats 3] [--threads 1]
     git show 552da58:src/seqgan/models/fused_head.py > /tmp/old_head.py
@@ -18,6 +19,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -28,6 +30,15 @@ from seqgan.algorithms.common import mle_epoch
 from seqgan.runtime import configure
 
 
+def weighted_by(linear_token_nll: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """An older head's per-token NLL as `weighted_token_nll` (before it, MLE weighted the rows itself)."""
+
+    def weighted(h, weight, bias, target, row_weight):
+        return (linear_token_nll(h, weight, bias, target) * row_weight).sum()
+
+    return weighted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -35,13 +46,13 @@ def main() -> None:
     parser.add_argument("--other-head", help="a fused_head.py whose linear_token_nll to time as well")
     args = parser.parse_args()
     configure(args.threads)
-    heads = {"seqgan": generator_module.linear_token_nll}
+    heads = {"seqgan": generator_module.weighted_token_nll}
     if args.other_head:
         spec = importlib.util.spec_from_file_location("other_head", args.other_head)
         other = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = other  # a module's dataclasses look themselves up there
         spec.loader.exec_module(other)
-        heads["other_head"] = other.linear_token_nll
+        heads["other_head"] = getattr(other, "weighted_token_nll", None) or weighted_by(other.linear_token_nll)
     real = torch.randint(0, V, (NUM_REAL, T), generator=torch.Generator().manual_seed(0))
     g = generator_module.Generator(V, E, H)
     opt, shuffle = adam(list(g.parameters()), 0.01), torch.Generator().manual_seed(0)
@@ -50,7 +61,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {name: [] for name in [*heads, "reference"]}
     for _ in range(args.repeats):
         for name, head in heads.items():
-            generator_module.linear_token_nll = head
+            generator_module.weighted_token_nll = head  # what Generator.nll_loss, MLE's loss, calls
             start = time.perf_counter()
             mle_epoch(g, opt, real, 64, 5.0, shuffle)
             seconds[name].append(time.perf_counter() - start)

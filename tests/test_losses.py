@@ -12,8 +12,9 @@ from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.algorithms.seqgan import advantages
 from seqgan.distributed import SINGLE, Dist
 from seqgan.models.discriminator import CNNDiscriminator, discriminator_loss
-from seqgan.models.fused_head import linear_token_nll
-from seqgan.rl.losses import pg_advantages, pg_loss, token_nll
+from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
+from seqgan.models.generator import Generator
+from seqgan.rl.losses import masked_mean, pg_advantages, pg_loss, token_nll
 
 
 def test_pg_loss_value_and_gradient_by_hand():
@@ -205,3 +206,36 @@ def test_a_ds_output_l2_by_hand_is_what_its_loss_adds():
     tokens, is_real = torch.randint(7, (4, 5), generator=torch.Generator().manual_seed(0)), torch.tensor([True, False] * 2)
     added = d.loss(tokens, None, is_real, l2_reg=0.2) - d.loss(tokens, None, is_real)
     assert math.isclose(added.item(), 6.0, rel_tol=1e-5)
+
+
+def test_weighted_token_nll_takes_the_same_gradients_in_its_forward():
+    """weighted_token_nll (gradients taken in the forward, chunks of 4 rows) against the weighted
+    cross-entropy of F.linear: value and gradients, scaled by an upstream factor of 3 (the backward
+    only scales), a second backward through a retained graph, and no gradients -> the plain head."""
+    h, w, b, y, weights, ref, grads_ref = head_case(2)
+    fused = weighted_token_nll(h, w, b, y, weights, chunk=4)
+    torch.testing.assert_close(fused, ref)
+    first = torch.autograd.grad(3.0 * fused, (h, w, b), retain_graph=True)
+    second = torch.autograd.grad(fused, (h, w, b))
+    for a, c, d in zip(grads_ref, first, second, strict=True):
+        torch.testing.assert_close(c, 3.0 * a)
+        torch.testing.assert_close(d, a)
+    with torch.no_grad():
+        torch.testing.assert_close(weighted_token_nll(h, w, b, y, weights), ref)
+    with pytest.raises(ValueError, match="detach it"):
+        weighted_token_nll(h, w, b, y, weights.clone().requires_grad_())
+
+
+def test_generators_nll_loss_is_the_masked_mean_of_its_log_probs():
+    torch.manual_seed(0)
+    g = Generator(11, 4, 5, eos_token=2, pad_token=0)
+    tokens = torch.randint(0, 11, (3, 6))
+    mask = torch.rand(3, 6) < 0.7
+    for m in (None, mask):
+        loss = g.nll_loss(tokens, m)
+        ref = -masked_mean(g.log_probs(tokens), m)
+        torch.testing.assert_close(loss, ref)
+        for a, c in zip(
+            torch.autograd.grad(loss, list(g.parameters())), torch.autograd.grad(ref, list(g.parameters())), strict=True
+        ):
+            torch.testing.assert_close(a, c)

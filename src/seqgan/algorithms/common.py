@@ -27,7 +27,6 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.models.condition import mismatched_pairs, pick_rows
 from seqgan.models.discriminator import Discriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
-from seqgan.rl.losses import masked_mean
 
 
 @dataclass
@@ -89,7 +88,7 @@ def mle_epoch(
         batch_cond = None if cond is None else cond[idx][rows]
         mask = generator.mask(batch)
         # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
-        loss = -masked_mean(call(model, Generator.log_probs, batch, noise=noise, cond=batch_cond), mask)
+        loss = call(model, Generator.nll_loss, batch, mask, noise=noise, cond=batch_cond)
         if dist.parallel:
             loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
         clipped_step(generator.parameters(), optimizer, loss, grad_clip)

@@ -20,7 +20,10 @@ with l = sum_r g_r nll_r
     dh    = g * (P W) - g * W[y]                                              (rows, H)
     dW+^T = (g * h+)^T P - sum_r g_r h+_r one_hot(y_r)                        (H + 1, V)
 
-(g scales the narrow side of each product, never the (rows, V) block). The bias rides in the
+(g scales the narrow side of each product, never the (rows, V) block). When the loss is a
+weighted sum of the rows' NLLs with weights known in advance (MLE's mean over the valid tokens),
+`weighted_token_nll` takes dW+ in the forward as well, chunk by chunk while P is in cache, and
+keeps no P at all: its backward only scales the two gradients by the upstream scalar. The bias rides in the
 matmul as one more column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]:
 z = h+ W+^T), so no bias is copied into the logits and db is dW+'s last column; the backward's one
 product is (H + 1, R) x (R, V), the layout that runs fastest here.
@@ -105,6 +108,67 @@ class _LinearTokenNLL(torch.autograd.Function):
                 grad_w1t.addmm_(scaled[:, rows], _softmax_(torch.mm(h1[rows], w1t)))  # P recomputed
         grad_w1t.index_add_(1, target, -scaled)  # - sum_r g_r h+_r one_hot(y_r)
         return grad_h, grad_w1t[:H].T.contiguous(), grad_w1t[H].clone(), None, None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How `_WeightedTokenNLL` weighs the rows (weight (R,): g, needing no gradient) and goes through them."""
+
+    weight: torch.Tensor
+    chunk: int
+
+
+class _WeightedTokenNLL(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias, target, rows_plan: _Rows):  # h (R, H), weight (V, H), bias (V,), target (R,)
+        R, V = h.shape[0], weight.shape[0]
+        row_weight, chunk = rows_plan.weight, rows_plan.chunk
+        h1 = torch.cat([h, h.new_ones(R, 1)], dim=1)  # (R, H + 1)
+        w1t = _bias_column(weight, bias)  # (H + 1, V)
+        g = row_weight[:, None].to(h.dtype)  # (R, 1)
+        scaled = (h1 * g).T.contiguous()  # (H + 1, R): (g * h+)^T
+        scratch, nll = h.new_empty(min(chunk, R), V), h.new_empty(R)
+        grad_h, grad_w1t = h.new_empty(R, weight.shape[1]), torch.zeros_like(w1t)
+        for i in range(0, R, chunk):
+            rows = slice(i, i + chunk)
+            z = torch.mm(h1[rows], w1t, out=scratch[: len(h1[rows])])
+            top, picked = z.amax(dim=1), z.gather(1, target[rows, None]).squeeze(1)
+            p = _softmax_(z)
+            torch.sub(top - picked, p.amax(dim=1).log(), out=nll[rows])
+            torch.mm(p, weight, out=grad_h[rows])  # P W
+            grad_w1t.addmm_(scaled[:, rows], p)  # (g * h+)^T P
+        grad_h.mul_(g).sub_(g * weight[target])
+        grad_w1t.index_add_(1, target, -scaled)  # - sum_r g_r h+_r one_hot(y_r)
+        ctx.save_for_backward(grad_h, grad_w1t[:-1].T.contiguous(), grad_w1t[-1].clone())
+        return (nll * row_weight).sum()
+
+    @staticmethod
+    def backward(ctx, upstream):  # a scalar's gradient scales the ones taken in the forward
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        return grad_h * upstream, grad_w * upstream, grad_b * upstream, None, None
+
+
+def weighted_token_nll(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    target: torch.Tensor,
+    row_weight: torch.Tensor,
+    chunk: int = CHUNK_ROWS,
+) -> torch.Tensor:
+    """sum_r row_weight_r * -log softmax(h W^T + b)[target]_r, a scalar: h (..., H), weight (V, H),
+    bias (V,), target (...), row_weight (...) (e.g. a mask over its count: the mean NLL of the valid
+    tokens). With gradients they are taken in the forward, while each chunk's probabilities are
+    in cache, and nothing (R, V) is kept; without, it is `linear_token_nll` weighted. The same values
+    and gradients as `(linear_token_nll(...) * row_weight).sum()`, in the parameters' precision."""
+    if row_weight.requires_grad:
+        raise ValueError("row_weight must not need gradients (they are taken in the forward for fixed weights); detach it")
+    with torch.autocast(h.device.type, enabled=False):
+        h = h.reshape(-1, h.shape[-1]).to(weight.dtype)
+        flat_weight, flat_target = row_weight.reshape(-1).to(weight.dtype), target.reshape(-1)
+        if not (torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad or bias.requires_grad)):
+            return (linear_token_nll(h, weight, bias, flat_target, chunk) * flat_weight).sum()
+        return _WeightedTokenNLL.apply(h, weight, bias, flat_target, _Rows(flat_weight, chunk))
 
 
 def linear_token_nll(

@@ -58,7 +58,7 @@ from torch import nn
 
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
-from seqgan.models.fused_head import linear_token_nll
+from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
 from seqgan.models.sampling import pick_tokens
 
 M = TypeVar("M", bound=nn.Module)
@@ -299,10 +299,34 @@ class Generator(nn.Module):
         (B, T, V) logits at once."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        weight, bias = self.output_layer()
+        h, weight, bias = self.token_head(tokens, noise, cond)
         if temperature != 1.0:
             weight, bias = weight / temperature, bias / temperature
-        return -linear_token_nll(self.hidden(tokens, noise, cond), weight, bias, tokens)
+        return -linear_token_nll(h, weight, bias, tokens)
+
+    def token_head(
+        self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the fused output layer reads for teacher-forced tokens (B, T): the features
+        (B, T, H'), and the output layer's weight (V, H') and bias (V,)."""
+        return self.hidden(tokens, noise, cond), *self.output_layer()
+
+    def nll_loss(
+        self,
+        tokens: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """MLE's loss: the mean NLL of tokens (B, T) over the valid positions (mask (B, T) bool,
+        None: all), -masked_mean(log_probs(tokens), mask) to round-off, with the output layer's
+        gradients taken in its forward pass (`weighted_token_nll`, no (B T, V) block kept)."""
+        weights = (
+            torch.full(tokens.shape, 1.0 / tokens.numel(), device=tokens.device)
+            if mask is None
+            else mask / mask.sum().clamp(min=1)
+        )
+        return weighted_token_nll(*self.token_head(tokens, noise, cond), tokens, weights)
 
     # ------------------------------------------------------------------ step by step
 

@@ -148,6 +148,13 @@ class LeakGANGenerator(Generator):
         """Teacher-forced logits: tokens (B, T) -> (B, T, V)."""
         return self.hidden(tokens, noise, cond) @ self._mixed().T
 
+    def token_head(
+        self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The worker's mixed output and the goal-mixed output layer (no bias)."""
+        weight = self._mixed()
+        return self.hidden(tokens, noise, cond), weight, weight.new_zeros(self.vocab_size)
+
     def log_probs(
         self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
