@@ -115,3 +115,60 @@ def test_fused_discriminator_matches_per_width_on_cuda():
     fused.load_state_dict(plain.state_dict())
     x = torch.randint(500, (32, 20), device="cuda")
     torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels", [1, 16])
+def test_window_max_matches_the_convolutions_max_on_cuda(channels):
+    """Both of window_max's paths (gathers; channels-last convolution and embedding_bag) on CUDA."""
+    import torch.nn.functional as F
+
+    from seqgan.models.window_max import window_max
+
+    torch.manual_seed(channels)
+    x = torch.randn(40, 20, channels, device="cuda", requires_grad=True)
+    w = torch.randn(12, channels, 5, device="cuda", requires_grad=True)
+    b = torch.randn(12, device="cuda", requires_grad=True)
+    g = torch.randn(40, 12, device="cuda")
+    ref = F.conv1d(x.transpose(1, 2), w, b).amax(dim=-1)
+    got = window_max(x, w, b)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    for a, c in zip(
+        torch.autograd.grad((ref * g).sum(), (x, w, b)), torch.autograd.grad((got * g).sum(), (x, w, b)), strict=True
+    ):
+        torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-3)
+
+
+def test_fused_output_layers_match_the_cpus_on_cuda():
+    """linear_token_nll (kept and recomputed probabilities) and weighted_token_nll on CUDA against the CPU."""
+    from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
+
+    torch.manual_seed(0)
+    h, w, b = torch.randn(300, 8), torch.randn(700, 8), torch.randn(700)
+    y, weights = torch.randint(0, 700, (300,)), torch.rand(300)
+    for fn in (
+        lambda *a: (linear_token_nll(*a[:4], chunk=64) * a[4]).sum(),
+        lambda *a: (linear_token_nll(*a[:4], chunk=64, keep_limit=0) * a[4]).sum(),
+        lambda *a: weighted_token_nll(*a, chunk=64),
+    ):
+        results = []
+        for device in ("cpu", "cuda"):
+            args = [t.to(device).requires_grad_(t.is_floating_point() and t is not weights) for t in (h, w, b)]
+            loss = fn(*args, y.to(device), weights.to(device))
+            results.append([loss, *torch.autograd.grad(loss, args)])
+        for a, c in zip(*results, strict=True):
+            torch.testing.assert_close(c.cpu(), a, rtol=1e-4, atol=1e-4)
+
+
+def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
+    from seqgan.models.discriminator import CNNDiscriminator, Discriminator
+
+    torch.manual_seed(0)
+    d = CNNDiscriminator(50, 8, [1, 2, 4], [3, 5, 4], dropout=0.5).cuda().eval()
+    sequences = torch.randint(0, 50, (6, 9), device="cuda")
+    rows = sequences.repeat(8 * 3, 1).view(8, 3, 6, 9).clone()
+    for j in range(8):
+        rows[j, :, :, j + 1 :] = torch.randint(0, 50, (3, 6, 8 - j), device="cuda")
+    with torch.no_grad():
+        shared = d.continuation_logits(sequences, rows, 1, None, 10)
+        plain = Discriminator.continuation_logits(d, sequences, rows, 1, None, 10)
+    torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
