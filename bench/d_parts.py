@@ -8,7 +8,8 @@ in one process (medians of --repeats), at the paper's sizes on one CPU thread:
 - d_step_*: one D training step (loss, backward, fused Adam) of seqgan's CNN D, and of the
   ports-style D of bench/adversarial_step.py (12 `Conv2d`, per-tensor Adam);
 - rollout_scoring_*: D's P(real) of 19 x 16 x 64 rollout rows by `prob_real` on the rows against
-  `continuation_prob_real` (the windows inside each prefix shared; the same values bit for bit).
+  `continuation_prob_real` (the windows inside each prefix shared; the same values bit for bit),
+  and of 9 x 16 x 64 rows of 200 tokens rolled out from every 20th prefix (`rollout_stride: 20`).
 Prints one JSON line.
 
     python bench/d_parts.py [--repeats 5]
@@ -72,20 +73,21 @@ def d_steps() -> dict[str, Callable[[], None]]:
     return {"seqgan": ours, "reference": reference}
 
 
-def scorings() -> dict[str, Callable[[], None]]:
+def scorings(length: int, stride: int) -> dict[str, Callable[[], None]]:
     d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25).eval()
-    sequences = torch.randint(0, V, (B, T))
-    continued = sequences.repeat((T - 1) * N, 1).view(T - 1, N, B, T).clone()
-    for j in range(T - 1):
-        continued[j, :, :, j + 1 :] = torch.randint(0, V, (N, B, T - j - 1))
+    sequences, prefixes = torch.randint(0, V, (B, length)), (length - 1) // stride
+    continued = sequences.repeat(prefixes * N, 1).view(prefixes, N, B, length).clone()
+    for j in range(prefixes):
+        t = (j + 1) * stride
+        continued[j, :, :, t:] = torch.randint(0, V, (N, B, length - t))
 
     def rows() -> None:
         with torch.no_grad():
-            prob_real(d, continued.reshape(-1, T), 1024)
+            prob_real(d, continued.reshape(-1, length), 1024)
 
     def shared() -> None:
         with torch.no_grad():
-            continuation_prob_real(d, sequences, continued, 1, None, 1024)
+            continuation_prob_real(d, sequences, continued, stride, None, 1024)
 
     return {"rows": rows, "shared_prefixes": shared}
 
@@ -100,7 +102,8 @@ def main() -> None:
         "paper_widths": widths_pair(B, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS),
         "relgan_widths": widths_pair(B * 64, 1, [2, 3, 4, 5], [300] * 4),
         "d_step": d_steps(),
-        "rollout_scoring": scorings(),
+        "rollout_scoring": scorings(T, 1),
+        "rollout_scoring_t200_stride20": scorings(200, 20),
     }
     result: dict[str, float] = {}
     for case, fns in cases.items():

@@ -106,24 +106,26 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
     if not needs_x:
         return grad_w, None
     # the gradient of window (r, p): sum over the filters f that p won in row r of g[r, f] W_f
-    won, order = torch.sort((rows * L + where).reshape(-1))  # (N n,): the window r L + p* each (r, f) won, grouped
-    filters, picked = _flat_filters(weight), grad.reshape(-1)[order]
+    by_window, filter_of = torch.sort(where, dim=1)  # (N, n): each row's filters in the order of the windows they won
+    won = (rows * L + by_window).reshape(-1)  # (N n,): ascending, the window r L + p* of each (r, f)
+    filters, picked = _flat_filters(weight), grad.gather(1, filter_of).reshape(-1)
+    steps = (torch.arange(L, device=x.device)[:, None] + torch.arange(w, device=x.device)).reshape(-1)  # (L w,): p + j
     grad_x = torch.zeros_like(x)
     step = max(1, WINDOW_GRADS_LIMIT // (L * w * e))
-    for r0 in range(0, N, step):  # rows r0 .. r1 - 1 hold entries r0 n .. r1 n - 1 of the sorted order (n each)
+    for r0 in range(0, N, step):  # rows r0 .. r1 - 1 hold entries r0 n .. r1 n - 1 (n each)
         r1 = min(N, r0 + step)
         part = slice(r0 * n, r1 * n)
         window_grads = F.embedding_bag(
-            order[part] % n,  # the filter f of each (r, f)
+            filter_of[r0:r1].reshape(-1),
             filters,
             torch.searchsorted(
                 won[part], torch.arange(r0 * L, r1 * L, device=x.device)
             ),  # each window's bag start (no host read)
             mode="sum",
             per_sample_weights=picked[part],
-        ).view(r1 - r0, L, w, e)
-        for j in range(w):  # window p's j-th step is x's step p + j
-            grad_x[r0:r1, j : j + L] += window_grads[:, :, j]
+        )  # (rows L, w e): window (r, p)'s gradient, step j at [.., j e : (j + 1) e]
+        into = (torch.arange(r0, r1, device=x.device)[:, None] * T + steps).reshape(-1)  # x's step r T + p + j
+        grad_x.view(N * T, e).index_add_(0, into, window_grads.view(-1, e))
     return grad_w, grad_x
 
 
