@@ -60,6 +60,18 @@ def _softmax_(z: torch.Tensor) -> torch.Tensor:
     return z.copy_(torch.softmax(z, dim=1))
 
 
+def _chunk_probabilities(
+    h1: torch.Tensor, w1t: torch.Tensor, target: torch.Tensor, z: torch.Tensor, nll: torch.Tensor
+) -> torch.Tensor:
+    """One chunk of rows: their logits h+ W+^T written into z (rows, V), their NLL m - z_y - log max P
+    into nll (rows,), and z turned into P in place; returns P (= z)."""
+    torch.mm(h1, w1t, out=z)
+    top, picked = z.amax(dim=1), z.gather(1, target[:, None]).squeeze(1)  # m, z_y
+    p = _softmax_(z)
+    torch.sub(top - picked, p.amax(dim=1).log(), out=nll)  # m - z_y + log s
+    return p
+
+
 def _bias_column(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """W+^T = [W, b]^T: (H + 1, V), contiguous."""
     return torch.cat([weight, bias[:, None]], dim=1).T.contiguous()
@@ -78,10 +90,8 @@ class _LinearTokenNLL(torch.autograd.Function):
         nll = h.new_empty(R)
         for i in range(0, R, chunk):
             rows = slice(i, i + chunk)
-            z = torch.mm(h1[rows], w1t, out=kept[rows] if kept is not None else scratch[: len(h1[rows])])
-            top, picked = z.amax(dim=1), z.gather(1, target[rows, None]).squeeze(1)  # m, z_y
-            p = _softmax_(z)
-            torch.sub(top - picked, p.amax(dim=1).log(), out=nll[rows])  # m - z_y + log s
+            z = kept[rows] if kept is not None else scratch[: len(h1[rows])]
+            p = _chunk_probabilities(h1[rows], w1t, target[rows], z, nll[rows])
             if pw is not None:
                 torch.mm(p, weight, out=pw[rows])
         ctx.save_for_backward(h1, weight, bias, target, pw)
@@ -135,10 +145,7 @@ class _WeightedTokenNLL(torch.autograd.Function):
         grad_h, grad_w1t = h.new_empty(R, weight.shape[1]), torch.zeros_like(w1t)
         for i in range(0, R, chunk):
             rows = slice(i, i + chunk)
-            z = torch.mm(h1[rows], w1t, out=scratch[: len(h1[rows])])
-            top, picked = z.amax(dim=1), z.gather(1, target[rows, None]).squeeze(1)
-            p = _softmax_(z)
-            torch.sub(top - picked, p.amax(dim=1).log(), out=nll[rows])
+            p = _chunk_probabilities(h1[rows], w1t, target[rows], scratch[: len(h1[rows])], nll[rows])
             torch.mm(p, weight, out=grad_h[rows])  # P W
             grad_w1t.addmm_(scaled[:, rows], p)  # (g * h+)^T P
         grad_h.mul_(g).sub_(g * weight[target])
