@@ -109,7 +109,7 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
     by_window, filter_of = torch.sort(where, dim=1)  # (N, n): each row's filters in the order of the windows they won
     won = (rows * L + by_window).reshape(-1)  # (N n,): ascending, the window r L + p* of each (r, f)
     filters, picked = _flat_filters(weight), grad.gather(1, filter_of).reshape(-1)
-    steps = (torch.arange(L, device=x.device)[:, None] + torch.arange(w, device=x.device)).reshape(-1)  # (L w,): p + j
+    offsets = (torch.arange(L, device=x.device)[:, None] + torch.arange(w, device=x.device)).reshape(-1)  # (L w,): p + j
     grad_x = torch.zeros_like(x)
     step = max(1, WINDOW_GRADS_LIMIT // (L * w * e))
     for r0 in range(0, N, step):  # rows r0 .. r1 - 1 hold entries r0 n .. r1 n - 1 (n each)
@@ -118,13 +118,11 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
         window_grads = F.embedding_bag(
             filter_of[r0:r1].reshape(-1),
             filters,
-            torch.searchsorted(
-                won[part], torch.arange(r0 * L, r1 * L, device=x.device)
-            ),  # each window's bag start (no host read)
+            torch.searchsorted(won[part], torch.arange(r0 * L, r1 * L, device=x.device)),  # bag starts, no host read
             mode="sum",
             per_sample_weights=picked[part],
         )  # (rows L, w e): window (r, p)'s gradient, step j at [.., j e : (j + 1) e]
-        into = (torch.arange(r0, r1, device=x.device)[:, None] * T + steps).reshape(-1)  # x's step r T + p + j
+        into = (torch.arange(r0, r1, device=x.device)[:, None] * T + offsets).reshape(-1)  # x's step r T + p + j
         grad_x.view(N * T, e).index_add_(0, into, window_grads.view(-1, e))
     return grad_w, grad_x
 
