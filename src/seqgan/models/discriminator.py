@@ -119,6 +119,10 @@ class Discriminator(nn.Module):
             head_loss = self.classifier.loss(read[is_real], cond[is_real])
         return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
 
+    def weights_changed(self) -> None:
+        """Forget what was computed from the weights: a training step changed them, perhaps without a
+        forward pass of this module's Python (a replayed CUDA graph, `seqgan.cuda_graphs`). Nothing by default."""
+
     def output_l2(self, l2_reg: float) -> torch.Tensor:
         """The paper code's L2 penalty on the real/fake output layer (TensorFlow's l2_loss):
         l2_reg * (sum(W^2) + sum(b^2)) / 2, a scalar; what `loss` adds, for algorithms with a loss of their own."""
@@ -279,6 +283,9 @@ class CNNDiscriminator(Discriminator):
         self._tables: list[torch.Tensor] | None = None
         self._tables_key: tuple | None = None
 
+    def weights_changed(self) -> None:
+        self._tables_key = None  # the scoring tables are rebuilt at their next use
+
     def _lookup_tables(self) -> list[torch.Tensor]:
         """Per width: (V * w, n_w) with row v * w + j = embedding[v] @ conv.weight[:, :, j]^T."""
         params = [*self.embedding.parameters()] + [conv.weight for conv in self.convs]  # what the table is made of
@@ -342,7 +349,7 @@ class CNNDiscriminator(Discriminator):
         else:
             # A pass that can lead to a step makes the tables stale: fused optimizers change the
             # weights in place without bumping their version counters, which the key also reads.
-            self._tables_key = None
+            self.weights_changed()
             pooled = self._pooled(self.embedding(tokens))
         return self._joined(pooled, cond)
 
@@ -420,7 +427,7 @@ class CNNDiscriminator(Discriminator):
         valid, tokens = prefixes >= 0, prefixes.clamp(min=0)  # (B, T)
         if self._tables_fit():  # no gradients: the lookup tables, whatever D's mode (features have no dropout)
             return self._joined(self._pooled_by_tables(tokens, valid), None)
-        self._tables_key = None  # a pass with gradients: a later step may change the weights
+        self.weights_changed()  # a pass with gradients: a later step may change the weights
         embedded = self.embedding(tokens) * valid.unsqueeze(-1)  # (B, T, E): zero vectors at the padding
         return self._joined(self._pooled(embedded), None)
 
@@ -463,7 +470,7 @@ class CNNDiscriminator(Discriminator):
     def plain_soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, 2) of relaxed one-hot vectors (B, T, V): each position's embedding is
         vectors @ E, which is E[y] for the one-hot of y (the token path's value)."""
-        self._tables_key = None  # a pass with gradients: the weights may change after it
+        self.weights_changed()  # a pass with gradients: the weights may change after it
         h = self.dropout(self._joined(self._pooled(vectors @ self.embedding.weight), cond))  # (B, P)
         return project_condition(self.out(h), h, self.projection, self.condition, cond)
 
