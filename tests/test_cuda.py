@@ -172,3 +172,67 @@ def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
         shared = d.continuation_logits(sequences, rows, 1, None, 10)
         plain = Discriminator.continuation_logits(d, sequences, rows, 1, None, 10)
     torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_graphed_d_and_mle_epochs_match_eager_ones_and_d_scores_follow_on_cuda():
+    """`seqgan.cuda_graphs` on a GPU: D epochs (dropout on) and MLE epochs (clipping) replayed as CUDA
+    graphs train as the eager steps do, and D's table scoring afterwards reads the new weights."""
+    from seqgan.algorithms.base import adam
+    from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch
+    from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
+    from seqgan.models.discriminator import CNNDiscriminator, prob_real
+    from seqgan.models.generator import Generator
+
+    def train(graphed: bool):
+        torch.manual_seed(0)
+        d = CNNDiscriminator(200, 16, [1, 2, 3, 5], [20, 20, 10, 10], dropout=0.25).cuda()
+        g = Generator(200, 16, 16).cuda()
+        d_opt, g_opt = adam(list(d.parameters()), 1e-3), adam(list(g.parameters()), 1e-2)
+        assert step_graphs_apply(d_opt, False, "fp32", True) and step_graphs_apply(g_opt, False, "fp32", True)
+        d_graphs, g_graphs = (StepGraphs(d_opt, d.weights_changed), StepGraphs(g_opt)) if graphed else (None, None)
+        tokens = torch.randint(0, 200, (256, 10), generator=torch.Generator().manual_seed(1)).cuda()
+        streams = Streams(torch.Generator("cuda").manual_seed(2), torch.Generator().manual_seed(3))
+        torch.cuda.manual_seed(4)
+        d.eval()
+        prob_real(d, tokens)  # tables built before training: they must not outlive the steps
+        losses = [
+            discriminator_epochs(
+                d,
+                d_opt,
+                (tokens, None, torch.arange(256, device="cuda") < 128),
+                DRound(128, 3, 32, l2_reg=0.2),
+                streams,
+                graphs=d_graphs,
+            )
+        ]
+        losses += [mle_epoch(g, g_opt, tokens, 32, 1.0, streams.shuffle, graphs=g_graphs) for _ in range(2)]
+        d.eval()
+        return d, g, losses, prob_real(d, tokens), (d_graphs, g_graphs)
+
+    d0, g0, losses0, scores0, _ = train(False)
+    d1, g1, losses1, scores1, graphs = train(True)
+    assert all(len(x.graphs) == 1 for x in graphs)
+    assert losses1 == pytest.approx(losses0, rel=1e-5)
+    for a, b in zip(
+        [*d0.state_dict().values(), *g0.state_dict().values()],
+        [*d1.state_dict().values(), *g1.state_dict().values()],
+        strict=True,
+    ):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(scores1, scores0, rtol=1e-5, atol=1e-6)
+    fresh = CNNDiscriminator(200, 16, [1, 2, 3, 5], [20, 20, 10, 10], dropout=0.25).cuda().eval()
+    fresh.load_state_dict(d1.state_dict())
+    torch.testing.assert_close(
+        scores1, prob_real(fresh, torch.randint(0, 200, (256, 10), generator=torch.Generator().manual_seed(1)).cuda())
+    )
+
+
+def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
+    ends = []
+    for graphs in ("true", "false"):
+        run = tmp_path / graphs
+        seqgan("train", "configs/smoke.yaml", "--out", str(run), "--quiet", "device=cuda", f"cuda_graphs={graphs}")
+        ends.append(rows(run)[-1])
+    assert ends[0].keys() == ends[1].keys()
+    for key, value in ends[1].items():
+        assert ends[0][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key

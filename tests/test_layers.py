@@ -23,7 +23,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "seqgan"
 LAYERS = [
-    ("errors", "files", "runtime", "seeding", "distributed"),
+    ("errors", "files", "runtime", "seeding", "distributed", "cuda_graphs"),
     ("config",),
     ("data",),
     ("models",),

@@ -674,6 +674,10 @@ class ExperimentConfig:
     deterministic: bool = False
     """true: deterministic kernels only (torch.use_deterministic_algorithms, cuBLAS's fixed
     workspace), so that a CUDA run repeats bitwise; slower. CPU runs repeat bitwise either way."""
+    cuda_graphs: bool = True
+    """On a CUDA device, in one process, fp32 or tf32: G's MLE steps and D's training steps run as CUDA
+    graphs, each captured once and replayed (`seqgan.cuda_graphs`): one launch a step instead of
+    some sixty small kernels. The same computation; false runs every step eagerly. No effect elsewhere."""
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)

@@ -27,6 +27,7 @@ from torch import nn
 from seqgan.algorithms.build import make_generator
 from seqgan.algorithms.common import Streams, mle_epoch
 from seqgan.config import AlgorithmSpec, ExperimentConfig, register_algorithm
+from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
 from seqgan.data.dataset import Data
 from seqgan.distributed import Dist, replicate
 from seqgan.models.generator import Generator
@@ -93,6 +94,7 @@ class Algorithm:
         self.cfg, self.data, self.dist, self.streams = ctx.cfg, ctx.data, ctx.dist, ctx.streams
         self.steps = {"g": 0, "d": 0}  # optimizer steps so far (kept in checkpoints)
         self.optimizers: dict[str, Optimizer] = {}
+        self._graphs: dict[str, StepGraphs | None] = {}
         self.generator = make_generator(ctx.cfg, ctx.data).to(ctx.device)
         if ctx.prepare_generator is not None:
             ctx.prepare_generator(self.generator)
@@ -130,6 +132,15 @@ class Algorithm:
         self.optimizers[name] = Optimizer(opt, lr, lr_setting)
         return opt
 
+    def step_graphs(self, name: str, after_step: Callable[[], None] | None = None) -> StepGraphs | None:
+        """CUDA graphs for the fixed-shape steps of optimizer `name` (`seqgan.cuda_graphs`), made on
+        first use; None where they do not apply (CPU, torchrun, bf16, cuda_graphs=false): eager steps."""
+        if name not in self._graphs:
+            opt = self.optimizers[name].optimizer
+            graphed = step_graphs_apply(opt, self.dist.parallel, self.cfg.precision, self.cfg.cuda_graphs)
+            self._graphs[name] = StepGraphs(opt, after_step) if graphed else None
+        return self._graphs[name]
+
     def models(self) -> dict[str, nn.Module]:
         """Every model a checkpoint saves, by the file name it is saved under."""
         return {"generator": self.generator}
@@ -160,6 +171,7 @@ class Algorithm:
             dist=self.dist,
             model=self.wrappers["generator"],
             cond=data.cond_train,
+            graphs=self.step_graphs("mle"),
         )
         self.steps["g"] += len(data.train) // p.batch_size
         return {"mle_loss": [loss]}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from seqgan.cuda_graphs import StepGraphs, clipped_step, eager_step
 from seqgan.distributed import SINGLE, Dist, all_gather_rows, all_reduce_sum, call, global_mean_scale, replicate
 from seqgan.errors import NonFiniteLossError
 from seqgan.models.condition import mismatched_pairs, pick_rows
@@ -48,15 +49,6 @@ def finite_mean(total: torch.Tensor, count: int, dist: Dist, name: str) -> float
     return value
 
 
-def clipped_step(params, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None) -> None:
-    """Backward, clip the gradients' global norm to `clip` (None: no clipping), step."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    optimizer.step()
-
-
 def mle_epoch(
     generator: Generator,
     optimizer: torch.optim.Optimizer,
@@ -68,6 +60,7 @@ def mle_epoch(
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
     cond: torch.Tensor | None = None,
+    graphs: StepGraphs | None = None,
 ) -> float:
     """One pass of teacher-forced MLE over `data` (R, T) in shuffled batches (the last partial
     batch is dropped, as in the paper's code), each sequence read with its condition cond (R, ...)
@@ -75,7 +68,8 @@ def mle_epoch(
 
     A generator with a noise input reads each real sequence with a fresh z ~ N(0, I), drawn from
     `shuffle` after the batch order (nothing is drawn without one). Under torchrun every rank draws
-    the same order and noise for the global batch and trains on its rows of it."""
+    the same order and noise for the global batch and trains on its rows of it. With `graphs` (one
+    process on CUDA) each step replays a CUDA graph of the same computation (`seqgan.cuda_graphs`)."""
     model = model or replicate(generator, dist)
     generator.train()
     perm = torch.randperm(len(data), generator=shuffle).to(data.device)
@@ -86,15 +80,26 @@ def mle_epoch(
         rows = dist.rows(len(idx))
         batch, noise = data[idx][rows], None if noise is None else noise[rows]
         batch_cond = None if cond is None else cond[idx][rows]
-        mask = generator.mask(batch)
-        # the fused output layer: the same value as mle_loss(G(batch), batch), padding left out
-        loss = call(model, Generator.nll_loss, batch, mask, noise=noise, cond=batch_cond)
-        if dist.parallel:
-            loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
-        clipped_step(generator.parameters(), optimizer, loss, grad_clip)
+        inputs = (batch, generator.mask(batch), noise, batch_cond)
+        if graphs is not None:
+            loss = graphs.step("mle", lambda *x: teacher_forced_loss(model, *x), inputs, grad_clip)
+        else:
+            loss = teacher_forced_loss(model, *inputs)
+            if dist.parallel:
+                mask = inputs[1]
+                loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
+            clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         total += loss.detach()
         steps += 1
     return finite_mean(total, steps, dist, "MLE")
+
+
+def teacher_forced_loss(
+    model: torch.nn.Module, batch: torch.Tensor, mask: torch.Tensor | None, noise: torch.Tensor | None, cond: torch.Tensor | None
+) -> torch.Tensor:
+    """MLE's loss on a batch (B, T) through G's wrapper `model`: the fused output layer's mean NLL over
+    the valid positions (mask (B, T), None: all), the value of mle_loss(G(batch), batch) with padding left out."""
+    return call(model, Generator.nll_loss, batch, mask, noise=noise, cond=cond)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ def discriminator_round(
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
     cond: torch.Tensor | None = None,
+    graphs: StepGraphs | None = None,
 ) -> float:
     """Draw `num_negatives` fresh sequences from G, pair them with as many real ones (all of `real`
     when it holds that many, as in the paper), and train D for `epochs` passes on its own loss
@@ -160,7 +166,9 @@ def discriminator_round(
     Under torchrun each rank trains on its rows of every global batch."""
     examples = round_examples(generator, real, cond, settings, streams, dist)
     mask = generator.mask(examples[0]) if settings.prefixes else None  # (R, T): the prefixes a real or generated y has
-    return discriminator_epochs(discriminator, optimizer, examples, settings, streams, dist=dist, model=model, mask=mask)
+    return discriminator_epochs(
+        discriminator, optimizer, examples, settings, streams, dist=dist, model=model, mask=mask, graphs=graphs
+    )
 
 
 def discriminator_epochs(
@@ -173,41 +181,34 @@ def discriminator_epochs(
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
     mask: torch.Tensor | None = None,
+    graphs: StepGraphs | None = None,
 ) -> float:
     """`settings.epochs` shuffled passes of D over `examples` (tokens (R, T), conditions (R, ...) or
     None, is_real (R,) bool; see `round_examples`), the last partial batch dropped. Returns the mean
-    batch loss. settings.prefixes: D learns every prefix, the positions of mask (R, T) (None: all)."""
+    batch loss. settings.prefixes: D learns every prefix, the positions of mask (R, T) (None: all).
+    With `graphs` (one process on CUDA) each step replays a CUDA graph of the same computation."""
     model = model or replicate(discriminator, dist)
     x, x_cond, is_real = examples
+    smoothing, l2_reg = settings.label_smoothing, settings.l2_reg
+    if settings.prefixes:  # (tokens (b, T), is_real (b,), mask (b, T) or None)
+
+        def d_loss(tokens, labels, batch_mask):
+            return call(model, Discriminator.prefix_loss, tokens, labels, batch_mask, label_smoothing=smoothing, l2_reg=l2_reg)
+
+    else:  # (tokens (b, T), is_real (b,), cond (b, ...) or None)
+
+        def d_loss(tokens, labels, batch_cond):
+            return call(model, Discriminator.loss, tokens, batch_cond, labels, label_smoothing=smoothing, l2_reg=l2_reg)
+
+    kind, extra = ("d", settings.prefixes, smoothing, l2_reg), mask if settings.prefixes else x_cond
     discriminator.train()
     total, steps, b = torch.zeros((), dtype=torch.float64, device=x.device), 0, settings.batch_size
     for _ in range(settings.epochs):
         perm = torch.randperm(len(x), generator=streams.shuffle).to(x.device)
         for i in range(0, len(x) - b + 1, b):
             idx = perm[i : i + b][dist.rows(b)]  # equal shards: DDP's average of the ranks' gradients is the global one
-            if settings.prefixes:
-                batch_mask = None if mask is None else mask[idx]
-                loss = call(
-                    model,
-                    Discriminator.prefix_loss,
-                    x[idx],
-                    is_real[idx],
-                    batch_mask,
-                    label_smoothing=settings.label_smoothing,
-                    l2_reg=settings.l2_reg,
-                )
-            else:
-                batch_cond = None if x_cond is None else x_cond[idx]
-                loss = call(
-                    model,
-                    Discriminator.loss,
-                    x[idx],
-                    batch_cond,
-                    is_real[idx],
-                    label_smoothing=settings.label_smoothing,
-                    l2_reg=settings.l2_reg,
-                )
-            clipped_step(discriminator.parameters(), optimizer, loss, None)
+            inputs = (x[idx], is_real[idx], None if extra is None else extra[idx])
+            loss = eager_step(d_loss, inputs, optimizer, None) if graphs is None else graphs.step(kind, d_loss, inputs)
             total += loss.detach()
             steps += 1
     return finite_mean(total, steps, dist, "discriminator")

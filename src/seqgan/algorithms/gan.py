@@ -81,6 +81,7 @@ class GAN(Algorithm):
             dist=self.dist,
             model=self.wrappers["discriminator"],
             cond=data.cond_train,
+            graphs=self.step_graphs("discriminator", self.discriminator.weights_changed),
         )
 
     def d_pretrain_step(self) -> Logs:
