@@ -26,8 +26,11 @@ The reference, kept here as the public ports write it (naive_*):
 - naive_mle_epoch_seconds: `nn.LSTM` + cross-entropy over 10,000 sequences, batch 64.
 Ratios naive / seqgan are printed as *_speedup. Ends by printing one JSON line.
 
+On CUDA the D and MLE steps run as CUDA graphs as a training run takes them (`cuda_graphs: true`,
+`seqgan.cuda_graphs`), captured in an untimed first epoch each; --cuda-graphs off times them eagerly.
+
     python bench/adversarial_step.py [--device cpu|cuda] [--threads 1] [--repeats 3] [--precision fp32|bf16]
-                                     [--fused-conv auto|on|off] [--skip-naive] [--paper-epoch]
+                                     [--fused-conv auto|on|off] [--cuda-graphs on|off] [--skip-naive] [--paper-epoch]
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from seqgan.algorithms.base import adam
 from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
+from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
 from seqgan.distributed import SINGLE
 from seqgan.models.discriminator import CNNDiscriminator, Highway
 from seqgan.models.generator import Generator, frozen_copy
@@ -195,6 +199,10 @@ def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Ten
     streams = Streams(sample=torch.Generator(device).manual_seed(0), shuffle=torch.Generator().manual_seed(0))
     adversarial, d_round = AdversarialConfig(batch_size=B, rollout_num=N), DRound(NUM_REAL, 1, 64, l2_reg=0.2)
     examples = round_examples(generator, real, None, d_round, streams, SINGLE)
+    d_graphs, mle_graphs = (
+        StepGraphs(opt, after) if step_graphs_apply(opt, False, args.precision, args.cuda_graphs == "on") else None
+        for opt, after in ((d_opt, d.weights_changed), (mle_opt, None))
+    )
 
     def run(fn: Callable[[], object]) -> Callable[[], object]:
         def wrapped() -> object:
@@ -216,18 +224,20 @@ def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Ten
                 round_examples(generator, real, None, d_round, streams, SINGLE),
                 DRound(NUM_REAL, 3, 64, l2_reg=0.2),
                 streams,
+                graphs=d_graphs,
             )
 
     g_step_fn = run(lambda: policy_gradient_step(players, g_opt, adversarial, T, streams))
+    d_epoch_fn = run(lambda: discriminator_epochs(d, d_opt, examples, d_round, streams, graphs=d_graphs))
+    mle_epoch_fn = run(lambda: mle_epoch(generator, mle_opt, real, 64, 5.0, streams.shuffle, graphs=mle_graphs))
     g_step_fn()  # warm-up (allocations, CUDA kernels, lookup tables)
+    if device.type == "cuda":  # cuDNN's choices, and the CUDA graphs' capture, out of the timings
+        d_epoch_fn()
+        mle_epoch_fn()
     out = {
         "g_step_seconds": timed(g_step_fn, args.repeats, device),
-        "d_epoch_seconds": timed(
-            run(lambda: discriminator_epochs(d, d_opt, examples, d_round, streams)), max(1, args.repeats // 3), device
-        ),
-        "mle_epoch_seconds": timed(
-            run(lambda: mle_epoch(generator, mle_opt, real, 64, 5.0, streams.shuffle)), max(1, args.repeats // 3), device
-        ),
+        "d_epoch_seconds": timed(d_epoch_fn, max(1, args.repeats // 3), device),
+        "mle_epoch_seconds": timed(mle_epoch_fn, max(1, args.repeats // 3), device),
         "sample_seconds": timed(lambda: generator.sample(NUM_REAL, T, streams.sample), args.repeats, device),
         "eval_seconds": timed(evaluate, max(1, args.repeats // 3), device),
     }
@@ -258,6 +268,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
     parser.add_argument("--fused-conv", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument("--cuda-graphs", default="on", choices=("on", "off"), help="CUDA: D and MLE steps as CUDA graphs")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the ports-style reference")
     parser.add_argument("--paper-epoch", action="store_true", help="also time one whole paper adversarial epoch")
     args = parser.parse_args()
@@ -271,6 +282,7 @@ def main() -> None:
         "threads": args.threads,
         "precision": args.precision,
         "fused_conv": args.fused_conv,
+        "cuda_graphs": args.cuda_graphs if device.type == "cuda" else "n/a",
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 19 as one prepared device call (see docs/gpu.md). On the device machine
+# The GPU checks of issue 19 as one prepared device call (see docs/performance.md, section GPUs). On the device machine
 # (its own Python with torch + CUDA; no fast-bleu, which only BLEU needs), from the repository root:
 #   bash scripts/gpu_check.sh            # CUDA tests, benchmarks, determinism check  (~6 min)
 #   bash scripts/gpu_check.sh protocol   # the paper's full protocol, time-boxed, resumable (<= 9 min)
@@ -27,6 +27,7 @@ fi
 python3 -m pytest -m cuda -q -p no:cacheprovider > "$OUT/cuda_tests.txt" 2>&1
 python3 bench/adversarial_step.py --device cuda --repeats 3 > "$OUT/bench_cuda_fp32.json" 2>&1
 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --fused-conv off > "$OUT/bench_cuda_unfused.json" 2>&1
+python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --cuda-graphs off > "$OUT/bench_cuda_eager.json" 2>&1
 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --precision bf16 > "$OUT/bench_cuda_bf16.json" 2>&1
 # seed-to-seed spread without the deterministic switch, and its cost with it: the frozen-D config, short
 for det in false false true true; do
