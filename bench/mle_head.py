@@ -4,7 +4,11 @@ bench/adversarial_step.py (`nn.LSTM` + cross-entropy), interleaved in one proces
 the same machine load; medians of --repeats. With --other-head FILE, also with the
 head of another fused_head.py (e.g. an older commit's, from `git show`) swapped into the
 generator's MLE loss: its `weighted_token_nll`, or, for a head from before it, its
-`linear_token_nll` weighted by the rows' weights. Prints one JSON line.
+`linear_token_nll` weighted by the rows' weights. Also prints the floor that the output layer's three
+matrix products set on any fp32 MLE epoch (both seqgan and the reference compute them): their time
+over an epoch at these shapes in 64-row chunks (`output_layer_matmul_seconds`), this core's fp32
+matmul rate on 1024^3 (`peak_matmul_gflops`) and theirs, and the reference's epoch over that floor
+(`speedup_bound`, the most any fp32 implementation of these products could reach). Prints one JSON line.
 
     python bench/mle_head.py [--repeats 3] [--threads 1]
     git show 552da58:src/seqgan/models/fused_head.py > /tmp/old_head.py
@@ -37,6 +41,33 @@ def weighted_by(linear_token_nll: Callable[..., torch.Tensor]) -> Callable[..., 
         return (linear_token_nll(h, weight, bias, target) * row_weight).sum()
 
     return weighted
+
+
+def matmul_floor(repeats: int) -> dict[str, float]:
+    """The output layer's products of an MLE epoch (logits h+ W+^T, P W, (g h+)^T P over 64-row
+    chunks of 64 x 20 rows, V = 5000, H = 32) and a 1024^3 matmul, timed alone (best of repeats)."""
+    rows, chunks = 64, (64 * T // 64) * (NUM_REAL // 64)
+    h1, w1t, p, w = torch.randn(rows, H + 1), torch.randn(H + 1, V), torch.rand(rows, V), torch.randn(V, H)
+    z, pw, dw = torch.empty(rows, V), torch.empty(rows, H), torch.zeros(H + 1, V)
+    a, b, c = torch.randn(1024, 1024), torch.randn(1024, 1024), torch.empty(1024, 1024)
+
+    def best(fn: Callable[[], object], n: int) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append((time.perf_counter() - start) / n)
+        return min(times)
+
+    products = best(lambda: (torch.mm(h1, w1t, out=z), torch.mm(p, w, out=pw), dw.addmm_(h1.T, p)), 200)
+    flops = 2 * rows * V * (2 * (H + 1) + H)
+    return {
+        "output_layer_matmul_seconds": round(products * chunks, 3),
+        "output_layer_matmul_gflops": round(flops / products / 1e9, 1),
+        "peak_matmul_gflops": round(2 * 1024**3 / best(lambda: torch.mm(a, b, out=c), 5) / 1e9, 1),
+    }
 
 
 def main() -> None:
@@ -74,7 +105,9 @@ def main() -> None:
         for name, v in seconds.items()
         if name != "reference"
     }
-    print(json.dumps({"threads": args.threads, "repeats": args.repeats, **medians, **ratios}))
+    floor = matmul_floor(args.repeats)
+    floor["speedup_bound"] = round(statistics.median(seconds["reference"]) / floor["output_layer_matmul_seconds"], 2)
+    print(json.dumps({"threads": args.threads, "repeats": args.repeats, **medians, **ratios, **floor}))
 
 
 if __name__ == "__main__":
