@@ -80,13 +80,13 @@ def mle_epoch(
         rows = dist.rows(len(idx))
         batch, noise = data[idx][rows], None if noise is None else noise[rows]
         batch_cond = None if cond is None else cond[idx][rows]
-        inputs = (batch, generator.mask(batch), noise, batch_cond)
+        mask = generator.mask(batch)
+        inputs = (batch, mask, noise, batch_cond)
         if graphs is not None:
             loss = graphs.step("mle", lambda *x: teacher_forced_loss(model, *x), inputs, grad_clip)
         else:
             loss = teacher_forced_loss(model, *inputs)
             if dist.parallel:
-                mask = inputs[1]
                 loss = loss * global_mean_scale(batch.numel() if mask is None else float(mask.sum()), dist, batch.device)
             clipped_step(generator.parameters(), optimizer, loss, grad_clip)
         total += loss.detach()
