@@ -46,7 +46,7 @@ def weighted_by(linear_token_nll: Callable[..., torch.Tensor]) -> Callable[..., 
 def matmul_floor(repeats: int) -> dict[str, float]:
     """The output layer's products of an MLE epoch (logits h+ W+^T, P W, (g h+)^T P over 64-row
     chunks of 64 x 20 rows, V = 5000, H = 32) and a 1024^3 matmul, timed alone (best of repeats)."""
-    rows, chunks = 64, (64 * T // 64) * (NUM_REAL // 64)
+    rows, chunks = 64, T * (NUM_REAL // 64)  # a batch of 64 x T rows is T chunks of 64
     h1, w1t, p, w = torch.randn(rows, H + 1), torch.randn(H + 1, V), torch.rand(rows, V), torch.randn(V, H)
     z, pw, dw = torch.empty(rows, V), torch.empty(rows, H), torch.zeros(H + 1, V)
     a, b, c = torch.randn(1024, 1024), torch.randn(1024, 1024), torch.empty(1024, 1024)
