@@ -32,6 +32,15 @@ def test_overrides_are_typed_and_applied():
     assert cfg.discriminator.filter_sizes == [1, 2]
 
 
+@pytest.mark.parametrize(("written", "read"), [("on", "on"), ("off", "off"), ("'on'", "on"), ("true", "on"), ("auto", "auto")])
+def test_fused_conv_reads_yamls_unquoted_on_and_off(tmp_path, written, read):
+    # YAML 1.1 turns unquoted on / off into booleans; the docs' discriminator.fused_conv=on must still work
+    assert load_config(None, [f"discriminator.fused_conv={written}"]).discriminator.fused_conv == read
+    config = tmp_path / "c.yaml"
+    config.write_text(f"algorithm: rankgan\nrankgan:\n  fused_conv: {written}\n")
+    assert load_config(config).algo.fused_conv == read
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -47,6 +56,8 @@ def test_overrides_are_typed_and_applied():
         ("adversarial.epochs", "expected section.key=value"),
         ("eval.bleu_samples=1", r"use 0 \(no text metrics during training\) or >= 2"),
         ("adversarial.baseline=critic", "must be 'none', 'mean' or 'prefix'"),
+        ("discriminator.rnn_cell=yes", "YAML reads unquoted yes, no, on, off as booleans: quote it"),
+        ("discriminator.fused_conv=sometimes", "use 'auto', 'on' or 'off'"),
     ],
 )
 def test_bad_settings_are_rejected_with_a_fix(override, message):

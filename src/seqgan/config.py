@@ -314,10 +314,11 @@ class DiscriminatorConfig:
     num_rep: int = 1
     """CNN only: RelGAN's multiple embedded representations: embed_dim split into num_rep slices, each read
     by the same convolutions and scored on its own (RelGAN: embed_dim 64, num_rep 64); 1: the paper's D."""
-    fused_conv: str = "auto"
+    fused_conv: str | bool = "auto"
     """CNN only: run all widths as one zero-padded convolution ('on'), one convolution per width
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
-    CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both)."""
+    CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both).
+    YAML's unquoted on / off (true / false) mean 'on' / 'off'."""
     causal: bool = False
     """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
     scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
@@ -370,6 +371,7 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in ("cnn", "rnn"), f"discriminator.kind={self.kind!r}: use 'cnn' or 'rnn'")
+        self.fused_conv = on_off(self.fused_conv)
         _check(
             self.fused_conv in ("auto", "on", "off"), f"discriminator.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'"
         )
@@ -853,6 +855,14 @@ class ExperimentConfig:
 # ----------------------------------------------------------------------------- loading
 
 
+def on_off(value: str | bool) -> str:
+    """A setting of 'auto' / 'on' / 'off' as written: YAML reads unquoted on and off (and true, false)
+    as booleans, which mean 'on' and 'off' here; strings are returned as they are."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -890,6 +900,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1: unquoted yes / no / on / off are booleans
+            raise ConfigError(
+                f"{where}: expected a string, got {value!r}; YAML reads unquoted yes, no, on, off as booleans: quote it"
+            )
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value

@@ -28,7 +28,7 @@ import torch
 from seqgan.algorithms.base import Algorithm, Context, Logs, phase_lengths, register
 from seqgan.algorithms.common import DRound, Streams, clipped_step, finite_mean, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
-from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, ExperimentConfig
+from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, ExperimentConfig, on_off
 from seqgan.data.dataset import Data
 from seqgan.distributed import SINGLE, Dist, all_reduce_sum, call, replicate
 from seqgan.models.condition import pick_rows
@@ -61,7 +61,7 @@ class RankGANConfig:
     """Adam's learning rate for the ranker (the authors' code: 1e-4)."""
     batch_size: int = 64
     """Sentences (real and generated, shuffled together) per ranker step."""
-    fused_conv: str = "auto"
+    fused_conv: str | bool = "auto"
     """As discriminator.fused_conv: one padded convolution for all widths ('on'), per width ('off'), or on CUDA only."""
 
     def __post_init__(self) -> None:
@@ -76,6 +76,7 @@ class RankGANConfig:
             raise ConfigError("rankgan.filter_sizes and rankgan.num_filters must be non-empty lists of equal length")
         if min(self.filter_sizes) < 1 or min(self.num_filters) < 1:
             raise ConfigError("rankgan.filter_sizes and rankgan.num_filters must be >= 1")
+        self.fused_conv = on_off(self.fused_conv)
         if self.fused_conv not in ("auto", "on", "off"):
             raise ConfigError(f"rankgan.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'")
 
