@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from seqgan import runtime
 from seqgan.models import sampling
 from seqgan.models.beam import beam_search
 from seqgan.models.generator import Generator
@@ -55,9 +56,13 @@ def test_top_k_keeps_the_k_largest_and_composes_before_top_p():
 
 
 @pytest.mark.parametrize(("top_k", "top_p"), [(None, 0.7), (3, None), (4, 0.8), (None, 0.3)])
-@pytest.mark.parametrize("rounds", [sampling.NUCLEUS_ROUNDS, 0])  # 0: every row through the sorting fallback
-def test_truncated_sampling_draws_the_filtered_distribution(monkeypatch, top_k, top_p, rounds):
-    monkeypatch.setattr(sampling, "NUCLEUS_ROUNDS", rounds)
+@pytest.mark.parametrize("route", ["rejection", "sorting fallback", "as on a GPU"])
+def test_truncated_sampling_draws_the_filtered_distribution(monkeypatch, top_k, top_p, route):
+    if route == "sorting fallback":  # every row through the fallback after the rejection rounds
+        monkeypatch.setattr(sampling, "NUCLEUS_ROUNDS", 0)
+    if route == "as on a GPU":  # where host reads are not free: the sort, no rejection rounds
+        monkeypatch.setattr(runtime, "host_reads_are_free", lambda device: False)
+        monkeypatch.setattr(sampling, "_mass_above", None)
     logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0, 1.5]]).expand(100_000, -1)
     draws = sample_truncated(logits, torch.Generator().manual_seed(0), 0.8, top_k, top_p)
     want = torch.softmax(filter_logits(logits[:1] / 0.8, top_k, top_p), dim=-1)[0]

@@ -4,6 +4,8 @@
   fixed workspace, so that a CUDA run can repeat bitwise; `autocast` for bf16 training steps;
 - torch intra-op threads (1 by default: on 2 cores, two threads beside another busy process were
   measured 30-50x slower).
+- `host_reads_are_free`: whether code may read a tensor's values back to decide something (on the
+  CPU, yes; on a GPU such a read waits for the device and no CUDA graph can hold it);
 - glibc's allocator keeps freed memory instead of returning it: tensors of a few MB (a batch of
   5000-word logits) are otherwise mapped fresh from the OS on every step, and the page faults
   were measured to cost a third of an MLE step (83 ms -> 56 ms per step).
@@ -60,3 +62,10 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def host_reads_are_free(device: torch.device) -> bool:
+    """Whether reading a value back to the host costs nothing on `device`: on the CPU it does; on a
+    GPU it waits for every queued kernel, and a CUDA graph cannot hold it (`seqgan.cuda_graphs`).
+    Code with a cheaper route that needs such a read takes it only where this is True."""
+    return device.type == "cpu"

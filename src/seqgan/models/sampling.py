@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from seqgan import runtime
 from seqgan.models.truncation import nucleus_mask, top_k_filter
 
 BLOCK = 125
@@ -27,7 +28,7 @@ def _unnormalised_probs(logits: torch.Tensor) -> torch.Tensor:
     could over- or underflow (a pass saved); deciding that is a host read, which on a GPU would
     stall every sampling step, so there the max is always subtracted."""
     row_max = logits.amax(dim=1, keepdim=True)  # (R, 1)
-    if logits.device.type == "cpu" and bool((row_max.abs() < SAFE_LOGIT).all()):
+    if runtime.host_reads_are_free(logits.device) and bool((row_max.abs() < SAFE_LOGIT).all()):
         return logits.exp_()
     return logits.sub_(row_max).exp_()
 
@@ -91,8 +92,9 @@ def sample_truncated(
     below top_p (at once when j alone outweighs the rest beyond the nucleus, else after a few passes
     over the row), else its row draws again. A nucleus holds at least
     top_p of the mass, so each round keeps at least that share of the rows; the few rows left
-    after `NUCLEUS_ROUNDS` rounds are cut by the sorting reference. Either way the token follows
-    the nucleus distribution, up to float round-off at its boundary. inplace=True lets it overwrite `logits`.
+    after `NUCLEUS_ROUNDS` rounds are cut by the sorting reference. On a GPU every row is (the
+    rounds' bookkeeping of rows would read back to the host at every token). Either way the token
+    follows the nucleus distribution, up to float round-off at its boundary. inplace=True lets it overwrite `logits`.
     """
     x = _scaled(logits, temperature, inplace)
     if top_k is not None and top_k < x.shape[1]:
@@ -110,6 +112,8 @@ def _sample_nucleus(p: torch.Tensor, generator: torch.Generator, top_p: float) -
     """p (R, V) unnormalised probabilities -> (R,) tokens of the top-p nucleus (see `sample_truncated`)."""
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not runtime.host_reads_are_free(p.device):  # a GPU sorts fast, and each rejection round would read back its rows
+        return inverse_cdf(p * nucleus_mask(p, top_p), generator)
     out = torch.empty(p.shape[0], dtype=torch.long, device=p.device)
     total = p.sum(dim=1)  # (R,)
     budget = top_p * total
