@@ -272,6 +272,12 @@ def test_condition_classifier_loss_by_hand():
     assert (
         condition_classifier_loss(logits[:0], cond[:0], [3, 2]).item() == 0.0
     )  # Without mismatched pairs nothing teaches D that a real sequence can have the wrong condition.
+    # D's loss marks its real rows rather than selecting them (no row count read back on a GPU)
+    with_fake = torch.cat([logits, torch.randn(3, 5)]), torch.cat([cond, torch.tensor([[1, 0], [0, 1], [2, 0]])])
+    rows = torch.tensor([True, False, False, True, False])
+    picked = condition_classifier_loss(with_fake[0][rows], with_fake[1][rows], [3, 2])
+    assert condition_classifier_loss(*with_fake, [3, 2], rows).item() == pytest.approx(picked.item(), rel=1e-6)
+    assert condition_classifier_loss(*with_fake, [3, 2], torch.zeros(5, dtype=torch.bool)).item() == 0.0
     right, wrong = train_conditional_cnn(mismatched=0)
     assert float(wrong.mean()) > 0.5
 
@@ -439,6 +445,16 @@ def test_condition_matching_loss_by_hand():
     want = -sum(s[i][i] - math.log(sum(math.exp(v) for v in s[i])) for i in range(3)) / 3
     assert condition_matching_loss(q, k).item() == pytest.approx(want, rel=1e-6)
     assert condition_matching_loss(q[:0], k[:0]).item() == 0.0
+    # marked real rows: the same loss as on those rows alone, generated rows' keys out of every softmax
+    fake_q, fake_k = torch.tensor([[5.0, -2.0], [0.5, 3.0]]), torch.tensor([[1.0, 4.0], [-3.0, 2.0]])
+    both_q, both_k = torch.cat([q[:1], fake_q[:1], q[1:], fake_q[1:]]), torch.cat([k[:1], fake_k[:1], k[1:], fake_k[1:]])
+    rows = torch.tensor([True, False, True, True, False])
+    assert condition_matching_loss(both_q, both_k, rows).item() == pytest.approx(want, rel=1e-6)
+    none = torch.zeros(5, dtype=torch.bool)
+    both_q.requires_grad_(True)
+    loss = condition_matching_loss(both_q, both_k, none)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(both_q.grad, torch.zeros_like(both_q))  # finite: no NaN from empty softmaxes
 
 
 def test_a_feature_matcher_d_learns_which_vector_fits_from_real_pairs_alone():

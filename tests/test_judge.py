@@ -51,7 +51,9 @@ def test_a_label_judge_is_the_lm_posterior_over_every_class():
     want = torch.log_softmax(loglik, dim=1).gather(1, cond).squeeze(1)
     with torch.no_grad():
         assert torch.allclose(judge.log_prob(y, cond), want, atol=1e-5)
-        assert judge.loss(y, cond).item() == pytest.approx(-want.mean().item(), rel=1e-5)
+        assert judge.loss(y, cond, torch.ones(5, dtype=torch.bool)).item() == pytest.approx(-want.mean().item(), rel=1e-5)
+        real = torch.tensor([True, False, True, True, False])  # it learns from the real rows only
+        assert judge.loss(y, cond, real).item() == pytest.approx(-want[real].mean().item(), rel=1e-5)
         assert torch.allclose(
             torch.stack([judge.log_prob(y, torch.full_like(cond, k)) for k in range(K)]).exp().sum(0), torch.ones(5)
         )
@@ -77,7 +79,7 @@ def test_a_feature_judge_compares_c_with_its_references_leaving_c_itself_out():
         assert got[i].item() == pytest.approx(want.item(), abs=1e-5)
     # training: c against the next rows' conditions of the batch (cyclically), not the references
     with torch.no_grad():
-        loss = judge.loss(y, cond).item()
+        loss = judge.loss(y, cond, torch.ones(4, dtype=torch.bool)).item()
     rolled = torch.stack([loglik(cond.roll(-s, dims=0)) for s in (1, 2, 3)], dim=1)  # (4, 3): R = 3 = B - 1
     want = (torch.logsumexp(torch.cat([own[:, None], rolled], dim=1), dim=1) - own).mean()
     assert loss == pytest.approx(want.item(), rel=1e-5)

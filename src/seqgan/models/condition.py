@@ -188,21 +188,38 @@ def repeat_rows(cond: torch.Tensor | None, times: int) -> torch.Tensor | None:
     return cond.repeat(times, *([1] * (cond.dim() - 1)))
 
 
-def condition_classifier_loss(class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int]) -> torch.Tensor:
+def masked_rows_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """The mean of values (B,) over the rows where valid (B,) bool is True (all of them: None); 0
+    when none is, with the graph kept. Arithmetic only, so no count is read back to the host."""
+    if valid is None:
+        return values.mean()
+    weights = valid.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def condition_classifier_loss(
+    class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int], rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy of an AC-GAN D's auxiliary classifier (Odena et al., 2017), summed over label
     fields and averaged over rows: class_logits (B, sum_f K_f), cond (B, F) the true labels.
-    The caller passes real sequences only; no rows give 0 (a batch of generated ones)."""
+    It learns from real sequences only: rows (B,) bool marks them (None: every row is). No real
+    row gives 0 (a batch of generated ones), the graph kept (DDP expects every parameter used)."""
     if len(cond) == 0:
-        return class_logits.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
-    return -label_log_prob(class_logits, cond, num_classes).mean()
+        return class_logits.sum() * 0.0
+    return masked_rows_mean(-label_log_prob(class_logits, cond, num_classes), rows)
 
 
-def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE (van den Oord et al., 2018) of a feature-vector matcher D (`ConditionMatcher`):
-    query (B, E) from real sequences, keys (B, E) their encoded conditions. Row i scores every
-    key by s_ij = query_i . key_j and is trained to pick its own: mean_i -log softmax_j(s_i)_i.
-    The caller passes real sequences only; no rows give 0."""
+    query (B, E) of the sequences, keys (B, E) their encoded conditions. It learns from real
+    sequences only, rows (B,) bool (None: every row is real): real row i scores the key of every
+    real row j by s_ij = query_i . key_j and is trained to pick its own, mean_i -log softmax_j(s_i)_i.
+    No real row gives 0, the graph kept. Masks, not a selection of rows, so no count is read back."""
     if len(query) == 0:
-        return query.sum() * 0.0 + keys.sum() * 0.0  # keeps the graph (DDP expects every parameter used)
+        return query.sum() * 0.0 + keys.sum() * 0.0
     scores = query @ keys.T  # (B, B)
-    return F.cross_entropy(scores, torch.arange(len(query), device=query.device))
+    if rows is None:
+        return F.cross_entropy(scores, torch.arange(len(query), device=query.device))
+    own = torch.eye(len(query), dtype=torch.bool, device=query.device)  # (B, B); a generated row keeps its own key: finite
+    nll = torch.logsumexp(scores.masked_fill(~(rows.unsqueeze(0) | own), float("-inf")), dim=1) - scores.diagonal()  # (B,)
+    return masked_rows_mean(nll, rows)

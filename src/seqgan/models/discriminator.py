@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.condition import repeat_rows
+from seqgan.models.condition import masked_rows_mean, repeat_rows
 from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
 from seqgan.models.window_max import window_max
 
@@ -46,15 +46,19 @@ def discriminator_loss(
     out_weight: torch.Tensor | None = None,
     out_bias: torch.Tensor | None = None,
     l2_reg: float = 0.0,
+    *,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of D (Eq. 5): logits (B, 2), is_real (B,) bool.
+    """Cross-entropy of D (Eq. 5): logits (B, 2), is_real (B,) bool, averaged over the rows, or over
+    the rows where valid (B,) bool is True (a weighted mean: no boolean indexing, whose row count a
+    GPU would read back).
 
     One-sided label smoothing: a real sequence's target is (eps, 1 - eps); a fake's stays (1, 0).
     L2 as TensorFlow's l2_loss on the output layer: l2_reg * (sum(W^2) + sum(b^2)) / 2.
     """
     target_real = is_real.float() * (1.0 - label_smoothing)  # (B,): P(real) target
     targets = torch.stack([1.0 - target_real, target_real], dim=1)  # (B, 2)
-    loss = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=1).mean()
+    loss = masked_rows_mean(-(targets * F.log_softmax(logits, dim=-1)).sum(dim=1), valid)
     if l2_reg > 0:
         if out_weight is None or out_bias is None:
             raise ValueError("l2_reg > 0 needs the output layer's weight and bias")
@@ -116,7 +120,7 @@ class Discriminator(nn.Module):
             logits, head_loss = self.plain_logits(tokens, cond), 0.0
         else:
             logits, read = self.realness_and_head(tokens)
-            head_loss = self.classifier.loss(read[is_real], cond[is_real])
+            head_loss = self.classifier.loss(read, cond, is_real)
         return head_loss + discriminator_loss(logits, is_real, label_smoothing, self.out.weight, self.out.bias, l2_reg)
 
     def weights_changed(self) -> None:
@@ -206,10 +210,9 @@ class Discriminator(nn.Module):
         up to and including the end token; None: every position)."""
         logits = self.prefix_logits(tokens)  # (B, T, 2)
         labels = is_real[:, None].expand(tokens.shape)  # (B, T)
-        if mask is not None:
-            logits, labels = logits[mask], labels[mask]  # (M, 2), (M,): padding left out
+        valid = None if mask is None else mask.reshape(-1)  # (B T,): padding left out
         return discriminator_loss(
-            logits.reshape(-1, 2), labels.reshape(-1), label_smoothing, self.out.weight, self.out.bias, l2_reg
+            logits.reshape(-1, 2), labels.reshape(-1), label_smoothing, self.out.weight, self.out.bias, l2_reg, valid=valid
         )
 
 

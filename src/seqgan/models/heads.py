@@ -38,7 +38,8 @@ class ConditionHead(nn.Module):
     def log_prob(self, read: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, read: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def loss(self, read: torch.Tensor, cond: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The head's loss on the real pairs among read (B, ...) and cond (B, ...): rows (B,) bool marks them."""
         raise NotImplementedError
 
     def set_reference(self, rows: torch.Tensor) -> None:
@@ -70,9 +71,9 @@ class ConditionClassifier(ConditionHead):
         """log prod_f P(c_f | y): class logits (B, sum K), labels (B, F) -> (B,)."""
         return label_log_prob(class_logits, cond, self.num_classes)
 
-    def loss(self, class_logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy on real rows: class logits (B, sum K), their labels (B, F) -> ()."""
-        return condition_classifier_loss(class_logits, cond, self.num_classes)
+    def loss(self, class_logits: torch.Tensor, cond: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on the real rows (rows (B,) bool): class logits (B, sum K), labels (B, F) -> ()."""
+        return condition_classifier_loss(class_logits, cond, self.num_classes, rows)
 
 
 class ConditionMatcher(ConditionHead):
@@ -103,9 +104,9 @@ class ConditionMatcher(ConditionHead):
         own = (query * self.encoder(cond)).sum(dim=1)  # (B,)
         return log_posterior_against_references(own, query @ self.encoder(self.reference).T, cond, self.reference)
 
-    def loss(self, query: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """InfoNCE on real rows: query (B, E), their conditions (B, F) -> ()."""
-        return condition_matching_loss(query, self.encoder(cond))
+    def loss(self, query: torch.Tensor, cond: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """InfoNCE among the real rows (rows (B,) bool): query (B, E), conditions (B, F) -> ()."""
+        return condition_matching_loss(query, self.encoder(cond), rows)
 
 
 def log_posterior_against_references(

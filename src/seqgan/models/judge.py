@@ -71,10 +71,13 @@ class GenerativeJudge(ConditionHead):
         scores = self.log_likelihoods(tokens, torch.cat([cond.unsqueeze(1), refs], dim=1))  # (B, 1 + R), own first
         return log_posterior_against_references(scores[:, 0], scores[:, 1:], cond, self.reference)
 
-    def loss(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """-mean log P(c | y) on real pairs: tokens (B, T), cond (B, ...) -> (). Labels: c' over the
-        classes. Vectors: c' over c and the conditions of the next min(R, B - 1) rows of the batch
-        (cyclically), other conditions of the data rather than the fixed references."""
+    def loss(self, tokens: torch.Tensor, cond: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """-mean log P(c | y) on the real pairs (rows (B,) bool): tokens (B, T), cond (B, ...) -> ().
+        Labels: c' over the classes. Vectors: c' over c and the conditions of the next min(R, B - 1)
+        real rows of the batch (cyclically), other conditions of the data rather than the fixed
+        references. It selects the real rows (a host read: a D step with a judge is no CUDA graph,
+        and the judge's passes of its LM over every option outweigh a launch per kernel)."""
+        tokens, cond = tokens[rows], cond[rows]
         if self.reference is None:
             return -self.log_prob(tokens, cond).mean()
         B = len(tokens)
