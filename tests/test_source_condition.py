@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from seqgan import runtime
 from seqgan.algorithms.common import Streams
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.cli.main import main
@@ -58,8 +59,17 @@ def seq2seq_generator(attention: bool = True, cell: str = "lstm", **kwargs) -> G
 # ----------------------------------------------------------------------------- encoder and attention
 
 
-@pytest.mark.parametrize(("cell", "bidirectional"), [("gru", True), ("lstm", False)])
-def test_encoder_shapes_and_padding_is_invisible(cell, bidirectional):
+@pytest.fixture(params=["packed", "aligned"])
+def encoding(request, monkeypatch):
+    """Both of SourceEncoder's routes: packed rows (the CPU's), and the two alignments a GPU takes
+    because packing reads the lengths back to the host."""
+    if request.param == "aligned":
+        monkeypatch.setattr(runtime, "host_reads_are_free", lambda device: False)
+    return request.param
+
+
+@pytest.mark.parametrize(("cell", "bidirectional"), [("gru", True), ("lstm", False), ("lstm", True)])
+def test_encoder_shapes_and_padding_is_invisible(cell, bidirectional, encoding):
     torch.manual_seed(0)
     enc = SourceEncoder(V, 5, 7, cell, bidirectional)
     vector, memory, mask = enc.encode(SRC)
@@ -73,6 +83,25 @@ def test_encoder_shapes_and_padding_is_invisible(cell, bidirectional):
     with torch.no_grad():
         enc.embedding.weight[0] += 5.0  # what a padded position would read, if it were read
     torch.testing.assert_close(enc(SRC), vector, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("cell", "bidirectional"), [("gru", True), ("lstm", True), ("gru", False)])
+def test_the_unpacked_encoding_of_gpus_equals_the_packed_one_with_its_gradients(monkeypatch, cell, bidirectional):
+    torch.manual_seed(0)
+    enc = SourceEncoder(V, 5, 7, cell, bidirectional)
+    w = torch.randn(5, enc.dim), torch.randn(5, 6, enc.dim)
+
+    def encoded() -> tuple[torch.Tensor, ...]:
+        vector, memory, mask = enc.encode(SRC)
+        grads = torch.autograd.grad((vector * w[0]).sum() + (memory * w[1]).sum(), list(enc.parameters()))
+        return vector, memory, mask, *grads
+
+    packed = encoded()
+    monkeypatch.setattr(runtime, "host_reads_are_free", lambda device: False)
+    aligned = encoded()
+    assert torch.equal(aligned[2], packed[2])
+    for a, b in zip(aligned, packed, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
 def test_attention_gives_padding_exactly_zero_weight():

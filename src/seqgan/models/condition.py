@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqgan import runtime
+
 
 class LabelEncoder(nn.Module):
     """Label fields -> the concatenation of one embedding per field: c (rows, F) int64 -> (rows, F * embed_dim)."""
@@ -82,9 +84,15 @@ class SourceEncoder(nn.Module):
     """A source sequence -> the final states of an RNN reading it: c (rows, S) int64 -> (rows, dim).
 
     Rows hold token ids from the left and `pad_token` after the last one; the RNN reads each row
-    packed to its length, so padding never reaches it: a source means the same at any padded
+    to its length only, so padding never reaches it: a source means the same at any padded
     width, and the memory (`encode`) is zero at padded positions. dim = hidden_dim x directions
-    (the last layer's final h of each direction, concatenated)."""
+    (the final h of each direction, concatenated).
+
+    On the CPU each row is packed to its length (`pack_padded_sequence`), which takes the lengths
+    on the host. Elsewhere that read would stall every step that encodes a source (and keep its
+    training steps out of CUDA graphs), so the RNN reads the rows as they are for the forward
+    direction and aligned to the right for the backward one (`_encode_aligned`): the same
+    recurrences over the same tokens, the same values to float round-off, twice the RNN's work."""
 
     def __init__(
         self,
@@ -108,9 +116,13 @@ class SourceEncoder(nn.Module):
         self.memory_dim = self.dim
 
     def mask(self, cond: torch.Tensor) -> torch.Tensor:
-        """(rows, S) bool, True at source tokens; checks that c is what this encoder reads."""
+        """(rows, S) bool, True at source tokens; checks that c is what this encoder reads (its
+        values only where reading them back is free: on a GPU the data's own checks on loading,
+        `seqgan.data.conditions`, stand for them)."""
         if cond.dim() != 2 or cond.dtype != torch.long or cond.shape[1] == 0:
             raise ValueError(f"source conditions must be (rows, S) int64 token ids, got {tuple(cond.shape)} {cond.dtype}")
+        if not runtime.host_reads_are_free(cond.device):
+            return cond != self.pad_token
         if len(cond) and (int(cond.min()) < 0 or int(cond.max()) >= self.vocab_size):
             raise ValueError(f"source token ids must lie in 0..{self.vocab_size - 1}, got {int(cond.min())}..{int(cond.max())}")
         mask = cond != self.pad_token
@@ -124,11 +136,39 @@ class SourceEncoder(nn.Module):
     def encode(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """c (rows, S) -> (vector (rows, dim), memory (rows, S, dim) zero at padding, mask (rows, S) bool)."""
         mask = self.mask(cond)
+        if not runtime.host_reads_are_free(cond.device):
+            return (*self._encode_aligned(self.embedding(cond), mask), mask)
         packed = pack_padded_sequence(self.embedding(cond), mask.sum(dim=1).cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed)
         h = state[0] if isinstance(state, tuple) else state  # (layers x directions, rows, H)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=cond.shape[1])
         return torch.cat(list(h[-self.directions :]), dim=1), memory, mask
+
+    def _encode_aligned(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode`'s vector (rows, dim) and memory (rows, S, dim) without packing: x (rows, S, E) the
+        embedded source, mask (rows, S) its tokens (a prefix of each row).
+
+        The forward direction reads each row as it is: its outputs at the tokens never saw padding,
+        and its final state is the output at the last token. The backward direction reads the rows
+        aligned to the right (padding first), so it starts at the last token and ends, at the first
+        one, with its final state, before it meets any padding. Both passes run the one
+        bidirectional RNN (one layer), on the two alignments stacked as 2 x rows."""
+        R, S = mask.shape
+        length = mask.sum(dim=1, keepdim=True)  # (R, 1)
+        if self.directions == 1:
+            out, _ = self.rnn(x)  # (R, S, H)
+            last = (length - 1).unsqueeze(2).expand(-1, 1, out.shape[2])  # (R, 1, H)
+            return out.gather(1, last).squeeze(1), out * mask.unsqueeze(2)
+        shift = S - length  # (R, 1): how far right each row moves
+        steps = torch.arange(S, device=x.device).unsqueeze(0)  # (1, S)
+        source = (steps - shift).clamp(min=0)  # (R, S): the token right-aligned position p holds
+        right = x.gather(1, source.unsqueeze(2).expand_as(x)) * (steps >= shift).unsqueeze(2)  # padding (zeros) first
+        out, _ = self.rnn(torch.cat([x, right]))  # (2R, S, 2H)
+        H = out.shape[2] // 2
+        forward, backward = out[:R, :, :H], out[R:, :, H:]  # (R, S, H) each, the backward one right-aligned
+        backward = backward.gather(1, (steps + shift).clamp(max=S - 1).unsqueeze(2).expand(-1, -1, H))  # back to the left
+        vector = torch.cat([forward.gather(1, (length - 1).unsqueeze(2).expand(-1, 1, H)).squeeze(1), backward[:, 0]], dim=1)
+        return vector, torch.cat([forward, backward], dim=2) * mask.unsqueeze(2)
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         return self.encode(cond)[0]
