@@ -60,6 +60,15 @@ def test_ranker_loss_by_hand():
     want = -(math.log(0.5) + math.log(0.25)) / 2 - (math.log(0.9) + math.log(0.8) + math.log(0.7)) / 3
     assert ranker_loss(log_r_real, r_fake).item() == pytest.approx(want)
     assert ranker_loss(log_r_real[:0], r_fake).item() == pytest.approx(-(math.log(0.9) + math.log(0.8) + math.log(0.7)) / 3)
+    # one batch of both kinds, each row scored both ways: its kind's score counts (R = 1 on a real
+    # row, out of log1p's range, must leave the loss and its gradient finite)
+    is_real = torch.tensor([True, False, True, False, False])
+    both_log = torch.tensor([0.5, 0.7, 0.25, 0.1, 0.9]).log().requires_grad_(True)
+    both_r = torch.tensor([1.0, 0.1, 1.0, 0.2, 0.3], requires_grad=True)
+    loss = ranker_loss(both_log, both_r, is_real)
+    loss.backward()
+    assert loss.item() == pytest.approx(want)
+    assert torch.isfinite(both_r.grad).all() and both_r.grad[is_real].eq(0).all() and both_log.grad[~is_real].eq(0).all()
 
 
 def test_batch_loss_ranks_real_among_generated_and_generated_among_real():
@@ -67,7 +76,9 @@ def test_batch_loss_ranks_real_among_generated_and_generated_among_real():
     ranker = Ranker(vocab_size=12, embed_dim=6, filter_sizes=[1, 2], num_filters=[4, 4], dropout=0.0).eval()
     rows = [torch.randint(12, (n, 5)) for n in (3, 2, 4, 4, 2)]  # real, fake, C+, C-, U
     real, fake, plus, minus, refs = rows
-    got = rankgan_module.batch_loss(ranker, real, fake, real_comparison=plus, fake_comparison=minus, references=refs, gamma=1.5)
+    kind = torch.tensor([True, False, True, False, True])  # the batch: real, fake, real, fake, real
+    batch = torch.stack([real[0], fake[0], real[1], fake[1], real[2]])
+    got = rankgan_module.batch_loss(ranker, batch, kind, real_comparison=plus, fake_comparison=minus, references=refs, gamma=1.5)
     e_real, e_fake, e_plus, e_minus, e_ref = (ranker(r) for r in rows)
     r_real = rank_scores(e_real, e_minus, e_ref, 1.5)  # real among generated
     r_fake = rank_scores(e_fake, e_plus, e_ref, 1.5)  # generated among real

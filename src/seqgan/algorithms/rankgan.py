@@ -199,18 +199,20 @@ def rank_scorer(ranker: Ranker, real: torch.Tensor, s: RankGANConfig, rng: torch
 
 def batch_loss(
     ranker: Ranker,
-    real: torch.Tensor,
-    fake: torch.Tensor,
+    rows: torch.Tensor,
+    is_real: torch.Tensor,
     *,
     real_comparison: torch.Tensor,
     fake_comparison: torch.Tensor,
     references: torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
-    """Eq. 1's loss on one batch (`ranker_loss`): real (Br, T) ranked among fake_comparison (C, T),
-    fake (Bf, T) among real_comparison (C, T), against references (U, T); one forward pass."""
-    e_real, e_fake, e_plus, e_minus, e_ref = ranker.features(real, fake, real_comparison, fake_comparison, references)
-    return ranker_loss(log_rank_scores(e_real, e_minus, e_ref, gamma), rank_scores(e_fake, e_plus, e_ref, gamma))
+    """Eq. 1's loss on one batch (`ranker_loss`) of rows (B, T), is_real (B,) bool: the real ones
+    ranked among fake_comparison (C, T), the generated ones among real_comparison (C, T), against
+    references (U, T); one forward pass. Every row is scored both ways and its kind's score kept,
+    so the step's shapes do not depend on how many rows are real (no host read, CUDA-graph ready)."""
+    e, e_plus, e_minus, e_ref = ranker.features(rows, real_comparison, fake_comparison, references)
+    return ranker_loss(log_rank_scores(e, e_minus, e_ref, gamma), rank_scores(e, e_plus, e_ref, gamma), is_real)
 
 
 def ranker_round(
@@ -239,7 +241,6 @@ def ranker_round(
         perm = torch.randperm(len(x), generator=streams.shuffle).to(x.device)
         for i in range(0, len(x) - b + 1, b):
             idx = perm[i : i + b][dist.rows(b)]
-            rows, kind = x[idx], is_real[idx]
             plus, minus, refs = (
                 _draw(pool, n, streams.shuffle)
                 for pool, n in ((pool_real, s.comparison), (pool_fake, s.comparison), (pool_real, s.references))
@@ -247,8 +248,8 @@ def ranker_round(
             loss = call(
                 model,
                 batch_loss,
-                rows[kind],
-                rows[~kind],
+                x[idx],
+                is_real[idx],
                 real_comparison=plus,
                 fake_comparison=minus,
                 references=refs,

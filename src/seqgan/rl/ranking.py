@@ -45,11 +45,16 @@ def log_rank_scores(e: torch.Tensor, comparison: torch.Tensor, references: torch
     return torch.logsumexp(log_p, dim=1) - math.log(log_p.shape[1])
 
 
-def ranker_loss(log_r_real: torch.Tensor, r_fake: torch.Tensor) -> torch.Tensor:
+def ranker_loss(log_r_real: torch.Tensor, r_fake: torch.Tensor, is_real: torch.Tensor | None = None) -> torch.Tensor:
     """Minus Eq. 1's ranker objective: -mean log R(real | U, C-) - mean log(1 - R(fake | U, C+)).
 
     log_r_real (Br,): log rank scores of real sentences among generated ones; r_fake (Bf,): rank
-    scores of generated sentences among real ones. An empty side contributes 0."""
-    real = -log_r_real.sum() / max(len(log_r_real), 1)
-    fake = -torch.log1p(-r_fake).sum() / max(len(r_fake), 1)
-    return real + fake
+    scores of generated sentences among real ones. An empty side contributes 0. With is_real (B,)
+    bool, both are (B,), every row of a batch scored both ways, and each mean runs over its kind's
+    rows only (masks, not a selection of rows: no row count is read back to the host)."""
+    if is_real is None:
+        return -log_r_real.sum() / max(len(log_r_real), 1) - torch.log1p(-r_fake).sum() / max(len(r_fake), 1)
+    real, fake = is_real.to(log_r_real.dtype), (~is_real).to(r_fake.dtype)
+    log_r_real = torch.where(is_real, log_r_real, 0.0)  # the other kind's rows: finite values, zero gradients
+    log_not_fake = torch.log1p(-torch.where(is_real, 0.0, r_fake))
+    return -log_r_real.sum() / real.sum().clamp(min=1.0) - log_not_fake.sum() / fake.sum().clamp(min=1.0)
