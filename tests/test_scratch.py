@@ -108,7 +108,7 @@ def test_the_papers_regularisers_reach_the_optimizers_and_d(monkeypatch):
     # D's step adds d_l2 * sum(w^2) / 2 over every weight: with a huge d_l2 the loss is nearly that term
     big = build("scratch", ("scratch.d_l2=1000.0",), config=SMOKE)
     penalty = 1000.0 * 0.5 * sum(p.pow(2).sum().item() for p in big.discriminator.parameters())
-    assert big.discriminator_step() == pytest.approx(penalty, rel=1e-3)
+    assert float(big.discriminator_step()) == pytest.approx(penalty, rel=1e-3)
     with pytest.raises(ConfigError, match="embedding_dropout applies to kind=rnn"):
         load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.embedding_dropout=0.1"])
     for bad, match in (("scratch.reward=log", "scratch.reward='log'"), ("scratch.baseline_decay=1", "baseline_decay")):

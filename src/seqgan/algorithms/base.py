@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from seqgan.algorithms.build import make_generator
-from seqgan.algorithms.common import Streams, mle_epoch
+from seqgan.algorithms.common import Streams, mle_epoch, read_logged
 from seqgan.config import AlgorithmSpec, ExperimentConfig, register_algorithm
 from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
 from seqgan.data.dataset import Data
@@ -33,8 +33,10 @@ from seqgan.distributed import Dist, replicate
 from seqgan.models.generator import Generator
 
 PHASES = ("mle", "d_pretrain", "adversarial")
-Logs = dict[str, list[float]]
-"""Values to log after a unit of training: each name's per-step values (a loss, a mean reward)."""
+Logs = dict[str, list[float | torch.Tensor]]
+"""Values to log after a unit of training: each name's per-step values (a loss, a mean reward),
+as floats or as 0-d tensors of this rank still on the device, which `train_unit` reads back in one
+go (`read_logged`): a step need not wait for the device to log its loss."""
 
 
 @dataclass
@@ -91,7 +93,7 @@ class Algorithm:
     """The shared config sections it reads."""
 
     def __init__(self, ctx: Context) -> None:
-        self.cfg, self.data, self.dist, self.streams = ctx.cfg, ctx.data, ctx.dist, ctx.streams
+        self.cfg, self.data, self.dist, self.streams, self.device = ctx.cfg, ctx.data, ctx.dist, ctx.streams, ctx.device
         self.steps = {"g": 0, "d": 0}  # optimizer steps so far (kept in checkpoints)
         self.optimizers: dict[str, Optimizer] = {}
         self._graphs: dict[str, StepGraphs | None] = {}
@@ -186,9 +188,10 @@ class Algorithm:
         """What evaluation adds about D (accuracy on held-out data); nothing without a D."""
         return {}
 
-    def train_unit(self, phase: str) -> Logs:
-        """One unit of `phase`."""
-        return {"mle": self.mle_epoch, "d_pretrain": self.d_pretrain_step, "adversarial": self.adversarial_epoch}[phase]()
+    def train_unit(self, phase: str) -> dict[str, list[float]]:
+        """One unit of `phase`; its logged values, read back to the host."""
+        logs = {"mle": self.mle_epoch, "d_pretrain": self.d_pretrain_step, "adversarial": self.adversarial_epoch}[phase]()
+        return read_logged(logs, self.dist, self.device)
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}

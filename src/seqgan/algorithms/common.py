@@ -18,6 +18,7 @@ condition.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,9 +45,26 @@ def finite_mean(total: torch.Tensor, count: int, dist: Dist, name: str) -> float
     """The global mean of losses summed on this rank (`total`, a 0-d tensor) over `count` steps per
     rank; raises NonFiniteLossError if any of them was NaN or infinite. One host read per call."""
     value = all_reduce_sum([float(total)], dist, total.device)[0] / dist.world / max(count, 1)
-    if not torch.isfinite(torch.tensor(value)):
+    if not math.isfinite(value):
         raise NonFiniteLossError(f"the {name} loss is {value}")
     return value
+
+
+def read_logged(logs: dict[str, list], dist: Dist, device: torch.device) -> dict[str, list[float]]:
+    """A unit's logged values (name -> per-step values), those still on the device (0-d tensors of
+    this rank, e.g. a step's loss left there so that no step waits for the device) read back in one
+    host read and averaged over the ranks (one collective). Raises NonFiniteLossError if a loss (a
+    name ending in 'loss') read here is NaN or infinite: training stops at the end of the unit."""
+    places = [(name, i) for name, values in logs.items() for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+    if not places:
+        return logs
+    values = torch.stack([logs[name][i].detach().to(torch.float64) for name, i in places]).tolist()
+    out = {name: list(values) for name, values in logs.items()}
+    for (name, i), value in zip(places, all_reduce_sum(values, dist, device), strict=True):
+        out[name][i] = value / dist.world
+        if name.endswith("loss") and not math.isfinite(out[name][i]):
+            raise NonFiniteLossError(f"the {name} of step {i + 1} is {out[name][i]}")
+    return out
 
 
 def mle_epoch(

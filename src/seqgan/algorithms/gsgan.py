@@ -30,8 +30,7 @@ from seqgan.algorithms.base import Context, register
 from seqgan.algorithms.common import clipped_step
 from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, ExperimentConfig
-from seqgan.distributed import all_reduce_sum, call
-from seqgan.errors import NonFiniteLossError
+from seqgan.distributed import call
 from seqgan.models.discriminator import Discriminator
 from seqgan.rl.relaxed import GAN_LOSSES, RELAXATIONS, SCHEDULES, gan_losses, inverse_temperature, relaxed_sample
 
@@ -107,7 +106,6 @@ class GSGAN(GAN):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.add_gan_optimizers()
-        self.device = ctx.device
 
     @staticmethod
     def check_config(cfg: ExperimentConfig) -> None:
@@ -124,7 +122,7 @@ class GSGAN(GAN):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def discriminator_update(self) -> float:
+    def discriminator_update(self) -> torch.Tensor:
         self.steps["d"] += 1
         return self.discriminator_step()
 
@@ -143,8 +141,9 @@ class GSGAN(GAN):
         scores = call(self.wrappers["discriminator"], Discriminator.soft_scores, both) if wrapped else d.soft_scores(both)
         return scores[: len(real)].reshape(-1), scores[len(real) :].reshape(-1)
 
-    def generator_step(self) -> dict[str, float]:
-        """One G step: relaxed samples through D, G's side of the GAN loss, backpropagated into G."""
+    def generator_step(self) -> dict[str, float | torch.Tensor]:
+        """One G step: relaxed samples through D, G's side of the GAN loss, backpropagated into G.
+        Its loss stays on the device (read once per epoch, `read_logged`)."""
         a, s, g, d = self.cfg.adversarial, self.cfg.algo, self.generator, self.discriminator
         beta = self.beta()
         real = self.real_one_hots()
@@ -161,15 +160,13 @@ class GSGAN(GAN):
         )
         real_score, fake_score = self.scores(real, fake, wrapped=False)
         _, g_loss = gan_losses(real_score.detach(), fake_score, s.loss)
-        value = g_loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the {s.loss} generator loss is {value}")
         clipped_step(g.parameters(), self.optimizers["adversarial"].optimizer, g_loss, a.grad_clip)
         self.steps["adversarial_g"] = self.steps.get("adversarial_g", 0) + 1  # the schedule's place
-        return {"g_loss": all_reduce_sum([value], self.dist, self.device)[0] / self.dist.world, "beta": beta}
+        return {"g_loss": g_loss.detach(), "beta": beta}
 
-    def discriminator_step(self) -> float:
-        """One D step: a real batch against a fresh batch of relaxed samples, D's side of the GAN loss."""
+    def discriminator_step(self) -> torch.Tensor:
+        """One D step: a real batch against a fresh batch of relaxed samples, D's side of the GAN
+        loss. Returns the loss, a 0-d tensor left on the device (read once per epoch)."""
         a, s, d = self.cfg.adversarial, self.cfg.algo, self.discriminator
         real = self.real_one_hots()
         self.generator.eval()
@@ -183,8 +180,5 @@ class GSGAN(GAN):
         l2 = self.cfg.discriminator.l2_reg
         if l2 > 0:  # as SeqGAN's D: TF's l2_loss on the output layer
             d_loss = d_loss + d.output_l2(l2)
-        value = d_loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the {s.loss} discriminator loss is {value}")
         clipped_step(d.parameters(), self.optimizers["discriminator"].optimizer, d_loss, a.grad_clip)
-        return all_reduce_sum([value], self.dist, self.device)[0] / self.dist.world
+        return d_loss.detach()

@@ -22,8 +22,7 @@ from seqgan.algorithms.base import Context, register
 from seqgan.algorithms.common import Streams, clipped_step
 from seqgan.algorithms.gan import GAN
 from seqgan.config import AdversarialConfig, ConfigError, ExperimentConfig
-from seqgan.distributed import SINGLE, Dist, all_reduce_, all_reduce_sum, call, global_mean_scale, replicate
-from seqgan.errors import NonFiniteLossError
+from seqgan.distributed import SINGLE, Dist, all_reduce_, call, global_mean_scale, replicate
 from seqgan.models.condition import pick_rows
 from seqgan.models.discriminator import Discriminator, prob_real
 from seqgan.models.generator import Generator
@@ -77,7 +76,7 @@ class Reinforce(GAN):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def generator_step(self) -> dict[str, float]:
+    def generator_step(self) -> dict[str, torch.Tensor]:
         loss, reward = reinforce_step(
             self.generator,
             self.discriminator,
@@ -115,11 +114,12 @@ def reinforce_step(
     dist: Dist = SINGLE,
     model: torch.nn.Module | None = None,
     cond_pool: torch.Tensor | None = None,
-) -> tuple[float, float]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One G step: sample a.batch_size sequences (for conditions drawn from `cond_pool`, (R, ...)),
     score each once with D (eval mode), weight every token's log-probability by its sequence's
-    score (`sequence_advantages`), clip and step. Returns (loss, mean score). Under torchrun each
-    rank samples its share; the baseline and the loss's mean are the global batch's."""
+    score (`sequence_advantages`), clip and step. Returns (loss, mean score), 0-d tensors of this
+    rank left on the device (`read_logged` reads and averages them once per epoch). Under torchrun
+    each rank samples its share; the baseline and the loss's mean are the global batch's."""
     model = model or replicate(generator, dist)
     generator.eval()
     rows = a.batch_size // dist.world
@@ -137,8 +137,5 @@ def reinforce_step(
     loss = pg_loss(call(model, Generator.log_probs, samples, noise=noise, cond=cond), adv, "none", mask)
     if dist.parallel:
         loss = loss * global_mean_scale(samples.numel() if mask is None else float(mask.sum()), dist, samples.device)
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"the REINFORCE loss is {loss.item()}")
     clipped_step(generator.parameters(), optimizer, loss, a.grad_clip)
-    loss_sum, reward_sum = all_reduce_sum([loss.item(), scores.mean().item()], dist, samples.device)
-    return loss_sum / dist.world, reward_sum / dist.world
+    return loss.detach(), scores.mean()

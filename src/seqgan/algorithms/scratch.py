@@ -43,7 +43,6 @@ from seqgan.algorithms.gan import GAN
 from seqgan.algorithms.gsgan import check_relaxed_config
 from seqgan.config import ConfigError, ExperimentConfig
 from seqgan.distributed import all_reduce_sum, call
-from seqgan.errors import NonFiniteLossError
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import masked_mean, pg_loss
 from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
@@ -97,7 +96,6 @@ class Scratch(GAN):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.add_gan_optimizers(betas=(ctx.cfg.algo.adam_beta1, 0.999))
-        self.device = ctx.device
 
     @staticmethod
     def check_config(cfg: ExperimentConfig) -> None:
@@ -114,7 +112,7 @@ class Scratch(GAN):
 
     # ---------------------------------------------------------------- ALGO LOGIC
 
-    def discriminator_update(self) -> float:
+    def discriminator_update(self) -> torch.Tensor:
         self.steps["d"] += 1
         return self.discriminator_step()
 
@@ -122,8 +120,9 @@ class Scratch(GAN):
         self.generator.eval()
         return self.generator.sample(rows, self.data.length, self.streams.sample, return_noise=True)
 
-    def generator_step(self) -> dict[str, float]:
-        """One REINFORCE step on a fresh batch with D's per-prefix verdicts as dense rewards."""
+    def generator_step(self) -> dict[str, float | torch.Tensor]:
+        """One REINFORCE step on a fresh batch with D's per-prefix verdicts as dense rewards. Its
+        loss and mean reward stay on the device (read once per epoch, `read_logged`)."""
         a, s, g, d = self.cfg.adversarial, self.cfg.algo, self.generator, self.discriminator
         samples, noise = self.samples(a.batch_size // self.dist.world)  # (B, T)
         d.eval()
@@ -134,18 +133,14 @@ class Scratch(GAN):
         adv, baseline = self.advantages(discounted_returns(rewards, s.discount, mask), mask)
         g.train()
         loss = pg_loss(call(self.wrappers["generator"], Generator.log_probs, samples, noise=noise), adv, "none", mask)
-        values = torch.stack([loss.detach(), masked_mean(rewards, mask)]).tolist()
-        if not math.isfinite(values[0]):
-            raise NonFiniteLossError(f"the REINFORCE loss is {values[0]}")
         clipped_step(g.parameters(), self.optimizers["adversarial"].optimizer, loss, a.grad_clip)
-        loss_sum, reward_sum = all_reduce_sum(values, self.dist, self.device)
-        row = {"g_loss": loss_sum / self.dist.world, "mean_reward": reward_sum / self.dist.world}
+        row = {"g_loss": loss.detach(), "mean_reward": masked_mean(rewards, mask)}
         return row if baseline is None else {**row, "baseline": baseline}
 
     def advantages(self, returns: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, float | None]:
         """returns R (B, T) -> (advantages (B, T), the EWMA baseline after this batch, or None for
         step_mean). The EWMA's mean runs over the tokens of every rank, so all ranks keep one number,
-        which checkpoints hold (steps['scratch_baseline'])."""
+        which checkpoints hold (steps['scratch_baseline']): one host read per G step."""
         s = self.cfg.algo
         if s.baseline == "step_mean":
             return mean_baseline_advantages(returns, mask), None
@@ -155,8 +150,9 @@ class Scratch(GAN):
         self.steps["scratch_baseline"] = b
         return returns - b, b
 
-    def discriminator_step(self) -> float:
-        """Every prefix of a real batch against every prefix of a fresh batch of samples."""
+    def discriminator_step(self) -> torch.Tensor:
+        """Every prefix of a real batch against every prefix of a fresh batch of samples. Returns the
+        loss, a 0-d tensor left on the device (read once per epoch, `read_logged`)."""
         a, d, data = self.cfg.adversarial, self.discriminator, self.data
         idx = torch.randint(len(data.train), (a.batch_size,), generator=self.streams.shuffle)[self.dist.rows(a.batch_size)]
         real = data.train[idx.to(data.train.device)]
@@ -169,8 +165,5 @@ class Scratch(GAN):
         loss = masked_mean(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), mask)
         if self.cfg.algo.d_l2 > 0:  # the paper's code: TF's l2_loss on every weight of D
             loss = loss + self.cfg.algo.d_l2 * 0.5 * sum(p.pow(2).sum() for p in d.parameters())
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"the discriminator loss is {value}")
         clipped_step(d.parameters(), self.optimizers["discriminator"].optimizer, loss, a.grad_clip)
-        return all_reduce_sum([value], self.dist, self.device)[0] / self.dist.world
+        return loss.detach()
