@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqgan.data.transduction import write_task
+from kinds import OPTIONS, ROOT, every_run, kinds
 from seqgan.training.checkpoint import latest_checkpoint
 
 pytestmark = [
@@ -26,27 +26,8 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
 ON_CUDA = ["device=cuda", "deterministic=true", "checkpoint.every=1"]
-TINY_TEXT = [
-    "data.max_len=12",
-    "data.heldout_size=8",
-    "pretrain.epochs=2",
-    "pretrain.batch_size=8",
-    "d_pretrain.steps=1",
-    "d_pretrain.num_negatives=32",
-    "adversarial.batch_size=8",
-    "adversarial.num_negatives=32",
-    "adversarial.rollout_num=2",
-    "discriminator.batch_size=8",
-    "eval.every=1",
-    "eval.d_samples=16",
-    "eval.final_samples=5",
-    "eval.bleu_samples=0",  # the GPU machine may lack fast-bleu; BLEU is not what these tests check
-    "discriminator.filter_sizes=[1,2,3]",
-    "discriminator.num_filters=[8,8,8]",
-]
 
 
 def seqgan(*args: str) -> None:
@@ -59,21 +40,6 @@ def rows(run: Path) -> list[dict]:
         {k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
         for line in (run / "metrics.jsonl").read_text().splitlines()
     ]
-
-
-def kinds(folder: Path) -> dict[str, list[str]]:
-    corpus = folder / "corpus.txt"
-    words = ["a", "cat", "dog", "sat", "on", "the", "mat", "big", "old", "ran"]
-    corpus.write_text("\n".join(" ".join(words[(i * j) % 10] for j in range(3 + i % 6)) for i in range(200)) + "\n")
-    write_task(folder / "task", num_train=400, num_valid=40, num_test=40, symbols=5, min_len=2, max_len=5, seed=0)
-    task = [f"data.{split}={folder / 'task' / f'{split}.jsonl'}" for split in ("train", "valid", "test")]
-    return {
-        "oracle": ["configs/smoke.yaml"],
-        "label": ["configs/smoke.yaml", "condition.kind=label"],
-        "features": ["configs/smoke.yaml", "condition.kind=features", "discriminator.mismatched=0.5"],
-        "text": ["configs/text.yaml", f"data.train={corpus}", *TINY_TEXT],
-        "source": ["configs/text.yaml", *task, "condition.kind=source", "condition.max_source_len=5", *TINY_TEXT],
-    }
 
 
 @pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source"])
@@ -236,3 +202,29 @@ def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
     assert ends[0].keys() == ends[1].keys()
     for key, value in ends[1].items():
         assert ends[0][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source", *OPTIONS])
+def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind):
+    """What tests/test_host_reads.py checks on the CPU, by the real capture: every kind of run's MLE
+    and D steps become CUDA graphs (none falls back to eager steps with a warning)."""
+    import warnings
+
+    from seqgan.algorithms import ALGORITHMS, Context
+    from seqgan.algorithms.common import Streams
+    from seqgan.config import load_config
+    from seqgan.distributed import SINGLE
+    from seqgan.training.experiment import make_data
+
+    config, *overrides = every_run(tmp_path)[kind]
+    cfg, cuda = load_config(ROOT / config, overrides), torch.device("cuda")
+    streams = Streams(torch.Generator(cuda).manual_seed(0), torch.Generator().manual_seed(1))
+    algo = ALGORITHMS[cfg.algorithm](Context(cfg, make_data(cfg, cuda), cuda, SINGLE, streams))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*runs without a CUDA graph")
+        algo.train_unit("mle")
+        algo.begin_phase("d_pretrain")
+        algo.train_unit("d_pretrain")
+    for name in ("mle", "discriminator"):
+        graphs = algo.step_graphs(name)
+        assert graphs is not None and graphs.graphs and not graphs.uncapturable, name
