@@ -18,9 +18,12 @@ from safetensors.torch import load_file
 
 from seqgan.algorithms import base as base_module
 from seqgan.algorithms import gan as gan_module
+from seqgan.algorithms import gsgan as gsgan_module
 from seqgan.algorithms import seqgan as seqgan_module
+from seqgan.algorithms.common import read_logged
 from seqgan.cli.main import main
 from seqgan.config import load_config
+from seqgan.distributed import SINGLE
 from seqgan.errors import NonFiniteLossError
 from seqgan.metrics.logger import read_metrics, without_clock
 from seqgan.training import checkpoint as checkpoint_module
@@ -184,6 +187,22 @@ def test_non_finite_loss_stops_names_the_step_and_keeps_the_last_good_checkpoint
     message = str(err.value)
     assert "policy-gradient loss is nan in adversarial epoch 1" in message and "G steps so far 32" in message
     assert "1-d_pretrain-000002" in message and latest_checkpoint(tmp_path / "checkpoints").name == "1-d_pretrain-000002"
+
+
+def test_losses_left_on_the_device_are_read_once_a_unit_and_a_nan_one_stops_training(tmp_path, monkeypatch):
+    """GSGAN's steps keep their losses on the device (no host read per step); the unit's end reads
+    them all (`read_logged`), averages them, and a NaN D loss stops the run there, naming it."""
+    logs = {"d_loss": [torch.tensor(1.0), torch.tensor(3.0)], "beta": [2.0], "mean_reward": [torch.tensor(float("nan"))]}
+    assert read_logged(logs, SINGLE, torch.device("cpu"))["d_loss"] == [1.0, 3.0]  # only a loss must be finite
+    with pytest.raises(NonFiniteLossError, match="the d_loss of step 2 is nan"):
+        read_logged({"d_loss": [torch.tensor(1.0), torch.tensor(float("nan"))]}, SINGLE, torch.device("cpu"))
+    real = gsgan_module.gan_losses
+    monkeypatch.setattr(gsgan_module, "gan_losses", lambda *a: (real(*a)[0] * float("nan"), real(*a)[1]))
+    trainer = Trainer(load_config(ROOT / "configs" / "smoke_gsgan.yaml"), tmp_path, quiet=True)
+    trainer.start(["test"])
+    with pytest.raises(NonFiniteLossError, match="the d_loss of step 1 is nan in adversarial epoch 1 "):
+        trainer.run()
+    assert latest_checkpoint(tmp_path / "checkpoints").name.startswith("0-mle")
 
 
 def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
