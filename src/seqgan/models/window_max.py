@@ -99,9 +99,10 @@ def _grads_by_bags(x, weight, where, grad, needs_x):
     L = T - w + 1
     rows = torch.arange(N, device=x.device)[:, None]  # (N, 1)
     # dW[f, :, j] = sum over r of g[r, f] x[r, p*(r, f) + j]: bag (f, j) of N rows of x (N T, e)
-    steps = (rows * T + where).T[:, None, :] + torch.arange(w, device=x.device)[None, :, None]  # (n, w, N)
-    weights = grad.T[:, None, :].expand(n, w, N)
-    grad_w = F.embedding_bag(steps.reshape(n * w, N), x.view(N * T, e), mode="sum", per_sample_weights=weights.reshape(n * w, N))
+    # (n, N) operands made contiguous first (small), so that the (n, w, N) bags are written row by row
+    steps = (rows * T + where).T.contiguous()[:, None, :] + torch.arange(w, device=x.device)[None, :, None]  # (n, w, N)
+    weights = grad.T.contiguous().repeat_interleave(w, dim=0, output_size=n * w)  # (n w, N): g[:, f] for each (f, j)
+    grad_w = F.embedding_bag(steps.view(n * w, N), x.view(N * T, e), mode="sum", per_sample_weights=weights)
     grad_w = grad_w.view(n, w, e).permute(0, 2, 1)  # (n, e, w)
     if not needs_x:
         return grad_w, None
