@@ -228,3 +228,31 @@ def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind)
     for name in ("mle", "discriminator"):
         graphs = algo.step_graphs(name)
         assert graphs is not None and graphs.graphs and not graphs.uncapturable, name
+
+
+def seqgan_out(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+@pytest.mark.parametrize("kind", ["oracle", "label", "text"])
+def test_every_command_works_on_a_run_trained_with_device_auto(tmp_path, kind):
+    """device=auto picks the GPU; sample, evaluate (with D's figures), sweep (against the run's MLE
+    start) and plot then read the CUDA run; evaluate reports the NLL the run logged last."""
+    if kind == "text":
+        pytest.importorskip("fast_bleu", reason="evaluating text computes BLEU (the device machine may lack fast-bleu)")
+    config, *overrides = kinds(tmp_path)[kind]
+    run = tmp_path / "run"
+    seqgan("train", config, "--out", str(run), "--quiet", "device=auto", *overrides, "adversarial.epochs=2")
+    assert "device: auto" in (run / "config.yaml").read_text()
+    condition = ["--condition", "class=1"] if kind == "label" else []
+    lines = seqgan_out("sample", str(run), "-n", "4", *condition, "--temperature", "0.9", "--top-p", "0.9").splitlines()
+    assert len(lines) == 4
+    metrics = json.loads(seqgan_out("evaluate", str(run), "-n", "64", "--discriminator"))
+    assert metrics["nll_test"] == pytest.approx(rows(run)[-1]["nll_test"], abs=1e-4)
+    sweep = tmp_path / "sweep"
+    seqgan("sweep", str(run), f"{run}@mle", "--temperatures", "0.9,1.0", "-n", "64", "--out", str(sweep))
+    assert len((sweep / "sweep.csv").read_text().splitlines()) == 1 + 2 * 2
+    seqgan("plot", str(run))
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
