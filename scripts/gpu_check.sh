@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 19 as one prepared device call (see docs/performance.md, section GPUs). On the device machine
 # (its own Python with torch + CUDA; no fast-bleu, which only BLEU needs), from the repository root:
-#   bash scripts/gpu_check.sh            # CUDA tests, benchmarks, determinism check  (~6 min)
-#   bash scripts/gpu_check.sh protocol   # the paper's full protocol, time-boxed, resumable (<= 9 min)
+#   bash scripts/gpu_check.sh            # the bench against the reference, then the CUDA tests     (<= 7 min)
+#   bash scripts/gpu_check.sh extra      # the bench eager / unfused / bf16, the determinism check  (<= 5 min)
+#   bash scripts/gpu_check.sh protocol   # the paper's full protocol, time-boxed, resumable         (<= 9 min)
+# Each is one device call (10 minutes at most); every stage has its own time limit (stages.txt says
+# which ran out), the issue's figures first.
 # Results go to $OUT (the device tool's return folder) or gpu_out/. The oracle's parameters must be
 # copied first into the git-ignored data/ folder and carried:  mkdir -p data && cp ../shared/data/seqgan_oracle/target_params.npz data/
 set -u
@@ -24,14 +27,20 @@ if [ "${1:-checks}" = protocol ]; then
   exit 0
 fi
 
-python3 -m pytest -m cuda -q -p no:cacheprovider > "$OUT/cuda_tests.txt" 2>&1
-python3 bench/adversarial_step.py --device cuda --repeats 3 > "$OUT/bench_cuda_fp32.json" 2>&1
-python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --fused-conv off > "$OUT/bench_cuda_unfused.json" 2>&1
-python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --cuda-graphs off > "$OUT/bench_cuda_eager.json" 2>&1
-python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --precision bf16 > "$OUT/bench_cuda_bf16.json" 2>&1
-# seed-to-seed spread without the deterministic switch, and its cost with it: the frozen-D config, short
-for det in false false true true; do
-  /usr/bin/time -f "deterministic=$det %e s" python3 -m seqgan train configs/smoke.yaml device=cuda deterministic=$det \
-    pretrain.epochs=20 adversarial.epochs=20 --out "gpu_runs/det_${det}_$RANDOM" --quiet 2>> "$OUT/determinism.txt"
-done
-for run in gpu_runs/det_*; do tail -1 "$run/metrics.jsonl" >> "$OUT/determinism.txt"; done
+stage() { local limit=$1; shift; timeout -s INT "$limit" "$@"; echo "exit $? after limit ${limit}s: $*" >> "$OUT/stages.txt"; }
+
+if [ "${1:-checks}" = extra ]; then
+  stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --cuda-graphs off > "$OUT/bench_cuda_eager.json" 2>&1
+  stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --fused-conv off > "$OUT/bench_cuda_unfused.json" 2>&1
+  stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --precision bf16 > "$OUT/bench_cuda_bf16.json" 2>&1
+  # seed-to-seed spread without the deterministic switch, and its cost with it: the smoke config, longer
+  for det in false false true true; do
+    stage 30 /usr/bin/time -f "deterministic=$det %e s" python3 -m seqgan train configs/smoke.yaml device=cuda deterministic=$det \
+      pretrain.epochs=20 adversarial.epochs=20 --out "gpu_runs/det_${det}_$RANDOM" --quiet 2>> "$OUT/determinism.txt"
+  done
+  for run in gpu_runs/det_*; do tail -1 "$run/metrics.jsonl" >> "$OUT/determinism.txt"; done
+  exit 0
+fi
+
+stage 150 python3 bench/adversarial_step.py --device cuda --repeats 3 > "$OUT/bench_cuda_fp32.json" 2>&1
+stage 270 python3 -m pytest -m cuda -q -p no:cacheprovider --durations=20 > "$OUT/cuda_tests.txt" 2>&1
