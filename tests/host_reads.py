@@ -5,7 +5,8 @@ operations whose output size depends on the data: `nonzero`, boolean indexing, `
 `unique`, `bincount`, `repeat_interleave` without an output size) waits for every queued kernel, and
 inside a CUDA graph's capture it is an error (`seqgan.cuda_graphs` then runs the step eagerly for
 good). On the CPU the same reads cost nothing, so nothing shows them; this mode records them as
-PyTorch dispatches them, with the lines of seqgan that made them.
+PyTorch dispatches them, with the lines of seqgan that made them, and the copies to a device that
+seqgan's code makes of CPU tensors outside `seqgan.runtime.to_device` (see `COPY`).
 
 Not recorded: `F.one_hot`'s range checks (read on the CPU only; on CUDA it relies on device
 asserts). Recorded although free on a GPU: nothing known.
@@ -26,6 +27,10 @@ INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
 """aten operations that read when an index is a boolean mask (its nonzero runs inside, unseen)."""
 METHODS = ("tolist", "numpy", "cpu")
 """Tensor methods that read (on the CPU they do not reach the dispatcher)."""
+COPY = "to(device) of a CPU tensor"
+"""A blocking copy from the host to a GPU waits for every queued kernel first. On the CPU such a
+call is a no-op, so every `.to(device)` that seqgan's code makes of a CPU tensor counts: what a step
+draws on the CPU goes through `seqgan.runtime.to_device` (pinned memory, no wait)."""
 
 
 def seqgan_lines() -> str:
@@ -68,12 +73,14 @@ class HostReads(TorchDispatchMode):
         for method in METHODS:
             self._saved[method] = real = getattr(torch.Tensor, method)
             setattr(torch.Tensor, method, self._reading(method, real))
+        self._saved["to"] = torch.Tensor.to
+        torch.Tensor.to = self._copying(torch.Tensor.to)
         self._saved["one_hot"] = F.one_hot
         F.one_hot = self._unrecorded(F.one_hot)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        for method in METHODS:
+        for method in (*METHODS, "to"):
             setattr(torch.Tensor, method, self._saved[method])
         F.one_hot = self._saved["one_hot"]
         return super().__exit__(*exc)
@@ -84,6 +91,16 @@ class HostReads(TorchDispatchMode):
             return real(tensor, *args, **kwargs)
 
         return read
+
+    def _copying(self, real):
+        def to(tensor, *args, **kwargs):
+            device = kwargs.get("device", next((a for a in args if isinstance(a, (torch.device, str))), None))
+            caller = traceback.extract_stack(limit=2)[0].filename
+            if device is not None and tensor.device.type == "cpu" and not kwargs.get("non_blocking") and "/seqgan/" in caller:
+                self._record(COPY)
+            return real(tensor, *args, **kwargs)
+
+        return to
 
     def _unrecorded(self, real):
         def call(*args, **kwargs):

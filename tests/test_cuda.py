@@ -256,3 +256,44 @@ def test_every_command_works_on_a_run_trained_with_device_auto(tmp_path, kind):
     assert len((sweep / "sweep.csv").read_text().splitlines()) == 1 + 2 * 2
     seqgan("plot", str(run))
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_graphed_epochs_synchronise_once_at_their_end_and_cpu_draws_move_without_waiting():
+    """torch's sync debug mode flags every operation that makes the host wait for the GPU: a graphed
+    D epoch and MLE epoch (after the epoch that captured them) wait once, for their mean loss, and
+    `to_device` moves a CPU draw (a batch order) without waiting."""
+    import warnings
+
+    from seqgan.algorithms.base import adam
+    from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch
+    from seqgan.cuda_graphs import StepGraphs
+    from seqgan.models.discriminator import CNNDiscriminator
+    from seqgan.models.generator import Generator
+    from seqgan.runtime import to_device
+
+    torch.manual_seed(0)
+    d, g = CNNDiscriminator(200, 16, [1, 2, 3, 5], [20, 20, 10, 10]).cuda(), Generator(200, 16, 16, noise_dim=4).cuda()
+    d_opt, g_opt = adam(list(d.parameters()), 1e-3), adam(list(g.parameters()), 1e-2)
+    d_graphs, g_graphs = StepGraphs(d_opt, d.weights_changed), StepGraphs(g_opt)
+    tokens = torch.randint(0, 200, (256, 10), generator=torch.Generator().manual_seed(1)).cuda()
+    streams = Streams(torch.Generator("cuda").manual_seed(2), torch.Generator().manual_seed(3))
+    examples, settings = (tokens, None, torch.arange(256, device="cuda") < 128), DRound(128, 1, 32)
+
+    def epochs() -> None:
+        discriminator_epochs(d, d_opt, examples, settings, streams, graphs=d_graphs)
+        mle_epoch(g, g_opt, tokens, 32, 1.0, streams.shuffle, graphs=g_graphs)
+
+    epochs()  # warm-ups and captures
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            epochs()
+            moved = to_device(torch.randperm(1000, generator=streams.shuffle), torch.device("cuda"))
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    waits = [str(w.message) for w in caught if "synchroniz" in str(w.message)]
+    assert len(waits) == 2, waits  # finite_mean's read of each epoch's mean loss
+    assert len(d_graphs.graphs) == len(g_graphs.graphs) == 1 and moved.device.type == "cuda"
+    assert torch.equal(moved.cpu().sort().values, torch.arange(1000))

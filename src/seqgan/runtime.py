@@ -5,7 +5,8 @@
 - torch intra-op threads (1 by default: on 2 cores, two threads beside another busy process were
   measured 30-50x slower).
 - `host_reads_are_free`: whether code may read a tensor's values back to decide something (on the
-  CPU, yes; on a GPU such a read waits for the device and no CUDA graph can hold it);
+  CPU, yes; on a GPU such a read waits for the device and no CUDA graph can hold it); `to_device`
+  moves the CPU's random draws to a GPU without such a wait;
 - glibc's allocator keeps freed memory instead of returning it: tensors of a few MB (a batch of
   5000-word logits) are otherwise mapped fresh from the OS on every step, and the page faults
   were measured to cost a third of an MLE step (83 ms -> 56 ms per step).
@@ -69,3 +70,15 @@ def host_reads_are_free(device: torch.device) -> bool:
     GPU it waits for every queued kernel, and a CUDA graph cannot hold it (`seqgan.cuda_graphs`).
     Code with a cheaper route that needs such a read takes it only where this is True."""
     return device.type == "cpu"
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`, without making the host wait: from the CPU to a GPU through pinned
+    memory and asynchronously, where a plain copy first waits for every kernel queued before it (a
+    host synchronisation). For what a step draws on the CPU's random stream (batch orders and
+    indices, noise) so that a GPU run sees the CPU run's draws."""
+    if tensor.device == device:
+        return tensor
+    if tensor.device.type == "cpu" and device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

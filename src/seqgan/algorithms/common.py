@@ -29,6 +29,7 @@ from seqgan.errors import NonFiniteLossError
 from seqgan.models.condition import mismatched_pairs, pick_rows
 from seqgan.models.discriminator import Discriminator, prob_real, prob_real_alone
 from seqgan.models.generator import Generator
+from seqgan.runtime import to_device
 
 
 @dataclass
@@ -90,7 +91,7 @@ def mle_epoch(
     process on CUDA) each step replays a CUDA graph of the same computation (`seqgan.cuda_graphs`)."""
     model = model or replicate(generator, dist)
     generator.train()
-    perm = torch.randperm(len(data), generator=shuffle).to(data.device)
+    perm = to_device(torch.randperm(len(data), generator=shuffle), data.device)
     total, steps = torch.zeros((), dtype=torch.float64, device=data.device), 0
     for i in range(0, len(data) - batch_size + 1, batch_size):
         idx = perm[i : i + batch_size]
@@ -151,7 +152,7 @@ def round_examples(
     n = settings.num_negatives // dist.world
     fake_cond = pick_rows(cond, n, streams.sample)
     fake = all_gather_rows(generator.sample(n, real.shape[1], streams.sample, cond=fake_cond), dist)
-    pick = torch.randperm(len(real), generator=streams.shuffle)[: min(settings.num_negatives, len(real))].to(real.device)
+    pick = to_device(torch.randperm(len(real), generator=streams.shuffle)[: min(settings.num_negatives, len(real))], real.device)
     x = torch.cat([real[pick], fake])
     x_cond = None if cond is None else torch.cat([cond[pick], all_gather_rows(fake_cond, dist)])
     if cond is not None and settings.mismatched > 0:
@@ -222,7 +223,7 @@ def discriminator_epochs(
     discriminator.train()
     total, steps, b = torch.zeros((), dtype=torch.float64, device=x.device), 0, settings.batch_size
     for _ in range(settings.epochs):
-        perm = torch.randperm(len(x), generator=streams.shuffle).to(x.device)
+        perm = to_device(torch.randperm(len(x), generator=streams.shuffle), x.device)
         for i in range(0, len(x) - b + 1, b):
             idx = perm[i : i + b][dist.rows(b)]  # equal shards: DDP's average of the ranks' gradients is the global one
             inputs = (x[idx], is_real[idx], None if extra is None else extra[idx])

@@ -33,6 +33,7 @@ from seqgan.config import AdversarialConfig, ConfigError, DiscriminatorConfig, E
 from seqgan.distributed import call
 from seqgan.models.discriminator import Discriminator
 from seqgan.rl.relaxed import GAN_LOSSES, RELAXATIONS, SCHEDULES, gan_losses, inverse_temperature, relaxed_sample
+from seqgan.runtime import to_device
 
 UNUSED_ADVERSARIAL = (
     "d_epochs",
@@ -130,7 +131,7 @@ class GSGAN(GAN):
         """This rank's rows of a batch of real sequences drawn with replacement, as one-hots (B, T, V)."""
         a, data = self.cfg.adversarial, self.data
         idx = torch.randint(len(data.train), (a.batch_size,), generator=self.streams.shuffle)[self.dist.rows(a.batch_size)]
-        return F.one_hot(data.train[idx.to(data.train.device)], data.vocab_size).float()
+        return F.one_hot(data.train[to_device(idx, data.train.device)], data.vocab_size).float()
 
     def scores(self, real: torch.Tensor, fake: torch.Tensor, wrapped: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """D's logits of "real" for real (B, T, V) and generated (B, T, V) rows, in one pass of D

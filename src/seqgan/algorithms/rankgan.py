@@ -36,6 +36,7 @@ from seqgan.models.generator import Generator, frozen_copy
 from seqgan.models.ranker import Ranker
 from seqgan.rl.ranking import log_rank_scores, rank_scores, ranker_loss
 from seqgan.rl.rollout import Scorer
+from seqgan.runtime import to_device
 
 
 @dataclass
@@ -238,7 +239,7 @@ def ranker_round(
     ranker.train()
     total, steps, b = torch.zeros((), dtype=torch.float64, device=x.device), 0, settings.batch_size
     for _ in range(settings.epochs):
-        perm = torch.randperm(len(x), generator=streams.shuffle).to(x.device)
+        perm = to_device(torch.randperm(len(x), generator=streams.shuffle), x.device)
         for i in range(0, len(x) - b + 1, b):
             idx = perm[i : i + b][dist.rows(b)]
             plus, minus, refs = (
@@ -263,7 +264,7 @@ def ranker_round(
 
 def _draw(pool: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
     """n rows of pool (R, T), uniformly with replacement, from a CPU stream."""
-    return pool[torch.randint(len(pool), (n,), generator=rng).to(pool.device)]
+    return pool[to_device(torch.randint(len(pool), (n,), generator=rng), pool.device)]
 
 
 @torch.no_grad()

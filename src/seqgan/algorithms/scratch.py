@@ -46,6 +46,7 @@ from seqgan.distributed import all_reduce_sum, call
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import masked_mean, pg_loss
 from seqgan.rl.returns import centred_rewards, discounted_returns, ewma_baseline, mean_baseline_advantages
+from seqgan.runtime import to_device
 
 REWARDS = ("centred", "logit")
 BASELINES = ("ewma", "step_mean")
@@ -155,10 +156,10 @@ class Scratch(GAN):
         loss, a 0-d tensor left on the device (read once per epoch, `read_logged`)."""
         a, d, data = self.cfg.adversarial, self.discriminator, self.data
         idx = torch.randint(len(data.train), (a.batch_size,), generator=self.streams.shuffle)[self.dist.rows(a.batch_size)]
-        real = data.train[idx.to(data.train.device)]
+        real = data.train[to_device(idx, data.train.device)]
         fake, _ = self.samples(len(real))
         x = torch.cat([real, fake])  # (2B, T)
-        target = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).to(x.device)[:, None].expand(x.shape)
+        target = (torch.arange(len(x), device=x.device) < len(real)).float()[:, None].expand(x.shape)  # real rows first
         d.train()
         logits = call(self.wrappers["discriminator"], type(d).prefix_scores, x)  # (2B, T)
         mask = self.generator.mask(x)

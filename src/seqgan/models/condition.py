@@ -193,7 +193,7 @@ def pick_rows(pool: torch.Tensor | None, num: int, rng: torch.Generator) -> torc
 
 def pick_index(pool: torch.Tensor, num: int, rng: torch.Generator) -> torch.Tensor:
     """The row numbers (num,) that `pick_rows` takes, on `pool`'s device."""
-    return torch.randint(len(pool), (num,), generator=rng, device=rng.device).to(pool.device)
+    return runtime.to_device(torch.randint(len(pool), (num,), generator=rng, device=rng.device), pool.device)
 
 
 def mismatched_pairs(cond: torch.Tensor, num: int, rng: torch.Generator, tries: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

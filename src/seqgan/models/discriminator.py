@@ -338,8 +338,8 @@ class CNNDiscriminator(Discriminator):
     def _overrun(self, length: int, device: torch.device) -> torch.Tensor:
         """(F, T) bool: True where filter f's window at p runs past the end (p > T - w_f)."""
         if self._invalid is None or self._invalid.shape[1] != length or self._invalid.device != device:
-            widths = torch.cat([torch.full((c.weight.shape[0],), c.weight.shape[2]) for c in self.convs])  # (F,)
-            self._invalid = (torch.arange(length)[None, :] > length - widths[:, None]).to(device)
+            widths = torch.cat([torch.full((c.weight.shape[0],), c.weight.shape[2], device=device) for c in self.convs])  # (F,)
+            self._invalid = torch.arange(length, device=device)[None, :] > length - widths[:, None]
         return self._invalid
 
     def features(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

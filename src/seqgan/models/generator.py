@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan import runtime
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
@@ -172,7 +173,7 @@ class Generator(nn.Module):
         if self.noise_dim == 0:
             return None
         z = torch.randn(rows, self.noise_dim, generator=generator, device=generator.device)
-        return z.to(self.head.bias.device)
+        return runtime.to_device(z, self.head.bias.device)
 
     def initial_state(self, noise: torch.Tensor | None, rows: int, cond: torch.Tensor | None = None) -> State | None:
         """The recurrent state before the start token: None (zeros) without noise or condition

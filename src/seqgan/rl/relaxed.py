@@ -19,6 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from seqgan.runtime import to_device
+
 RELAXATIONS = ("soft", "straight_through", "hard")
 SCHEDULES = ("no", "lin", "exp", "log", "sigmoid", "quad", "sqrt")
 GAN_LOSSES = ("rsgan", "standard")
@@ -28,7 +30,7 @@ TINY = 1e-10  # keeps log(-log(u)) finite at u = 0 and u = 1, as RelGAN's add_gu
 def gumbel_noise(shape: tuple[int, ...], rng: torch.Generator, device: torch.device | str) -> torch.Tensor:
     """Standard Gumbel noise g = -log(-log u), u ~ U(0, 1): (shape), drawn from `rng` on its own
     device, then moved to `device`."""
-    u = torch.rand(shape, generator=rng, device=rng.device).to(device)
+    u = to_device(torch.rand(shape, generator=rng, device=rng.device), torch.device(device))
     return -torch.log(-torch.log(u + TINY) + TINY)
 
 
