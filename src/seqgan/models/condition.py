@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqgan import runtime
+from seqgan.models.masked import masked_mean
 
 
 class LabelEncoder(nn.Module):
@@ -228,15 +229,6 @@ def repeat_rows(cond: torch.Tensor | None, times: int) -> torch.Tensor | None:
     return cond.repeat(times, *([1] * (cond.dim() - 1)))
 
 
-def masked_rows_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """The mean of values (B,) over the rows where valid (B,) bool is True (all of them: None); 0
-    when none is, with the graph kept. Arithmetic only, so no count is read back to the host."""
-    if valid is None:
-        return values.mean()
-    weights = valid.to(values.dtype)
-    return (values * weights).sum() / weights.sum().clamp(min=1.0)
-
-
 def condition_classifier_loss(
     class_logits: torch.Tensor, cond: torch.Tensor, num_classes: list[int], rows: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -246,7 +238,7 @@ def condition_classifier_loss(
     row gives 0 (a batch of generated ones), the graph kept (DDP expects every parameter used)."""
     if len(cond) == 0:
         return class_logits.sum() * 0.0
-    return masked_rows_mean(-label_log_prob(class_logits, cond, num_classes), rows)
+    return masked_mean(-label_log_prob(class_logits, cond, num_classes), rows)
 
 
 def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -262,4 +254,4 @@ def condition_matching_loss(query: torch.Tensor, keys: torch.Tensor, rows: torch
         return F.cross_entropy(scores, torch.arange(len(query), device=query.device))
     own = torch.eye(len(query), dtype=torch.bool, device=query.device)  # (B, B); a generated row keeps its own key: finite
     nll = torch.logsumexp(scores.masked_fill(~(rows.unsqueeze(0) | own), float("-inf")), dim=1) - scores.diagonal()  # (B,)
-    return masked_rows_mean(nll, rows)
+    return masked_mean(nll, rows)

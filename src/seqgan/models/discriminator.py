@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.models.condition import masked_rows_mean, repeat_rows
+from seqgan.models.condition import repeat_rows
 from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
+from seqgan.models.masked import masked_mean
 from seqgan.models.window_max import window_max
 
 
@@ -58,7 +59,7 @@ def discriminator_loss(
     """
     target_real = is_real.float() * (1.0 - label_smoothing)  # (B,): P(real) target
     targets = torch.stack([1.0 - target_real, target_real], dim=1)  # (B, 2)
-    loss = masked_rows_mean(-(targets * F.log_softmax(logits, dim=-1)).sum(dim=1), valid)
+    loss = masked_mean(-(targets * F.log_softmax(logits, dim=-1)).sum(dim=1), valid)
     if l2_reg > 0:
         if out_weight is None or out_bias is None:
             raise ValueError("l2_reg > 0 needs the output layer's weight and bias")

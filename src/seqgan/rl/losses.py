@@ -11,12 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of x over the positions where mask is True (all of them when mask is None)."""
-    if mask is None:
-        return x.mean()
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+from seqgan.models.masked import masked_mean  # here too: the losses' callers read it from this module
 
 
 def step_mean(q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,6 +19,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from seqgan.models.masked import masked_mean
+
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """cos(a_i, b_j): a (A, F), b (B, F) -> (A, B)."""
@@ -54,7 +56,6 @@ def ranker_loss(log_r_real: torch.Tensor, r_fake: torch.Tensor, is_real: torch.T
     rows only (masks, not a selection of rows: no row count is read back to the host)."""
     if is_real is None:
         return -log_r_real.sum() / max(len(log_r_real), 1) - torch.log1p(-r_fake).sum() / max(len(r_fake), 1)
-    real, fake = is_real.to(log_r_real.dtype), (~is_real).to(r_fake.dtype)
     log_r_real = torch.where(is_real, log_r_real, 0.0)  # the other kind's rows: finite values, zero gradients
     log_not_fake = torch.log1p(-torch.where(is_real, 0.0, r_fake))
-    return -log_r_real.sum() / real.sum().clamp(min=1.0) - log_not_fake.sum() / fake.sum().clamp(min=1.0)
+    return -masked_mean(log_r_real, is_real) - masked_mean(log_not_fake, ~is_real)
