@@ -37,7 +37,7 @@ from torch import nn
 from seqgan.models.condition import repeat_rows
 from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
 from seqgan.models.masked import masked_mean
-from seqgan.models.window_max import window_max
+from seqgan.models.window_max import window_major, window_max
 
 
 def discriminator_loss(
@@ -275,6 +275,8 @@ class CNNDiscriminator(Discriminator):
         self.causal = causal
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n, w) for w, n in zip(filter_sizes, num_filters, strict=False))
+        for conv in self.convs:  # the same values, laid out so that a step copies no weight (`window_major`)
+            conv.weight = nn.Parameter(window_major(conv.weight.detach()))
         self._invalid: torch.Tensor | None = None  # fused convolution: (sum n_w, T) True where a window overruns
         project = _projects(condition, condition_join)
         self.classifier = make_head(condition, condition_join, sum(num_filters))
