@@ -89,3 +89,13 @@ def test_run_folders_of_earlier_versions_still_load(tmp_path):
     with pytest.raises(ConfigError, match="heldout_size"):  # a new oracle config that sets it is still told
         load_config(ROOT / "configs" / "smoke.yaml", ["data.heldout_size=500"])
     assert load_config(ROOT / "configs" / "text.yaml", ["data.heldout_size=1000"]).data.heldout_size == 1000
+
+
+def test_rollout_chunk_defaults_by_device_and_a_set_value_wins():
+    from seqgan.config import AdversarialConfig
+
+    assert AdversarialConfig().rollout_rows("cpu") == 1024  # the CPU's as before: its runs are unchanged
+    assert AdversarialConfig().rollout_rows("cuda") == 16384  # fewer, larger sampling steps on a GPU
+    assert AdversarialConfig(rollout_chunk=100).rollout_rows("cuda") == 100
+    with pytest.raises(ConfigError, match="rollout_chunk must be >= 1"):
+        load_config(None, ["adversarial.rollout_chunk=0"])

@@ -257,7 +257,7 @@ def test_rnn_pooling_is_validated():
 
 # smoke.yaml sets the frozen side's settings; a frozen side takes only the defaults
 D_DEFAULTS = ("adversarial.d_steps=5", "adversarial.d_epochs=3", "adversarial.num_negatives=10000")
-G_DEFAULTS = ("adversarial.batch_size=64", "adversarial.rollout_num=16", "adversarial.rollout_chunk=1024")
+G_DEFAULTS = ("adversarial.batch_size=64", "adversarial.rollout_num=16", "adversarial.rollout_chunk=null")
 
 
 @pytest.mark.parametrize(

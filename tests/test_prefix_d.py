@@ -174,7 +174,7 @@ def test_a_prefix_d_round_trains_on_prefixes_with_the_generators_mask(monkeypatc
 def test_prefix_d_config_needs_a_causal_d_and_no_rollout_settings(tmp_path):
     with pytest.raises(ConfigError, match="adversarial.rollout_num applies only to adversarial.reward=rollout"):
         load_config(SMOKE, ["adversarial.reward=prefix_d"])  # smoke.yaml sets rollout_num
-    base = ["adversarial.reward=prefix_d", "adversarial.rollout_num=16", "adversarial.rollout_chunk=1024"]
+    base = ["adversarial.reward=prefix_d", "adversarial.rollout_num=16", "adversarial.rollout_chunk=null"]
     with pytest.raises(ConfigError, match="discriminator.kind=rnn discriminator.bidirectional=false"):
         load_config(SMOKE, base)  # smoke's D is the CNN
     with pytest.raises(ConfigError, match="scores every prefix"):

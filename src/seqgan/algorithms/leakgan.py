@@ -298,10 +298,12 @@ def leakgan_step(
     d.eval()
     samples = g.sample(a.batch_size // dist.world, g.max_len, streams.sample)  # (B, T)
 
-    def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return prob_real(d, x, a.rollout_chunk)
+    chunk = a.rollout_rows(samples.device.type)
 
-    q = rollout_rewards(g, score, samples, a.rollout_num, streams.sample, chunk_rows=a.rollout_chunk, stride=s.horizon)  # (B, T)
+    def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return prob_real(d, x, chunk)
+
+    q = rollout_rewards(g, score, samples, a.rollout_num, streams.sample, chunk_rows=chunk, stride=s.horizon)  # (B, T)
     q_goal = rescaled_activation(q, s.delta)[:, s.horizon - 1 :]  # (B, T-c+1): [t] the value of y_1..y_{t+c}
     g.train()
     mixed, features, goals = g.teacher_forced(samples)

@@ -158,7 +158,9 @@ class RankGAN(Algorithm):
         a = self.cfg.adversarial
         logs: Logs = {}
         for _ in range(a.g_steps if a.train_g else 0):
-            score = rank_scorer(self.ranker, self.data.train, self.cfg.algo, self.streams.sample, a.rollout_chunk)
+            score = rank_scorer(
+                self.ranker, self.data.train, self.cfg.algo, self.streams.sample, a.rollout_rows(self.device.type)
+            )
             players = Players(self.generator, self.rollout, None, self.reference, score=score)
             loss, reward, kl = policy_gradient_step(
                 players,

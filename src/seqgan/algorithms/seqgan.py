@@ -124,7 +124,7 @@ def policy_gradient_step(
     cond_pool: torch.Tensor | None = None,
 ) -> tuple[float, float, float | None]:
     """One adversarial G step: sample a batch, reward it by Monte Carlo rollouts scored by D
-    (a.rollout_num continuations per a.rollout_stride-th prefix, a.rollout_chunk rows per tensor
+    (a.rollout_num continuations per a.rollout_stride-th prefix, a.rollout_rows(device) rows per tensor
     operation), take a policy-gradient step, then move the rollout policy towards G
     (a.rollout_update_rate). a.reward=prefix_d: the rewards are D's scores of every prefix of the
     batch, one pass of a causal D, and nothing is rolled out.
@@ -192,16 +192,16 @@ def rollout_q(
     """Q (B, T) of each token of samples (B, T): D's scores (in eval mode: no dropout while scoring
     rewards, as in the paper's code) of the rollout policy's continuations, each sequence under its
     own z and condition; `players.score`'s instead when it is set."""
-    score, score_rollouts = players.score, None
+    score, score_rollouts, chunk = players.score, None, a.rollout_rows(samples.device.type)
     if score is None:
         d = players.discriminator
         d.eval()
 
         def score(x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-            return prob_real(d, x, a.rollout_chunk, c)
+            return prob_real(d, x, chunk, c)
 
         def score_rollouts(y: torch.Tensor, continued: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-            return continuation_prob_real(d, y, continued, a.rollout_stride, c, a.rollout_chunk)
+            return continuation_prob_real(d, y, continued, a.rollout_stride, c, chunk)
 
     return rollout_rewards(
         players.rollout,
@@ -209,7 +209,7 @@ def rollout_q(
         samples,
         a.rollout_num,
         rng,
-        chunk_rows=a.rollout_chunk,
+        chunk_rows=chunk,
         noise=noise,
         cond=cond,
         stride=a.rollout_stride,
