@@ -2,7 +2,7 @@
 # The GPU checks of issue 19 as one prepared device call (see docs/performance.md, section GPUs). On the device machine
 # (its own Python with torch + CUDA; no fast-bleu, which only BLEU needs), from the repository root:
 #   bash scripts/gpu_check.sh            # the bench against the reference, then the CUDA tests     (<= 7 min)
-#   bash scripts/gpu_check.sh extra      # the bench eager / unfused / bf16, the determinism check  (<= 5 min)
+#   bash scripts/gpu_check.sh extra      # bench eager / unfused / bf16, step profiles, determinism (<= 6 min)
 #   bash scripts/gpu_check.sh protocol   # the paper's full protocol, time-boxed, resumable         (<= 9 min)
 # Each is one device call (10 minutes at most); every stage has its own time limit (stages.txt says
 # which ran out), the issue's figures first.
@@ -33,6 +33,7 @@ if [ "${1:-checks}" = extra ]; then
   stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --cuda-graphs off > "$OUT/bench_cuda_eager.json" 2>&1
   stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --fused-conv off > "$OUT/bench_cuda_unfused.json" 2>&1
   stage 50 python3 bench/adversarial_step.py --device cuda --repeats 3 --skip-naive --precision bf16 > "$OUT/bench_cuda_bf16.json" 2>&1
+  stage 40 python3 bench/step_profile.py --device cuda --steps 50 > "$OUT/step_profile_cuda.txt" 2>&1  # a graphed step, kernel by kernel
   # seed-to-seed spread without the deterministic switch, and its cost with it: the smoke config, longer
   for det in false false true true; do
     stage 30 /usr/bin/time -f "deterministic=$det %e s" python3 -m seqgan train configs/smoke.yaml device=cuda deterministic=$det \
