@@ -38,6 +38,30 @@ def test_the_fused_convolution_gives_the_per_width_values_and_gradients():
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_the_fused_weight_is_every_width_zero_padded_and_its_gradient_each_widths_exactly():
+    """`_fused_weight` gathers the padded (F, E, W) weight in one permutation of the filters laid
+    end to end (and zeros): the same tensor as padding each width and joining them, and for any
+    upstream gradient the same per-width gradients, bit for bit (a gather moves values, adds none)."""
+    _, fused = twin_discriminators()
+    weights = [conv.weight for conv in fused.convs]
+    padded = torch.cat([torch.nn.functional.pad(w, (0, 20 - w.shape[2])) for w in weights])
+    got = fused._fused_weight()
+    assert torch.equal(got, padded)
+    upstream = torch.randn(padded.shape, generator=torch.Generator().manual_seed(2))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            torch.autograd.grad((got * upstream).sum(), weights),
+            torch.autograd.grad((padded * upstream).sum(), weights),
+            strict=True,
+        )
+    )
+    order, inverse, _ = fused._fused_at
+    assert torch.equal(order.view(-1).sort().values, torch.arange(order.numel())) and torch.equal(
+        order.view(-1)[inverse], torch.arange(order.numel())
+    )
+
+
 def test_the_fused_convolution_leaves_out_windows_that_overrun_the_sequence():
     """A filter of width 20 on 20 tokens has exactly one window: its pooled output is that window's
     value. Were overrunning windows (zero-padded) counted, a large positive bias alone would win."""

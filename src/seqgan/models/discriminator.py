@@ -38,6 +38,7 @@ from seqgan.models.condition import repeat_rows
 from seqgan.models.heads import ConditionHead, make_head, real_and_fitting_logits
 from seqgan.models.masked import masked_mean
 from seqgan.models.window_max import window_major, window_max
+from seqgan.runtime import to_device
 
 
 def discriminator_loss(
@@ -217,6 +218,47 @@ class Discriminator(nn.Module):
         )
 
 
+def _fused_gather(weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For `_fused_weight`: weights, each (n_w, E, w), laid end to end as (n_w, w, E) blocks and
+    followed by the zeros (P,) returned here (P = the padded places) -> order (F, E, W) into that
+    flat tensor, [f, c, j] = filter f's weight for channel c at offset j, or a zero of its own
+    where j >= w_f; a permutation of its positions, whose inverse (F E W,) comes second. Built
+    once, on the CPU, by arithmetic (nothing read back)."""
+    widest, device = max(w.shape[2] for w in weights), weights[0].device
+    start, zero = 0, sum(w.numel() for w in weights)  # where the next block, and the next zero, begin
+    blocks = []
+    for w in weights:
+        n, e, width = w.shape
+        at = (
+            start
+            + torch.arange(n)[:, None, None] * (width * e)
+            + torch.arange(width)[None, None, :] * e
+            + torch.arange(e)[None, :, None]
+        )
+        pads = n * e * (widest - width)
+        blocks.append(torch.cat([at, zero + torch.arange(pads).view(n, e, widest - width)], dim=2))  # (n, E, W)
+        start, zero = start + w.numel(), zero + pads
+    order = torch.cat(blocks)
+    inverse = torch.empty(order.numel(), dtype=torch.long)
+    inverse[order.view(-1)] = torch.arange(order.numel())
+    return to_device(order, device), to_device(inverse, device), torch.zeros(zero - start, device=device)
+
+
+class _Permuted(torch.autograd.Function):
+    """x (N,) -> x[order] for a permutation `order` of 0..N-1, the gradient sent back through the
+    inverse permutation (a gather), where index_select's backward would scatter-add."""
+
+    @staticmethod
+    def forward(ctx, x, order, inverse):
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inverse,) = ctx.saved_tensors
+        return grad.contiguous().view(-1).index_select(0, inverse), None, None
+
+
 class Highway(nn.Module):
     """One highway layer (Srivastava et al., 2015), as in the paper's code with gate bias 0:
     t = sigmoid(W_t x + b_t);  y = t * relu(W_h x + b_h) + (1 - t) * x."""
@@ -278,6 +320,7 @@ class CNNDiscriminator(Discriminator):
         for conv in self.convs:  # the same values, laid out so that a step copies no weight (`window_major`)
             conv.weight = nn.Parameter(window_major(conv.weight.detach()))
         self._invalid: torch.Tensor | None = None  # fused convolution: (sum n_w, T) True where a window overruns
+        self._fused_at: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # fused convolution: `_fused_gather`
         project = _projects(condition, condition_join)
         self.classifier = make_head(condition, condition_join, sum(num_filters))
         self.condition = None if self.classifier is not None else condition  # a classifier D reads y alone
@@ -332,11 +375,25 @@ class CNNDiscriminator(Discriminator):
         W - 1 zero columns, so window p of filter f reads exactly the w_f real tokens from p on;
         windows that overrun the sequence (p > T - w_f) are left out of the max. The same values and
         gradients as one convolution per width, in one kernel launch instead of one per width."""
-        widest = max(conv.weight.shape[2] for conv in self.convs)
-        weight = torch.cat([F.pad(conv.weight, (0, widest - conv.weight.shape[2])) for conv in self.convs])  # (F, E, W)
+        weight = self._fused_weight()  # (F, E, W)
         bias = torch.cat([conv.bias for conv in self.convs])  # (F,)
-        out = F.conv1d(F.pad(x, (0, widest - 1)), weight, bias)  # (B, F, T)
+        out = F.conv1d(F.pad(x, (0, weight.shape[2] - 1)), weight, bias)  # (B, F, T)
         return out.masked_fill(self._overrun(x.shape[2], x.device), float("-inf")).amax(dim=-1)
+
+    def _fused_weight(self) -> torch.Tensor:
+        """Every width's filters zero-padded on the right to the widest width W: (F, E, W), by one
+        gather from the filters laid end to end (window-major weights, `window_major`, flatten as
+        views) followed by as many zeros as there are padded places, each its own (so that the
+        gather's backward adds nothing up in one place). Two operators forward and two backward,
+        where padding each width and joining them took some thirty a step (the kernels of a
+        graphed D step on a GPU). The gather is a permutation of the flat tensor, so its backward
+        is a gather too (`_Permuted`): no scatter-add, deterministic."""
+        weights = [conv.weight for conv in self.convs]
+        if self._fused_at is None or self._fused_at[0].device != weights[0].device:
+            self._fused_at = _fused_gather(weights)
+        order, inverse, zeros = self._fused_at
+        flat = torch.cat([*(w.permute(0, 2, 1).reshape(-1) for w in weights), zeros.to(weights[0].dtype)])
+        return _Permuted.apply(flat, order.view(-1), inverse).view(order.shape)
 
     def _overrun(self, length: int, device: torch.device) -> torch.Tensor:
         """(F, T) bool: True where filter f's window at p runs past the end (p > T - w_f)."""
