@@ -383,8 +383,8 @@ class CNNDiscriminator(Discriminator):
     def _fused_weight(self) -> torch.Tensor:
         """Every width's filters zero-padded on the right to the widest width W: (F, E, W), by one
         gather from the filters laid end to end (window-major weights, `window_major`, flatten as
-        views) followed by as many zeros as there are padded places, each its own (so that the
-        gather's backward adds nothing up in one place). Two operators forward and two backward,
+        views) followed by as many zeros as there are padded places, each its own, so that the
+        gather is a permutation. Two operators forward and two backward,
         where padding each width and joining them took some thirty a step (the kernels of a
         graphed D step on a GPU). The gather is a permutation of the flat tensor, so its backward
         is a gather too (`_Permuted`): no scatter-add, deterministic."""
