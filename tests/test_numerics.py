@@ -12,7 +12,7 @@ from seqgan.algorithms.base import adam
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, load_config
 from seqgan.models.discriminator import CNNDiscriminator
 from seqgan.models.generator import Generator, frozen_copy
-from seqgan.runtime import autocast, set_numerics
+from seqgan.runtime import autocast, check_deterministic, set_numerics
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,28 @@ def test_the_deterministic_switch_sets_and_restores_torch_flags():
     finally:
         set_numerics("fp32", False)
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_deterministic_cuda_runs_are_refused_before_they_start_where_torch_cannot_sample_deterministically(tmp_path, monkeypatch):
+    """torch < 2.6 has no deterministic CUDA cumsum, which sampling takes: such a run would fail at its
+    first sample, so it is refused at once, before its folder is written. CPU runs, runs without the
+    switch and torch >= 2.6 pass."""
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cu121")
+    check_deterministic(torch.device("cpu"), True)
+    check_deterministic(torch.device("cuda"), False)
+    monkeypatch.setattr("seqgan.training.run.resolve_device", lambda name: torch.device("cuda"))
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["device=cuda", "deterministic=true"])
+    try:
+        with pytest.raises(
+            ConfigError, match=r"needs torch >= 2\.6 .*this is torch 2\.5\.1\+cu121: upgrade torch, or set deterministic=false"
+        ):
+            Trainer(cfg, tmp_path / "run", quiet=True)
+    finally:
+        set_numerics("fp32", False)
+    assert not (tmp_path / "run").exists()
+    for version in ("2.6.0", "2.11.0+cu130"):
+        monkeypatch.setattr(torch, "__version__", version)
+        check_deterministic(torch.device("cuda"), True)
 
 
 def test_bf16_autocast_runs_g_and_d_in_bf16_but_the_output_layer_nll_in_fp32():

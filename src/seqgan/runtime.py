@@ -21,6 +21,8 @@ import os
 
 import torch
 
+from seqgan.errors import ConfigError
+
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
 
@@ -55,6 +57,24 @@ def set_numerics(precision: str, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
+
+
+DETERMINISTIC_CUDA_SINCE = (2, 6)
+"""The first torch whose CUDA `cumsum` has a deterministic kernel. Sampling takes cumulative sums
+(`seqgan.models.sampling.inverse_cdf`), and before 2.6 deterministic mode refuses them on CUDA
+("cumsum_cuda_kernel does not have a deterministic implementation"): 2.5.1's CUDA library still
+raises that alert, 2.6.0's has the deterministic scan instead."""
+
+
+def check_deterministic(device: torch.device, deterministic: bool) -> None:
+    """Refuse deterministic=true on CUDA with a torch that would fail at the first sample, before the run starts."""
+    version = torch.__version__
+    if deterministic and device.type == "cuda" and torch.torch_version.TorchVersion(version) < DETERMINISTIC_CUDA_SINCE:
+        since = ".".join(map(str, DETERMINISTIC_CUDA_SINCE))
+        raise ConfigError(
+            f"deterministic=true on CUDA needs torch >= {since} (its CUDA cumsum, which sampling uses, has no "
+            f"deterministic kernel before); this is torch {version}: upgrade torch, or set deterministic=false"
+        )
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
