@@ -8,10 +8,15 @@
 # which ran out), the figures first.
 # Results go to $OUT (the device tool's return folder) or gpu_out/. The oracle's parameters must be
 # copied first into the git-ignored data/ folder and carried:  mkdir -p data && cp ../shared/data/seqgan_oracle/target_params.npz data/
+# (carry: ["data", ".whl"]).
+# fast-bleu (for the CUDA tests of text runs) comes as a carried wheel: scripts/gpu_wheels.sh builds .whl/.
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 export PYTHONPATH=src PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && PYTHONPATH=src:/tmp/site
+fi
 ORACLE="data.oracle_path=data/target_params.npz"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >> "$OUT/gpu.txt"
