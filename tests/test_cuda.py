@@ -10,6 +10,7 @@ CPU run of its config (random draws of data happen on the CPU).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -22,13 +23,19 @@ from safetensors.torch import load_file
 from kinds import OPTIONS, ROOT, every_run, kinds
 from seqgan.training.checkpoint import latest_checkpoint
 
+DEVICE = os.environ.get("SEQGAN_CUDA_TESTS_ON", "cuda")
+"""Where the command-line tests run: 'cuda', or 'cpu' to try these tests themselves on a machine
+without a GPU before a GPU session: `SEQGAN_CUDA_TESTS_ON=cpu python -m pytest -m cuda` (the tests
+of CUDA kernels and graphs then skip)."""
+assert DEVICE in ("cuda", "cpu"), f"SEQGAN_CUDA_TESTS_ON={DEVICE!r}: use cuda or cpu"
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
+kernels = pytest.mark.skipif(DEVICE != "cuda", reason="runs CUDA kernels; SEQGAN_CUDA_TESTS_ON=cpu tries the command-line tests")
 
 TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
-ON_CUDA = ["device=cuda", "deterministic=true", "checkpoint.every=1"]
+ON_CUDA = [f"device={DEVICE}", "deterministic=true", "checkpoint.every=1"]
 
 
 def seqgan(*args: str) -> None:
@@ -66,12 +73,20 @@ def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path
     cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
     seqgan("train", "configs/smoke.yaml", "--out", str(cpu), "--quiet", "pretrain.epochs=1", "adversarial.epochs=0")
     seqgan(
-        "train", "configs/smoke.yaml", "--out", str(gpu), "--quiet", "pretrain.epochs=1", "adversarial.epochs=0", "device=cuda"
+        "train",
+        "configs/smoke.yaml",
+        "--out",
+        str(gpu),
+        "--quiet",
+        "pretrain.epochs=1",
+        "adversarial.epochs=0",
+        f"device={DEVICE}",
     )
     first_cpu, first_gpu = rows(cpu)[0], rows(gpu)[0]
     assert first_gpu["nll_test"] == pytest.approx(first_cpu["nll_test"], rel=1e-4)
 
 
+@kernels
 def test_fused_discriminator_matches_per_width_on_cuda():
     from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
     from seqgan.models.discriminator import CNNDiscriminator
@@ -84,6 +99,7 @@ def test_fused_discriminator_matches_per_width_on_cuda():
     torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
+@kernels
 @pytest.mark.parametrize("channels", [1, 16])
 def test_window_max_matches_the_convolutions_max_on_cuda(channels):
     """Both of window_max's paths (gathers; channels-last convolution and embedding_bag) on CUDA."""
@@ -105,6 +121,7 @@ def test_window_max_matches_the_convolutions_max_on_cuda(channels):
         torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-3)
 
 
+@kernels
 def test_fused_output_layers_match_the_cpus_on_cuda():
     """linear_token_nll (kept and recomputed probabilities) and weighted_token_nll on CUDA against the CPU."""
     from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
@@ -126,6 +143,7 @@ def test_fused_output_layers_match_the_cpus_on_cuda():
             torch.testing.assert_close(c.cpu(), a, rtol=1e-4, atol=1e-4)
 
 
+@kernels
 def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
     from seqgan.models.discriminator import CNNDiscriminator, Discriminator
 
@@ -141,6 +159,7 @@ def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
     torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
 
 
+@kernels
 def test_graphed_d_and_mle_epochs_match_eager_ones_and_d_scores_follow_on_cuda():
     """`seqgan.cuda_graphs` on a GPU: D epochs (dropout on) and MLE epochs (clipping) replayed as CUDA
     graphs train as the eager steps do, and D's table scoring afterwards reads the new weights."""
@@ -198,13 +217,15 @@ def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
     ends = []
     for graphs in ("true", "false"):
         run = tmp_path / graphs
-        seqgan("train", "configs/smoke.yaml", "--out", str(run), "--quiet", "device=cuda", f"cuda_graphs={graphs}")
+        seqgan("train", "configs/smoke.yaml", "--out", str(run), "--quiet", f"device={DEVICE}", f"cuda_graphs={graphs}")
         ends.append(rows(run)[-1])
     assert ends[0].keys() == ends[1].keys()
-    for key, value in ends[1].items():
-        assert ends[0][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    for key, value in ends[1].items():  # the phase by name, the figures to round-off
+        expected = value if isinstance(value, str) else pytest.approx(value, rel=1e-4, abs=1e-6)
+        assert ends[0][key] == expected, key
 
 
+@kernels
 @pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source", *OPTIONS])
 def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind):
     """What tests/test_host_reads.py checks on the CPU, by the real capture: every kind of run's MLE
@@ -259,6 +280,7 @@ def test_every_command_works_on_a_run_trained_with_device_auto(tmp_path, kind):
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@kernels
 def test_graphed_epochs_synchronise_once_at_their_end_and_cpu_draws_move_without_waiting():
     """torch's sync debug mode flags every operation that makes the host wait for the GPU: a graphed
     D epoch and MLE epoch (after the epoch that captured them) wait once, for their mean loss, and
