@@ -24,15 +24,15 @@ from kinds import OPTIONS, ROOT, every_run, kinds
 from seqgan.training.checkpoint import latest_checkpoint
 
 DEVICE = os.environ.get("SEQGAN_CUDA_TESTS_ON", "cuda")
-"""Where the command-line tests run: 'cuda', or 'cpu' to try these tests themselves on a machine
-without a GPU before a GPU session: `SEQGAN_CUDA_TESTS_ON=cpu python -m pytest -m cuda` (the tests
-of CUDA kernels and graphs then skip)."""
+"""Where these tests run: 'cuda', or 'cpu' to try the tests themselves on a machine without a GPU
+before a GPU session: `SEQGAN_CUDA_TESTS_ON=cpu python -m pytest -m cuda` (the tests of CUDA graphs
+then skip)."""
 assert DEVICE in ("cuda", "cpu"), f"SEQGAN_CUDA_TESTS_ON={DEVICE!r}: use cuda or cpu"
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
-kernels = pytest.mark.skipif(DEVICE != "cuda", reason="runs CUDA kernels; SEQGAN_CUDA_TESTS_ON=cpu tries the command-line tests")
+kernels = pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs; SEQGAN_CUDA_TESTS_ON=cpu tries the other tests")
 
 TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
 ON_CUDA = [f"device={DEVICE}", "deterministic=true", "checkpoint.every=1"]
@@ -86,20 +86,18 @@ def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path
     assert first_gpu["nll_test"] == pytest.approx(first_cpu["nll_test"], rel=1e-4)
 
 
-@kernels
 def test_fused_discriminator_matches_per_width_on_cuda():
     from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
     from seqgan.models.discriminator import CNNDiscriminator
 
     torch.manual_seed(0)
-    plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="off").cuda()
-    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on").cuda()
+    plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="off").to(DEVICE)
+    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on").to(DEVICE)
     fused.load_state_dict(plain.state_dict())
-    x = torch.randint(500, (32, 20), device="cuda")
+    x = torch.randint(500, (32, 20), device=DEVICE)
     torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
-@kernels
 @pytest.mark.parametrize("channels", [1, 16])
 def test_window_max_matches_the_convolutions_max_on_cuda(channels):
     """Both of window_max's paths (gathers; channels-last convolution and embedding_bag) on CUDA."""
@@ -108,10 +106,10 @@ def test_window_max_matches_the_convolutions_max_on_cuda(channels):
     from seqgan.models.window_max import window_max
 
     torch.manual_seed(channels)
-    x = torch.randn(40, 20, channels, device="cuda", requires_grad=True)
-    w = torch.randn(12, channels, 5, device="cuda", requires_grad=True)
-    b = torch.randn(12, device="cuda", requires_grad=True)
-    g = torch.randn(40, 12, device="cuda")
+    x = torch.randn(40, 20, channels, device=DEVICE, requires_grad=True)
+    w = torch.randn(12, channels, 5, device=DEVICE, requires_grad=True)
+    b = torch.randn(12, device=DEVICE, requires_grad=True)
+    g = torch.randn(40, 12, device=DEVICE)
     ref = F.conv1d(x.transpose(1, 2), w, b).amax(dim=-1)
     got = window_max(x, w, b)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
@@ -121,7 +119,6 @@ def test_window_max_matches_the_convolutions_max_on_cuda(channels):
         torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-3)
 
 
-@kernels
 def test_fused_output_layers_match_the_cpus_on_cuda():
     """linear_token_nll (kept and recomputed probabilities) and weighted_token_nll on CUDA against the CPU."""
     from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
@@ -135,7 +132,7 @@ def test_fused_output_layers_match_the_cpus_on_cuda():
         lambda *a: weighted_token_nll(*a, chunk=64),
     ):
         results = []
-        for device in ("cpu", "cuda"):
+        for device in ("cpu", DEVICE):
             args = [t.to(device).requires_grad_(t.is_floating_point() and t is not weights) for t in (h, w, b)]
             loss = fn(*args, y.to(device), weights.to(device))
             results.append([loss, *torch.autograd.grad(loss, args)])
@@ -143,16 +140,15 @@ def test_fused_output_layers_match_the_cpus_on_cuda():
             torch.testing.assert_close(c.cpu(), a, rtol=1e-4, atol=1e-4)
 
 
-@kernels
 def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
     from seqgan.models.discriminator import CNNDiscriminator, Discriminator
 
     torch.manual_seed(0)
-    d = CNNDiscriminator(50, 8, [1, 2, 4], [3, 5, 4], dropout=0.5).cuda().eval()
-    sequences = torch.randint(0, 50, (6, 9), device="cuda")
+    d = CNNDiscriminator(50, 8, [1, 2, 4], [3, 5, 4], dropout=0.5).to(DEVICE).eval()
+    sequences = torch.randint(0, 50, (6, 9), device=DEVICE)
     rows = sequences.repeat(8 * 3, 1).view(8, 3, 6, 9).clone()
     for j in range(8):
-        rows[j, :, :, j + 1 :] = torch.randint(0, 50, (3, 6, 8 - j), device="cuda")
+        rows[j, :, :, j + 1 :] = torch.randint(0, 50, (3, 6, 8 - j), device=DEVICE)
     with torch.no_grad():
         shared = d.continuation_logits(sequences, rows, 1, None, 10)
         plain = Discriminator.continuation_logits(d, sequences, rows, 1, None, 10)
