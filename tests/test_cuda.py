@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
-kernels = pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs; SEQGAN_CUDA_TESTS_ON=cpu tries the other tests")
+needs_graphs = pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs; SEQGAN_CUDA_TESTS_ON=cpu tries the other tests")
 
 TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
 ON_CUDA = [f"device={DEVICE}", "deterministic=true", "checkpoint.every=1"]
@@ -155,7 +155,7 @@ def test_rollout_scores_sharing_prefixes_equal_scoring_the_rows_on_cuda():
     torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-5)
 
 
-@kernels
+@needs_graphs
 def test_graphed_d_and_mle_epochs_match_eager_ones_and_d_scores_follow_on_cuda():
     """`seqgan.cuda_graphs` on a GPU: D epochs (dropout on) and MLE epochs (clipping) replayed as CUDA
     graphs train as the eager steps do, and D's table scoring afterwards reads the new weights."""
@@ -221,7 +221,7 @@ def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
         assert ends[0][key] == expected, key
 
 
-@kernels
+@needs_graphs
 @pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source", *OPTIONS])
 def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind):
     """What tests/test_host_reads.py checks on the CPU, by the real capture: every kind of run's MLE
@@ -276,7 +276,7 @@ def test_every_command_works_on_a_run_trained_with_device_auto(tmp_path, kind):
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@kernels
+@needs_graphs
 def test_graphed_epochs_synchronise_once_at_their_end_and_cpu_draws_move_without_waiting():
     """torch's sync debug mode flags every operation that makes the host wait for the GPU: a graphed
     D epoch and MLE epoch (after the epoch that captured them) wait once, for their mean loss, and
