@@ -44,3 +44,23 @@ def test_same_generator_seed_gives_same_samples():
     a = g.sample(30, 8, torch.Generator().manual_seed(5))
     b = g.sample(30, 8, torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+def test_unnormalised_probs_are_the_exponential_within_float_rounding():
+    """exp is taken as exp2(x log2 e) (faster on the CPU): relatively within |x| x 2^-24 (the
+    product's rounding, <= 6e-6 for these |x| <= 100) and exp2's ulp of torch.exp, and shifted by
+    the row max where a logit could overflow."""
+    from seqgan.models.sampling import _unnormalised_probs
+
+    small = torch.randn(64, 500, generator=torch.Generator().manual_seed(0)) * 10
+    torch.testing.assert_close(_unnormalised_probs(small.clone()), small.exp(), rtol=1e-5, atol=0)
+    large = small + torch.tensor([[0.0], [500.0]]).repeat(32, 1)  # every other row far past exp's range
+    got = _unnormalised_probs(large.clone())
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, (large - large.amax(dim=1, keepdim=True)).exp(), rtol=1e-5, atol=0)
+
+
+def test_sampling_far_beyond_the_exponentials_range_keeps_the_softmax():
+    logits = torch.tensor([[1000.0, 1000.0 + torch.log(torch.tensor(3.0)).item()]]).expand(100_000, -1)
+    draws = sample_logits(logits, torch.Generator().manual_seed(0))
+    assert abs((draws == 1).float().mean().item() - 0.75) < 4e-3

@@ -23,14 +23,22 @@ BLOCK = 125
 SAFE_LOGIT = 80.0  # exp(80) ~ 5.5e34 < float32's max: no need to subtract the row max below this
 
 
+LOG2_E = 1.4426950408889634  # 1 / ln 2
+
+
 def _unnormalised_probs(logits: torch.Tensor) -> torch.Tensor:
     """exp(logits) in place, minus each row's max. On the CPU the max is skipped when no |max|
     could over- or underflow (a pass saved); deciding that is a host read, which on a GPU would
-    stall every sampling step, so there the max is always subtracted."""
+    stall every sampling step, so there the max is always subtracted.
+
+    The exponential is taken as 2^(x log2 e): torch's CPU `exp` measured 0.90 ns a float here
+    (1 thread, AVX-512) and `exp2` 0.31 ns, so with the product the 1,024 x 5,000 logits of a
+    rollout step take 2.1 ms instead of 5.0 (`bench/sampling_exp.py`). The two differ by about
+    1e-6 relative (the product's rounding), far below what one uniform number per row resolves."""
     row_max = logits.amax(dim=1, keepdim=True)  # (R, 1)
-    if runtime.host_reads_are_free(logits.device) and bool((row_max.abs() < SAFE_LOGIT).all()):
-        return logits.exp_()
-    return logits.sub_(row_max).exp_()
+    if not (runtime.host_reads_are_free(logits.device) and bool((row_max.abs() < SAFE_LOGIT).all())):
+        logits.sub_(row_max)
+    return logits.mul_(LOG2_E).exp2_()
 
 
 def sample_logits(
