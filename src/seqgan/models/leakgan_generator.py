@@ -152,8 +152,12 @@ class LeakGANGenerator(Generator):
         self, tokens: torch.Tensor, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The worker's mixed output and the goal-mixed output layer (no bias)."""
+        return self.hidden(tokens, noise, cond), *self.output_layer()
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The goal-mixed output layer's weight (V, k (H + 1)) (O's bias is among its columns) and a zero bias (V,)."""
         weight = self._mixed()
-        return self.hidden(tokens, noise, cond), weight, weight.new_zeros(self.vocab_size)
+        return weight, weight.new_zeros(self.vocab_size)
 
     def log_probs(
         self, tokens: torch.Tensor, temperature: float = 1.0, noise: torch.Tensor | None = None, cond: torch.Tensor | None = None
@@ -181,8 +185,9 @@ class LeakGANGenerator(Generator):
         fed = torch.zeros(1, rows, dtype=torch.long, device=w.device)
         return (worker, worker, manager, manager, goals, prefix, fed)
 
-    def step(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """Feed one token per row (the start token first): token (R,) -> (logits (R, V), state).
+    def step_features(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Feed one token per row (the start token first): token (R,) -> (the goal-mixed output
+        layer's input (R, k (H + 1)), state); `step` gives its logits through `output_layer`.
 
         A row's token after the start token joins its prefix (at its own position: rows of a rollout
         have prefixes of different lengths); then D's features of the prefix, a manager step, the
@@ -197,8 +202,8 @@ class LeakGANGenerator(Generator):
         goal = F.normalize(self.goal_out(out_m.squeeze(1)), dim=-1)  # (R, F): g_t
         goals = torch.cat([goals[1:], goal.unsqueeze(0)])  # the last c goals, g_t last
         out_w, (h_w, c_w) = self.worker(self.embedding(token).unsqueeze(1), (h_w, c_w))
-        logits = self._mix_input(out_w.squeeze(1), goals.sum(dim=0)) @ self._mixed().T  # (R, V)
-        return logits, (h_w, c_w, h_m, c_m, goals, prefix, fed + 1)
+        mixed = self._mix_input(out_w.squeeze(1), goals.sum(dim=0))  # (R, k (H + 1))
+        return mixed, (h_w, c_w, h_m, c_m, goals, prefix, fed + 1)
 
     def sample(self, num: int, seq_len: int, generator: torch.Generator, **kwargs):
         """`Generator.sample`, for at most `max_len` tokens (D's features read prefixes padded to it)."""

@@ -151,7 +151,8 @@ class RelationalGenerator(Generator):
             outputs.append(out)
         return torch.stack(outputs, dim=1)
 
-    def step(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+    def step_features(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """One memory step: token (R,), state -> (the output layer's input (R, N * M), state)."""
         memory = (state if state is not None else self.initial_state(None, len(token)))[0].transpose(0, 1)  # (R, N, M)
         out, memory = self.core(self.embedding(token), memory)
-        return self.head(out), (memory.transpose(0, 1),)
+        return out, (memory.transpose(0, 1),)

@@ -21,24 +21,24 @@ from seqgan.models.truncation import nucleus_mask, top_k_filter
 
 BLOCK = 125
 SAFE_LOGIT = 80.0  # exp(80) ~ 5.5e34 < float32's max: no need to subtract the row max below this
-
-
 LOG2_E = 1.4426950408889634  # 1 / ln 2
 
 
-def _unnormalised_probs(logits: torch.Tensor) -> torch.Tensor:
-    """exp(logits) in place, minus each row's max. On the CPU the max is skipped when no |max|
-    could over- or underflow (a pass saved); deciding that is a host read, which on a GPU would
-    stall every sampling step, so there the max is always subtracted.
+def _exp2_probs(logits2: torch.Tensor) -> torch.Tensor:
+    """2^logits2 in place, minus each row's max: unnormalised probabilities from base-2 logits
+    (natural logits times log2 e). On the CPU the max is skipped when no |max| could over- or
+    underflow (a pass saved); deciding that is a host read, which on a GPU would stall every
+    sampling step, so there the max is always subtracted.
 
-    The exponential is taken as 2^(x log2 e): torch's CPU `exp` measured 0.90 ns a float here
-    (1 thread, AVX-512) and `exp2` 0.31 ns, so with the product the 1,024 x 5,000 logits of a
-    rollout step take 2.1 ms instead of 5.0 (`bench/sampling_exp.py`). The two differ by about
-    1e-6 relative (the product's rounding), far below what one uniform number per row resolves."""
-    row_max = logits.amax(dim=1, keepdim=True)  # (R, 1)
-    if not (runtime.host_reads_are_free(logits.device) and bool((row_max.abs() < SAFE_LOGIT).all())):
-        logits.sub_(row_max)
-    return logits.mul_(LOG2_E).exp2_()
+    Base 2 because torch's CPU `exp` measured 0.90 ns a float here (1 thread, AVX-512) and `exp2`
+    0.31 ns: 1,024 x 5,000 logits took 5.1 ms with `exp_`, 2.4 with the product by log2 e and
+    `exp2_` (`bench/sampling_exp.py`), and the sampling loops fold log2 e into the output layer
+    (`Generator.sampling_step`), which leaves `exp2_` alone. The results differ from exp's by about
+    1e-6 relative, far below what one uniform number per row resolves."""
+    row_max = logits2.amax(dim=1, keepdim=True)  # (R, 1)
+    if not (runtime.host_reads_are_free(logits2.device) and bool((row_max.abs() < SAFE_LOGIT * LOG2_E).all())):
+        logits2.sub_(row_max)
+    return logits2.exp2_()
 
 
 def sample_logits(
@@ -50,18 +50,24 @@ def sample_logits(
     temperature divides the logits; it must be > 0 (`greedy` below is the limit T -> 0).
     inplace=True lets the function overwrite `logits` (the sampling loops own theirs).
     """
-    return inverse_cdf(_unnormalised_probs(_scaled(logits, temperature, inplace)), generator)
+    return sample_base2(_base2(logits, temperature, inplace), generator)
 
 
-def _scaled(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Tensor:
-    """float32 logits / temperature: a new tensor, or `logits` itself when it may be overwritten and T = 1."""
+def sample_base2(logits2: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Draw one token per row of base-2 logits (R, V), logits x log2 e / temperature (as
+    `Generator.sampling_step` gives them), which it overwrites: (R,) int64."""
+    return inverse_cdf(_exp2_probs(logits2), generator)
+
+
+def _base2(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Tensor:
+    """float32 logits x log2 e / temperature: `logits` itself when it is float32 and may be
+    overwritten, else a new tensor."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if temperature != 1.0:
-        return logits.float() / temperature
-    if logits.dtype != torch.float32 or not inplace:
-        return logits.float().clone() if logits.dtype == torch.float32 else logits.float()
-    return logits
+    scale = LOG2_E / temperature
+    if inplace and logits.dtype == torch.float32:
+        return logits.mul_(scale)
+    return logits.float() * scale
 
 
 def inverse_cdf(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -104,10 +110,10 @@ def sample_truncated(
     rounds' bookkeeping of rows would read back to the host at every token). Either way the token
     follows the nucleus distribution, up to float round-off at its boundary. inplace=True lets it overwrite `logits`.
     """
-    x = _scaled(logits, temperature, inplace)
+    x = _base2(logits, temperature, inplace)  # top-k and the nucleus are the same in base 2
     if top_k is not None and top_k < x.shape[1]:
         x = top_k_filter(x, top_k)
-    p = _unnormalised_probs(x)  # (R, V)
+    p = _exp2_probs(x)  # (R, V)
     if top_p is None or top_p >= 1:
         return inverse_cdf(p, generator)
     return _sample_nucleus(p, generator, top_p)

@@ -32,7 +32,7 @@ from torch import nn
 
 from seqgan.models.condition import repeat_rows
 from seqgan.models.generator import Generator
-from seqgan.models.sampling import sample_logits
+from seqgan.models.sampling import LOG2_E, sample_base2
 
 Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # tokens (R, T), cond (R, ...) or None -> P(real) (R,)
 RolloutScorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -71,7 +71,8 @@ def rollout_sequences(
     if P == 0:  # no prefix to roll out (stride >= T)
         return sequences.new_zeros(0, N, B, T)
     prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, P, B, H)
-    prefix_logits = torch.stack(logits)  # (P, B, V)
+    step = policy.sampling_step(temperature)  # (token, state) -> base-2 logits at the temperature, state
+    prefix_logits = torch.stack(logits).mul_(LOG2_E / temperature)  # (P, B, V), in base 2 like `step`'s
     R = P * N * B
     rows = torch.arange(R, device=sequences.device)
     prefix_index = rows // (N * B)  # (R,), ascending: rows are in (t, n, b) order
@@ -93,11 +94,11 @@ def rollout_sequences(
             active = running_rows(begin, len(chunk), T - k, stride, N * B)  # rows with >= k tokens to draw
             if active == 0:
                 break
-            token = sample_logits(step_logits[:active], generator, temperature, inplace=True)  # (active,)
+            token = sample_base2(step_logits[:active], generator)  # (active,)
             token, done = policy.finish(token, None if done is None else done[:active])
             out[chunk[:active], plen[:active] + k - 1] = token
             if k < T - (begin // (N * B) + 1) * stride:  # the chunk's first (shortest) prefix needs another step
-                step_logits, state = policy.step(token, tuple(s[:, :active] for s in state))
+                step_logits, state = step(token, tuple(s[:, :active] for s in state))
     return out.view(P, N, B, T)
 
 
