@@ -74,3 +74,13 @@ def test_sampling_far_beyond_the_exponentials_range_keeps_the_softmax():
     logits = torch.tensor([[1000.0, 1000.0 + torch.log(torch.tensor(3.0)).item()]]).expand(100_000, -1)
     draws = sample_logits(logits, torch.Generator().manual_seed(0))
     assert abs((draws == 1).float().mean().item() - 0.75) < 4e-3
+
+
+def test_bf16_base2_logits_are_drawn_in_float32():
+    """A step under bf16 autocast gives bf16 logits: the draw is the one of the same values in
+    float32 (sums of 5,000 probabilities in bf16's 8 bits would misplace it)."""
+    from seqgan.models.sampling import sample_base2
+
+    logits = (torch.randn(1000, 5000, generator=torch.Generator().manual_seed(0)) * 0.1).bfloat16()
+    got = sample_base2(logits.clone(), torch.Generator().manual_seed(1))
+    assert torch.equal(got, sample_base2(logits.float(), torch.Generator().manual_seed(1)))

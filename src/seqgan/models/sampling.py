@@ -55,8 +55,9 @@ def sample_logits(
 
 def sample_base2(logits2: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Draw one token per row of base-2 logits (R, V), logits x log2 e / temperature (as
-    `Generator.sampling_step` gives them), which it overwrites: (R,) int64."""
-    return inverse_cdf(_exp2_probs(logits2), generator)
+    `Generator.sampling_step` gives them), which it overwrites: (R,) int64. Always in float32 (a
+    step under bf16 autocast gives bf16 logits, whose 8-bit sums would misplace the draw)."""
+    return inverse_cdf(_exp2_probs(logits2.float()), generator)
 
 
 def _base2(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Tensor:

@@ -72,7 +72,7 @@ def rollout_sequences(
         return sequences.new_zeros(0, N, B, T)
     prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, P, B, H)
     step = policy.sampling_step(temperature)  # (token, state) -> base-2 logits at the temperature, state
-    prefix_logits = torch.stack(logits).mul_(LOG2_E / temperature)  # (P, B, V), in base 2 like `step`'s
+    prefix_logits = torch.stack(logits).float().mul_(LOG2_E / temperature)  # (P, B, V), in base 2 like `step`'s
     R = P * N * B
     rows = torch.arange(R, device=sequences.device)
     prefix_index = rows // (N * B)  # (R,), ascending: rows are in (t, n, b) order
