@@ -5,8 +5,8 @@ batch of 64 x 20 tokens and V = 5000, more than the caches hold. This function c
 values and gradients chunk by chunk (`chunk` rows at a time, so that each chunk's logits stay in
 cache while they are exponentiated and read again), and keeps between forward and backward either
 the exponentials e below and their row sums, written once by the forward (up to `KEEP_LIMIT`
-logits), or, beyond that, only h, the targets and the row sums, recomputing each chunk's e in backward (a long sequence's
-batch would otherwise hold gigabytes).
+logits), or, beyond that, only h, the targets and the row sums, recomputing each chunk's e in the
+backward (a long sequence's batch would otherwise hold gigabytes).
 
 Per chunk the forward takes the logits in base 2, z' = z log2 e (the product with W+ log2 e), their
 row max m' and z'_y, and turns z' in place into e = 2^(z' - m'), whose row sums are s (>= 1: the
@@ -15,9 +15,9 @@ P_y does, and P = e / s is never written: 1/s scales the narrow side of each pro
 Four passes over the chunk (max, subtraction, exp2, sum) took 0.18 ms a 64 x 5000 chunk here
 against 0.26 ms for PyTorch's in-place softmax and the row max the NLL needed from it (torch's CPU
 exponential is slower than exp2: 0.90 against 0.31 ns a float, `bench/sampling_exp.py`); MLE's
-head, forward and backward of 1,280 rows, went from 27.3 to 25.6 ms (1 thread). With gradients the forward
-also takes e W for the chunk while e is in cache: it is all that dh needs, whatever the upstream
-gradient g is, since with l = sum_r g_r nll_r
+head, forward and backward of 1,280 rows, went from 27.3 to 25.6 ms (1 thread). With gradients the
+forward also takes e W for the chunk while e is in cache: it is all that dh needs, whatever the
+upstream gradient g is, since with l = sum_r g_r nll_r
 
     dl/dz = g * (P - one_hot(y))                                              (rows, V)
     dh    = (g / s) * (e W) - g * W[y]                                        (rows, H)
@@ -26,8 +26,8 @@ gradient g is, since with l = sum_r g_r nll_r
 (g and 1/s scale the narrow side of each product, never the (rows, V) block). When the loss is a
 weighted sum of the rows' NLLs with weights known in advance (MLE's mean over the valid tokens),
 `weighted_token_nll` takes dW+ in the forward as well, chunk by chunk while e is in cache, and
-keeps no (R, V) block at all: its backward only scales the two gradients by the upstream scalar. The bias rides in the
-matmul as one more column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]:
+keeps no (R, V) block at all: its backward only scales the two gradients by the upstream scalar.
+The bias rides in the matmul as one more column of W against a column of ones in h (h+ = [h, 1], W+ = [W, b]:
 z = h+ W+^T), so no bias is copied into the logits and db is dW+'s last column; the backward's one
 product is (H + 1, R) x (R, V), the layout that runs fastest here.
 """
@@ -38,11 +38,12 @@ from dataclasses import dataclass
 
 import torch
 
+from seqgan.models.sampling import LOG2_E
+
 CHUNK_ROWS = 64
 """Rows per chunk: 64 x 5000 logits (1.3 MB); on this CPU 32 rows were 6% slower and 128 within 2%."""
 KEEP_LIMIT = 1 << 24
 """The most logits (R x V; 64 MB in fp32) whose exponentials the forward keeps for the backward."""
-LOG2_E = 1.4426950408889634  # 1 / ln 2
 LN_2 = 0.6931471805599453
 
 

@@ -342,8 +342,8 @@ class Generator(nn.Module):
         (the next token's logits in base 2 at `temperature`, logits x log2 e / temperature (R, V),
         for `sample_base2`; state). The output layer is scaled once, with its bias as one more
         column against a column of ones, so a step is one product and no pass over the (R, V)
-        logits but the sampler's: a paper G step's rollouts took 2.39 s against 2.87 s with
-        `step` and the scaling apart (1 thread, `bench/sampling_exp.py`)."""
+        logits but the sampler's: a paper G step's rollouts took 2.32 s against 2.61 s with
+        `step` and the scaling apart (1 thread, `bench/sampling_exp.py --g-step`, medians of 5)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         weight, bias = self.output_layer()
