@@ -61,7 +61,7 @@ from seqgan import runtime
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
-from seqgan.models.sampling import LOG2_E, pick_tokens, sample_base2
+from seqgan.models.sampling import base2_columns, pick_tokens, sample_base2
 
 M = TypeVar("M", bound=nn.Module)
 SAMPLE_ROWS_CPU, SAMPLE_ROWS_GPU = 1000, 16384  # rows per sampling chunk by default
@@ -346,8 +346,7 @@ class Generator(nn.Module):
         `step` and the scaling apart (1 thread, `bench/sampling_exp.py --g-step`, medians of 5)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        weight, bias = self.output_layer()
-        columns = (torch.cat([weight, bias[:, None]], dim=1) * (LOG2_E / temperature)).T.contiguous()  # (H' + 1, V)
+        columns = base2_columns(*self.output_layer(), temperature)  # (H' + 1, V)
 
         def step(token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
             features, new_state = self.step_features(token, state)

@@ -24,6 +24,12 @@ SAFE_LOGIT = 80.0  # exp(80) ~ 5.5e34 < float32's max: no need to subtract the r
 LOG2_E = 1.4426950408889634  # 1 / ln 2
 
 
+def base2_columns(weight: torch.Tensor, bias: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """An output layer's weight (V, H) and bias (V,) as the columns (H + 1, V), contiguous, whose
+    product with [h, 1] gives the logits in base 2 at `temperature`: (h W^T + b) log2 e / temperature."""
+    return torch.cat([weight, bias[:, None]], dim=1).T.contiguous().mul_(LOG2_E / temperature)
+
+
 def _exp2_probs(logits2: torch.Tensor) -> torch.Tensor:
     """2^logits2 in place, minus each row's max: unnormalised probabilities from base-2 logits
     (natural logits times log2 e). On the CPU the max is skipped when no |max| could over- or
