@@ -30,7 +30,8 @@ On CUDA the D and MLE steps run as CUDA graphs as a training run takes them (`cu
 `seqgan.cuda_graphs`), captured in an untimed first epoch each; --cuda-graphs off times them eagerly.
 
     python bench/adversarial_step.py [--device cpu|cuda] [--threads 1] [--repeats 3] [--precision fp32|bf16]
-                                     [--fused-conv auto|on|off] [--cuda-graphs on|off] [--skip-naive] [--paper-epoch]
+                                     [--fused-conv auto|on|off] [--fused-groups K] [--cuda-graphs on|off] [--skip-naive]
+                                     [--paper-epoch]
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ def reference(device: torch.device, real: torch.Tensor, fake: torch.Tensor, repe
 
 def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Tensor) -> dict[str, float]:
     generator = Generator(V, E, H).to(device)
-    d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25, fused_conv=args.fused_conv).to(device)
+    d = CNNDiscriminator(
+        V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25, fused_conv=args.fused_conv, fused_groups=args.fused_groups
+    ).to(device)
     players = Players(generator, frozen_copy(generator), d)
     oracle = Generator(V, E, H, init_std=1.0).to(device).requires_grad_(False)
     g_opt, d_opt, mle_opt = (
@@ -268,6 +271,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
     parser.add_argument("--fused-conv", default="auto", choices=("auto", "on", "off"))
+    parser.add_argument(
+        "--fused-groups", type=int, default=1, help="padded convolutions of the fused D (discriminator.fused_groups)"
+    )
     parser.add_argument("--cuda-graphs", default="on", choices=("on", "off"), help="CUDA: D and MLE steps as CUDA graphs")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the ports-style reference")
     parser.add_argument("--paper-epoch", action="store_true", help="also time one whole paper adversarial epoch")
@@ -282,6 +288,7 @@ def main() -> None:
         "threads": args.threads,
         "precision": args.precision,
         "fused_conv": args.fused_conv,
+        "fused_groups": args.fused_groups,
         "cuda_graphs": args.cuda_graphs if device.type == "cuda" else "n/a",
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -5,6 +5,9 @@ in one process (medians of --repeats), at the paper's sizes on one CPU thread:
 - paper_widths_*: the 12 widths' convolution + max over time, forward and backward, batch 64 x 20
   tokens x 64 channels (`F.conv1d(...).amax(-1)` against `window_max`);
 - relgan_widths_*: RelGAN's D, 4 widths x 300 filters over 64 x 64 rows of one channel;
+- fused_groups_*: with --fused-groups K1,K2,..: the 12 widths' forward and backward as the fused
+  convolution (`discriminator.fused_conv=on`, the CUDA default) computes them, by K zero-padded
+  convolutions (`fused_groups`, `padded_groups`), against the per-width `window_max` (CPU default);
 - d_step_*: one D training step (loss, backward, fused Adam) of seqgan's CNN D, and of the
   ports-style D of bench/adversarial_step.py (12 `Conv2d`, per-tensor Adam);
 - rollout_scoring_*: D's P(real) of 19 x 16 x 64 rollout rows by `prob_real` on the rows against
@@ -12,7 +15,7 @@ in one process (medians of --repeats), at the paper's sizes on one CPU thread:
   and of 9 x 16 x 64 rows of 200 tokens rolled out from every 20th prefix (`rollout_stride: 20`).
 Prints one JSON line.
 
-    python bench/d_parts.py [--repeats 5]
+    python bench/d_parts.py [--repeats 5] [--fused-groups 1,3,12] [--only fused_groups,d_step]
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ def widths_pair(rows: int, channels: int, widths: list[int], filters: list[int])
         torch.autograd.backward([window_max(x, w, b) for w, b in zip(weights, biases, strict=True)], grads)
 
     return {"plain": plain, "window_max": ours}
+
+
+def fused_groups(groups: list[int]) -> dict[str, Callable[[], None]]:
+    torch.manual_seed(0)
+    per_width = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, fused_conv="off")
+    ds = {"per_width": per_width}
+    for k in groups:
+        ds[f"k{k}"] = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, fused_conv="on", fused_groups=k)
+        ds[f"k{k}"].load_state_dict(per_width.state_dict())
+    emb = torch.randn(B, T, D_EMB, requires_grad=True)
+    upstream = torch.randn(B, sum(PAPER_NUM_FILTERS))
+
+    def run(d: CNNDiscriminator) -> Callable[[], None]:
+        return lambda: torch.autograd.backward(d._pooled(emb), upstream)
+
+    return {name: run(d) for name, d in ds.items()}
 
 
 def d_steps() -> dict[str, Callable[[], None]]:
@@ -95,6 +114,8 @@ def scorings(length: int, stride: int) -> dict[str, Callable[[], None]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fused-groups", help="also time the fused convolution by these numbers of groups, e.g. 1,3,12")
+    parser.add_argument("--only", help="time only these cases (comma-separated names, e.g. fused_groups,d_step)")
     args = parser.parse_args()
     configure(1)
     torch.manual_seed(0)
@@ -105,6 +126,10 @@ def main() -> None:
         "rollout_scoring": scorings(T, 1),
         "rollout_scoring_t200_stride20": scorings(200, 20),
     }
+    if args.fused_groups:
+        cases = {"fused_groups": fused_groups([int(k) for k in args.fused_groups.split(",")])} | cases
+    if args.only:
+        cases = {case: fns for case, fns in cases.items() if case in args.only.split(",")}
     result: dict[str, float] = {}
     for case, fns in cases.items():
         for fn in fns.values():

@@ -5,9 +5,9 @@
 #
 #   bash scripts/gpu_check.sh [LIMIT]          call 1, timeout_s 600, LIMIT 560 s by default:
 #     1. the bench against the ports-style reference (fp32, CUDA graphs, `auto` convolution)   <= 120 s
-#     2. the same parts with the per-width convolutions instead (no reference)                  <= 45 s
+#     2. the same parts with the fused convolution in 3 groups, then per width (no reference)  <= 2 x 40 s
 #     3. the paper's full protocol (configs/oracle_seqgan.yaml unchanged; the convolution whose
-#        protocol estimate in 1 / 2 is lower, the same values to round-off), time-boxed to what is
+#        protocol estimate in 1 / 2 is lowest, the same values to round-off), time-boxed to what is
 #        left but 45 s; resumable
 #     4. when it has finished: its learning curve and a temperature sweep of its MLE start against its end
 #     5. the CUDA tests, 8 processes at once, in what is left
@@ -78,7 +78,7 @@ protocol() { # resume the protocol's run, or start it; its exit status says whet
   if [ -f "$RUN/config.yaml" ]; then
     args=(--resume "$RUN")
   else
-    args=(configs/oracle_seqgan.yaml --out "$RUN" device="$DEV" "$ORACLE" "discriminator.fused_conv=$(cat gpu_runs/conv 2>/dev/null || echo auto)")
+    args=(configs/oracle_seqgan.yaml --out "$RUN" device="$DEV" "$ORACLE" "discriminator.$(cat gpu_runs/conv 2>/dev/null || echo fused_conv=auto)")
   fi
   stage protocol.log 9999 "$1" python3 -m seqgan train "${args[@]}" --quiet
   local rc=$?
@@ -103,21 +103,22 @@ cuda_tests() { # 5.: once
 case $MODE in
   checks)
     stage bench_cuda_fp32.json 120 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3
-    stage bench_cuda_unfused.json 45 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-conv off
-    # the convolution whose protocol estimate is lower, and that estimate (s)
+    stage bench_cuda_groups3.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-groups 3
+    stage bench_cuda_unfused.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-conv off
+    # the convolution whose protocol estimate is lowest (as overrides), and that estimate (s)
     read -r conv estimate < <(python3 - "$W" << 'EOF'
 import json, sys
 est = {}
-for conv, name in (("auto", "fp32"), ("off", "unfused")):
+for conv, name in (("fused_conv=auto", "fp32"), ("fused_groups=3", "groups3"), ("fused_conv=off", "unfused")):
     try:  # the bench's JSON line is its last
         est[conv] = json.loads(open(f"{sys.argv[1]}/bench_cuda_{name}.json").read().splitlines()[-1])["protocol_seconds"]
     except (OSError, IndexError, ValueError, KeyError):
         pass
-print(min(est, key=est.get), round(min(est.values()))) if est else print("auto", 0)
+print(min(est, key=est.get), round(min(est.values()))) if est else print("fused_conv=auto", 0)
 EOF
     )
     echo "$conv" > gpu_runs/conv
-    echo "protocol: discriminator.fused_conv=$conv, estimated at ${estimate} s from the parts" >> "$W/stages.txt"
+    echo "protocol: discriminator.$conv, estimated at ${estimate} s from the parts" >> "$W/stages.txt"
     # a protocol that cannot end in this call and a short second one (about 150 s) runs after the tests
     if ((estimate > $(left) - 45 + 150)); then
       echo "the protocol cannot end within this session's device time: the CUDA tests first" >> "$W/stages.txt"

@@ -86,16 +86,23 @@ def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path
     assert first_gpu["nll_test"] == pytest.approx(first_cpu["nll_test"], rel=1e-4)
 
 
-def test_fused_discriminator_matches_per_width_on_cuda():
+@pytest.mark.parametrize("groups", [1, 3])
+def test_fused_discriminator_matches_per_width_on_cuda(groups):
     from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
     from seqgan.models.discriminator import CNNDiscriminator
 
     torch.manual_seed(0)
     plain = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="off").to(DEVICE)
-    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on").to(DEVICE)
+    fused = CNNDiscriminator(500, 16, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.0, fused_conv="on", fused_groups=groups)
+    fused = fused.to(DEVICE)
     fused.load_state_dict(plain.state_dict())
     x = torch.randint(500, (32, 20), device=DEVICE)
     torch.testing.assert_close(fused(x), plain(x), rtol=1e-4, atol=1e-4)
+    is_real = torch.arange(32, device=DEVICE) % 2 == 0
+    for d in (plain, fused):
+        d.loss(x, None, is_real, 0.0, 0.2).backward()
+    for (name, p), q in zip(plain.named_parameters(), fused.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("channels", [1, 16])

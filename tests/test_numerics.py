@@ -10,7 +10,7 @@ import torch
 
 from seqgan.algorithms.base import adam
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, load_config
-from seqgan.models.discriminator import CNNDiscriminator
+from seqgan.models.discriminator import CNNDiscriminator, padded_groups
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.runtime import autocast, check_deterministic, set_numerics
 from seqgan.training.run import Trainer
@@ -26,8 +26,9 @@ def twin_discriminators(**kwargs) -> tuple[CNNDiscriminator, CNNDiscriminator]:
     return plain, fused
 
 
-def test_the_fused_convolution_gives_the_per_width_values_and_gradients():
-    plain, fused = twin_discriminators()
+@pytest.mark.parametrize("groups", [1, 2, 3, 12])
+def test_the_fused_convolution_gives_the_per_width_values_and_gradients(groups):
+    plain, fused = twin_discriminators(fused_groups=groups)
     x = torch.randint(300, (16, 20), generator=torch.Generator().manual_seed(1))
     is_real = torch.arange(16) % 2 == 0
     losses = [d.loss(x, None, is_real, 0.0, 0.2) for d in (plain, fused)]
@@ -45,7 +46,9 @@ def test_the_fused_weight_is_every_width_zero_padded_and_its_gradient_each_width
     _, fused = twin_discriminators()
     weights = [conv.weight for conv in fused.convs]
     padded = torch.cat([torch.nn.functional.pad(w, (0, 20 - w.shape[2])) for w in weights])
-    got = fused._fused_weight()
+    (group,), order = fused._fused_groups(20, torch.device("cpu"))
+    assert order is None and group.members == list(range(12)) and group.pad == 19
+    got = fused._fused_weight(group)
     assert torch.equal(got, padded)
     upstream = torch.randn(padded.shape, generator=torch.Generator().manual_seed(2))
     assert all(
@@ -56,10 +59,51 @@ def test_the_fused_weight_is_every_width_zero_padded_and_its_gradient_each_width
             strict=True,
         )
     )
-    order, inverse, _ = fused._fused_at
+    order, inverse, _ = group.gather
     assert torch.equal(order.view(-1).sort().values, torch.arange(order.numel())) and torch.equal(
         order.view(-1)[inverse], torch.arange(order.numel())
     )
+
+
+def test_the_widths_split_into_the_padded_convolutions_of_fewest_multiply_adds():
+    """Hand-counted at the paper's sizes (units: filters x padded width x windows; the 12 widths alone
+    cost 118,600): one group 1,720 x 20 x 20 = 688,000; three, widths 1-5 / 6-10 / 15-20, cost
+    900 x 5 x 20 + 500 x 10 x 15 + 320 x 20 x 6 = 90,000 + 75,000 + 38,400 = 203,400, less than
+    any other split into three runs (e.g. 1-7 / 8-10 / 15-20 costs 1,100 x 7 x 20 + 300 x 10 x 13 +
+    38,400 = 231,400). Widths out of order are grouped by size and given back as indices."""
+    widths, filters = PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
+    assert padded_groups(widths, filters, 20, 1) == [list(range(12))]
+    assert padded_groups(widths, filters, 20, 3) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+    assert padded_groups(widths, filters, 20, 12) == [[i] for i in range(12)]
+    assert padded_groups([5, 1, 4, 2], [10, 10, 10, 10], 8, 2) == [[1, 3], [2, 0]]  # widths 1, 2 | 4, 5
+    with pytest.raises(ValueError, match="between 1 and the number of widths"):
+        padded_groups(widths, filters, 20, 13)
+
+
+def test_grouped_fused_convolutions_give_back_the_filters_in_their_order():
+    """Widths out of order (5, 1, 4, 2): two groups (1, 2 | 4, 5) joined, then permuted back into
+    the filters' order; values and gradients those of the per-width convolutions."""
+    torch.manual_seed(0)
+    plain = CNNDiscriminator(50, 8, [5, 1, 4, 2], [3, 4, 5, 6], dropout=0.0, fused_conv="off")
+    fused = CNNDiscriminator(50, 8, [5, 1, 4, 2], [3, 4, 5, 6], dropout=0.0, fused_conv="on", fused_groups=2)
+    fused.load_state_dict(plain.state_dict())
+    x = torch.randint(50, (6, 9), generator=torch.Generator().manual_seed(1))
+    emb = plain.embedding(x)
+    want = torch.cat([conv(emb.transpose(1, 2)).amax(dim=-1) for conv in plain.convs], dim=1)
+    got = fused._pooled_fused(fused.embedding(x).transpose(1, 2).contiguous())
+    torch.testing.assert_close(got, want)
+    groups, order = fused._fused_groups(9, torch.device("cpu"))
+    assert [g.members for g in groups] == [[1, 3], [2, 0]] and order is not None
+    assert [g.pad for g in groups] == [1, 1] and [tuple(g.invalid.shape) for g in groups] == [(10, 9), (8, 6)]
+    is_real = torch.arange(6) % 2 == 0
+    for d in (plain, fused):
+        d.loss(x, None, is_real, 0.0, 0.2).backward()
+    for (name, p), q in zip(plain.named_parameters(), fused.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="fused_groups must be between 1 and the number of widths"):
+        CNNDiscriminator(50, 8, [5, 1], [3, 4], fused_groups=3)
+    with pytest.raises(ValueError, match="sequences of length 4 are shorter than a window of 5"):
+        fused(x[:, :4])
 
 
 def test_the_fused_convolution_leaves_out_windows_that_overrun_the_sequence():
@@ -86,6 +130,10 @@ def test_auto_keeps_per_width_convolutions_on_the_cpu_and_bad_values_are_refused
         CNNDiscriminator(10, 4, [1, 2], [2, 2], fused_conv="yes")
     with pytest.raises(ConfigError, match="discriminator.fused_conv='sometimes': use 'auto', 'on' or 'off'"):
         load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.fused_conv=sometimes"])
+    with pytest.raises(ConfigError, match="discriminator.fused_groups=5: use 1 to 4"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.fused_conv=on", "discriminator.fused_groups=5"])
+    with pytest.raises(ConfigError, match="fused_groups applies to the fused convolution"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.fused_conv=off", "discriminator.fused_groups=3"])
     with pytest.raises(ConfigError, match="precision='fp16': use one of fp32, tf32, bf16"):
         load_config(ROOT / "configs" / "smoke.yaml", ["precision=fp16"])
 

@@ -185,7 +185,7 @@ def test_prefix_d_config_needs_a_causal_d_and_no_rollout_settings(tmp_path):
         load_config(None, ["adversarial.rollout_stride=0"])
     with pytest.raises(ConfigError, match="causal applies only to kind='cnn'"):
         load_config(None, ["discriminator.kind=rnn", "discriminator.causal=true"])
-    with pytest.raises(ConfigError, match="fused_conv does not apply to causal=true"):
+    with pytest.raises(ConfigError, match="fused_conv and fused_groups do not apply to causal=true"):
         load_config(None, ["discriminator.causal=true", "discriminator.fused_conv='off'"])
     assert load_config(SMOKE, [*base, "discriminator.causal=true"]).discriminator.causal
     cfg = load_config(prefix_d_config(tmp_path))

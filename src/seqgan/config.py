@@ -319,6 +319,12 @@ class DiscriminatorConfig:
     ('off'), or 'auto': fused on CUDA, where one launch beats twelve small ones, per width on the
     CPU, where the padding's extra arithmetic costs more (bench/adversarial_step.py measures both).
     YAML's unquoted on / off (true / false) mean 'on' / 'off'."""
+    fused_groups: int = 1
+    """CNN, fused convolution only: into how many zero-padded convolutions the widths are split, runs
+    of consecutive widths chosen for the fewest multiply-adds (`padded_groups`): 1, one convolution as
+    wide as the widest width (5.8x the multiply-adds of the paper D's 12 convolutions); 3, widths 1-5,
+    6-10 and 15-20 (1.7x); as many as there are widths, each alone. Fewer launches against less
+    arithmetic: which is faster depends on the GPU (scripts/gpu_check.sh measures 1, 3 and 'off')."""
     causal: bool = False
     """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
     scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
@@ -375,6 +381,15 @@ class DiscriminatorConfig:
         _check(
             self.fused_conv in ("auto", "on", "off"), f"discriminator.fused_conv={self.fused_conv!r}: use 'auto', 'on' or 'off'"
         )
+        _check(
+            1 <= self.fused_groups <= max(1, len(self.filter_sizes)),
+            f"discriminator.fused_groups={self.fused_groups}: use 1 to {len(self.filter_sizes)} (the number of filter_sizes)",
+        )
+        if self.fused_groups != 1:
+            _check(
+                self.fused_conv != "off",
+                "discriminator.fused_groups applies to the fused convolution; remove it or set fused_conv",
+            )
         _check(self.embed_dim >= 1, "discriminator.embed_dim must be >= 1")
         _check(self.num_rep >= 1, "discriminator.num_rep must be >= 1 (1: one embedded representation)")
         if self.num_rep > 1:
@@ -383,7 +398,10 @@ class DiscriminatorConfig:
                 self.embed_dim % self.num_rep == 0,
                 f"discriminator.embed_dim {self.embed_dim} must be a multiple of num_rep {self.num_rep} (each representation one slice)",
             )
-            _check(self.fused_conv == "auto", "discriminator.fused_conv applies to num_rep=1 only; remove it")
+            _check(
+                self.fused_conv == "auto" and self.fused_groups == 1,
+                "discriminator.fused_conv and fused_groups apply to num_rep=1 only; remove them",
+            )
         _check(0.0 <= self.dropout < 1.0, "discriminator.dropout must be in [0, 1)")
         _check(0.0 <= self.embedding_dropout < 1.0, "discriminator.embedding_dropout must be in [0, 1)")
         if self.embedding_dropout > 0:
@@ -424,8 +442,8 @@ class DiscriminatorConfig:
             _check(all(w >= 1 for w in self.filter_sizes), "discriminator.filter_sizes must be >= 1")
             _check(all(n >= 1 for n in self.num_filters), "discriminator.num_filters must be >= 1")
             _check(
-                not self.causal or self.fused_conv == "auto",
-                "discriminator.fused_conv does not apply to causal=true (its convolutions are left-padded per width); remove it",
+                not self.causal or (self.fused_conv == "auto" and self.fused_groups == 1),
+                "discriminator.fused_conv and fused_groups do not apply to causal=true (its convolutions are left-padded per width); remove them",
             )
             for name in ("rnn_cell", "rnn_hidden", "bidirectional", "rnn_pooling", "attention_heads", "position_dim"):
                 _check(

@@ -89,6 +89,7 @@ def build_discriminator(
             condition=encoder,
             condition_join=cfg.condition_join,
             fused_conv=cfg.fused_conv,
+            fused_groups=cfg.fused_groups,
             causal=cfg.causal,
         )
     return RNNDiscriminator(
