@@ -94,7 +94,7 @@ def test_grouped_fused_convolutions_give_back_the_filters_in_their_order():
     torch.testing.assert_close(got, want)
     groups, order = fused._fused_groups(9, torch.device("cpu"))
     assert [g.members for g in groups] == [[1, 3], [2, 0]] and order is not None
-    assert [g.pad for g in groups] == [1, 1] and [tuple(g.invalid.shape) for g in groups] == [(10, 9), (8, 6)]
+    assert [g.pad for g in groups] == [1, 1] and [tuple(g.overrun.shape) for g in groups] == [(10, 9), (8, 6)]
     is_real = torch.arange(6) % 2 == 0
     for d in (plain, fused):
         d.loss(x, None, is_real, 0.0, 0.2).backward()

@@ -279,7 +279,8 @@ class _FusedGroup:
     """What one zero-padded convolution of `CNNDiscriminator._pooled_fused` needs, built once per
     sequence length and device: its convolutions (`members`), `_fused_gather`'s permutation, the
     zero columns x gets on the right (`pad`: widest - narrowest width) and, per filter and window,
-    whether the window overruns the sequence (`invalid` (F_g, L), L = length - narrowest + 1)."""
+    -inf where the window overruns the sequence and 0 elsewhere (`overrun` (F_g, L), L = length -
+    narrowest + 1): added to the outputs, a mask whose backward is no operation at all."""
 
     def __init__(self, members: list[int], weights: list[torch.Tensor], length: int) -> None:
         self.members = members
@@ -288,7 +289,8 @@ class _FusedGroup:
         self.pad = widest - narrowest
         device = weights[0].device
         widths = torch.cat([torch.full((w.shape[0],), w.shape[2], device=device) for w in weights])  # (F_g,)
-        self.invalid = torch.arange(length - narrowest + 1, device=device)[None, :] > length - widths[:, None]
+        invalid = torch.arange(length - narrowest + 1, device=device)[None, :] > length - widths[:, None]
+        self.overrun = torch.zeros(invalid.shape, device=device).masked_fill_(invalid, float("-inf"))
 
 
 class _Permuted(torch.autograd.Function):
@@ -426,14 +428,17 @@ class CNNDiscriminator(Discriminator):
         the w_f real tokens from p on; windows that overrun the sequence (p > T - w_f) are left out
         of the max. The same values and gradients as one convolution per width, in one kernel launch
         per group (`padded_groups` splits the widths; 1 group: one launch where twelve widths take
-        twelve, for 5.8x their multiply-adds at the paper's sizes)."""
+        twelve, for 5.8x their multiply-adds at the paper's sizes). The max is taken with its
+        position, as `window_max` takes it: its backward writes the gradient at the winning window
+        (2 kernels on a GPU), where `amax`'s compares every window with the max and shares it among
+        ties (4 kernels over (B, F_g, L)); ties send it to the first, as in `window_max`."""
         groups, order = self._fused_groups(x.shape[2], x.device)
         pooled = []
         for group in groups:
             weight = self._fused_weight(group)  # (F_g, E, W_g)
             bias = torch.cat([self.convs[i].bias for i in group.members])  # (F_g,)
             out = F.conv1d(F.pad(x, (0, group.pad)) if group.pad else x, weight, bias)  # (B, F_g, L)
-            pooled.append(out.masked_fill(group.invalid, float("-inf")).amax(dim=-1))
+            pooled.append((out + group.overrun.to(out.dtype)).max(dim=-1).values)
         joined = torch.cat(pooled, dim=1) if len(pooled) > 1 else pooled[0]
         return joined if order is None else joined.index_select(1, order)
 
