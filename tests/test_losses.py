@@ -197,6 +197,20 @@ def test_discriminator_loss_by_hand():
     assert math.isclose(with_l2 - discriminator_loss(logits, is_real).item(), 0.2 * (1 + 4 + 9) / 2, rel_tol=1e-6)
 
 
+@pytest.mark.parametrize("rows", [64, 50, 7])
+def test_the_one_hot_discriminator_loss_has_the_soft_targets_gradients_bit_for_bit(rows):
+    """Unsmoothed and unmasked, the loss is `F.cross_entropy`; the soft targets' way (here with
+    every row valid, which keeps that path) gives the same gradients exactly and the value to round-off,
+    so a D trains exactly as before (the golden metrics)."""
+    torch.manual_seed(rows)
+    logits = (torch.randn(rows, 2) * 10).requires_grad_()
+    is_real = torch.rand(rows) < 0.5
+    every = torch.ones(rows, dtype=torch.bool)
+    one_hot, soft = discriminator_loss(logits, is_real), discriminator_loss(logits, is_real, valid=every)
+    assert one_hot.item() == pytest.approx(soft.item(), rel=1e-6)
+    assert torch.equal(torch.autograd.grad(one_hot, logits)[0], torch.autograd.grad(soft, logits)[0])
+
+
 def test_a_ds_output_l2_by_hand_is_what_its_loss_adds():
     d = CNNDiscriminator(7, 4, [2], [3], dropout=0.0)
     with torch.no_grad():
