@@ -2,7 +2,9 @@
 
 Paper sizes: batch 64, N = 16 rollouts, T = 20, V = 5000, G an LSTM 32/32, D the paper's CNN
 (12 widths, 1,720 filters, highway, dropout 0.25). Timed in one process, on one device, medians of
---repeats (CUDA work synchronised before each clock read):
+--repeats (CUDA work synchronised before each clock read). The G step, D epoch and MLE epoch
+alternate with the reference's (seqgan's, the reference's, seqgan's, ...), so that both see the
+machine in the same state: on a shared virtual machine its speed drifts by a fifth within minutes.
 
 seqgan, as a run trains:
 - g_step_seconds: one policy-gradient step (batched rollouts by inverse-CDF sampling, D scoring in
@@ -24,7 +26,7 @@ The reference, kept here as the public ports write it (naive_*):
 - naive_d_epoch_seconds: the paper CNN as 12 `Conv2d` over (B, 1, T, E), trained at batch 64 over
   20,000 sequences with Adam's per-tensor loop;
 - naive_mle_epoch_seconds: `nn.LSTM` + cross-entropy over 10,000 sequences, batch 64.
-Ratios naive / seqgan are printed as *_speedup. Ends by printing one JSON line.
+Ratios of the medians, naive / seqgan, are printed as *_speedup. Ends by printing one JSON line.
 
 On CUDA the D and MLE steps run as CUDA graphs as a training run takes them (`cuda_graphs: true`,
 `seqgan.cuda_graphs`), captured in an untimed first epoch each; --cuda-graphs off times them eagerly.
@@ -170,24 +172,37 @@ def naive_g_step(g: PortGenerator, rollout: PortGenerator, d: PortDiscriminator,
             p.mul_(0.8).add_(q, alpha=0.2)
 
 
-def reference(device: torch.device, real: torch.Tensor, fake: torch.Tensor, repeats: int) -> dict[str, float]:
+def reference(device: torch.device, real: torch.Tensor, fake: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The reference's G step, D epoch and MLE epoch, each ready to run (and on CUDA run once, untimed:
+    cuDNN's choices)."""
     g, rollout, d = PortGenerator().to(device), PortGenerator().to(device), PortDiscriminator().to(device)
     rollout.load_state_dict(g.state_dict())
     g_opt, d_opt = torch.optim.Adam(g.parameters(), 0.01, foreach=False), torch.optim.Adam(d.parameters(), 1e-4, foreach=False)
     x, y = torch.cat([real, fake]), torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(device)
     perm = torch.randperm(len(x), device=device)
-    d.train()
-    return {
-        "naive_mle_epoch_seconds": timed(lambda: naive_mle_epoch(g, g_opt, real), 1, device),
-        "naive_d_epoch_seconds": timed(lambda: naive_d_epoch(d, d_opt, x[perm], y[perm]), 1, device),
-        "naive_g_step_seconds": timed(lambda: naive_g_step(g, rollout, d, g_opt), max(1, repeats // 3), device),
+
+    def d_epoch() -> None:
+        d.train()  # the G step leaves D in eval mode
+        naive_d_epoch(d, d_opt, x[perm], y[perm])
+
+    parts = {
+        "g_step": lambda: naive_g_step(g, rollout, d, g_opt),
+        "d_epoch": d_epoch,
+        "mle_epoch": lambda: naive_mle_epoch(g, g_opt, real),
     }
+    if device.type == "cuda":
+        for part in parts.values():
+            part()
+    return parts
 
 
 # ---------------------------------------------------------------- seqgan
 
 
-def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Tensor) -> dict[str, float]:
+def seqgan_parts(
+    args: argparse.Namespace, device: torch.device, real: torch.Tensor
+) -> tuple[dict[str, Callable[[], object]], dict[str, Callable[[], float]]]:
+    """seqgan's G step, D epoch and MLE epoch ready to run (warmed up), and the timings of the rest."""
     generator = Generator(V, E, H).to(device)
     d = CNNDiscriminator(
         V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25, fused_conv=args.fused_conv, fused_groups=args.fused_groups
@@ -230,24 +245,36 @@ def seqgan_parts(args: argparse.Namespace, device: torch.device, real: torch.Ten
                 graphs=d_graphs,
             )
 
-    g_step_fn = run(lambda: policy_gradient_step(players, g_opt, adversarial, T, streams))
-    d_epoch_fn = run(lambda: discriminator_epochs(d, d_opt, examples, d_round, streams, graphs=d_graphs))
-    mle_epoch_fn = run(lambda: mle_epoch(generator, mle_opt, real, 64, 5.0, streams.shuffle, graphs=mle_graphs))
-    g_step_fn()  # warm-up (allocations, CUDA kernels, lookup tables)
-    if device.type == "cuda":  # cuDNN's choices, and the CUDA graphs' capture, out of the timings
-        d_epoch_fn()
-        mle_epoch_fn()
-    out = {
-        "g_step_seconds": timed(g_step_fn, args.repeats, device),
-        "d_epoch_seconds": timed(d_epoch_fn, max(1, args.repeats // 3), device),
-        "mle_epoch_seconds": timed(mle_epoch_fn, max(1, args.repeats // 3), device),
-        "sample_seconds": timed(lambda: generator.sample(NUM_REAL, T, streams.sample), args.repeats, device),
-        "eval_seconds": timed(evaluate, max(1, args.repeats // 3), device),
+    parts = {
+        "g_step": run(lambda: policy_gradient_step(players, g_opt, adversarial, T, streams)),
+        "d_epoch": run(lambda: discriminator_epochs(d, d_opt, examples, d_round, streams, graphs=d_graphs)),
+        "mle_epoch": run(lambda: mle_epoch(generator, mle_opt, real, 64, 5.0, streams.shuffle, graphs=mle_graphs)),
     }
-    out["adversarial_epoch_estimate_seconds"] = out["g_step_seconds"] + 5 * (out["sample_seconds"] + 3 * out["d_epoch_seconds"])
+    parts["g_step"]()  # warm-up (allocations, CUDA kernels, lookup tables)
+    if device.type == "cuda":  # cuDNN's choices, and the CUDA graphs' capture, out of the timings
+        parts["d_epoch"]()
+        parts["mle_epoch"]()
+    others = {
+        "sample_seconds": lambda: timed(lambda: generator.sample(NUM_REAL, T, streams.sample), args.repeats, device),
+        "eval_seconds": lambda: timed(evaluate, max(1, args.repeats // 3), device),
+    }
     if args.paper_epoch:
-        out["adversarial_epoch_seconds"] = timed(run(paper_epoch), 1, device)
-    return out
+        others["adversarial_epoch_seconds"] = lambda: timed(run(paper_epoch), 1, device)
+    return parts, others
+
+
+def paired(
+    ours: dict[str, Callable[[], object]], naive: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Each part's seconds, seqgan's and the reference's in turn, `repeats` times: medians as
+    {part}_seconds and naive_{part}_seconds (without a reference, seqgan's alone)."""
+    times: dict[str, list[float]] = {}
+    for part in ours:
+        for _ in range(repeats):
+            for name, fn in ((f"{part}_seconds", ours[part]), (f"naive_{part}_seconds", naive.get(part))):
+                if fn is not None:
+                    times.setdefault(name, []).append(timed(fn, 1, device))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def protocol_seconds(parts: dict[str, float]) -> float:
@@ -293,14 +320,19 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
-    parts = seqgan_parts(args, device, real)
-    parts["protocol_seconds"] = protocol_seconds(parts)
+    ours, others = seqgan_parts(args, device, real)
+    naive = {}
     if not args.skip_naive:
         fake = Generator(V, E, H).to(device).sample(NUM_REAL, T, torch.Generator(device).manual_seed(2))
-        naive = reference(device, real, fake, args.repeats)
-        parts |= naive
-        for key in ("g_step", "d_epoch", "mle_epoch"):
-            parts[f"{key}_speedup"] = naive[f"naive_{key}_seconds"] / parts[f"{key}_seconds"]
+        naive = reference(device, real, fake)
+    parts = paired(ours, naive, args.repeats, device)
+    parts |= {name: measure() for name, measure in others.items()}
+    parts["adversarial_epoch_estimate_seconds"] = parts["g_step_seconds"] + 5 * (
+        parts["sample_seconds"] + 3 * parts["d_epoch_seconds"]
+    )
+    parts["protocol_seconds"] = protocol_seconds(parts)
+    for key in naive:
+        parts[f"{key}_speedup"] = parts[f"naive_{key}_seconds"] / parts[f"{key}_seconds"]
     result |= {k: round(v, 4) for k, v in parts.items()}
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
