@@ -20,7 +20,8 @@
 # reply's output_tail) and returns in $OUT (at most 8 files come back) the two PNGs and results.tgz with
 # every log, JSON line and metrics file. Before the first call, here:
 #   mkdir -p data && cp ../shared/data/seqgan_oracle/target_params.npz data/ && bash scripts/gpu_wheels.sh
-# and carry ["data", ".whl"] (fast-bleu, for the CUDA tests of text runs; the machine lacks it).
+# and carry ["data", ".whl"] (fast-bleu, for the CUDA tests of text runs; the machine lacks it). Name
+# kind nvidia-h200 in call 1: the issue's targets are an H200's, and a call naming no kind gets an H100.
 set -u
 MODE=checks
 case "${1:-}" in finish | extra) MODE=$1; shift ;; esac
