@@ -137,6 +137,8 @@ def test_fused_output_layers_match_the_cpus_on_cuda():
         lambda *a: (linear_token_nll(*a[:4], chunk=64) * a[4]).sum(),
         lambda *a: (linear_token_nll(*a[:4], chunk=64, keep_limit=0) * a[4]).sum(),
         lambda *a: weighted_token_nll(*a, chunk=64),
+        lambda *a: (linear_token_nll(*a[:4]) * a[4]).sum(),  # the device's default chunk: all 300 rows on a GPU
+        lambda *a: weighted_token_nll(*a),
     ):
         results = []
         for device in ("cpu", DEVICE):

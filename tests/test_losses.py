@@ -12,7 +12,7 @@ from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.algorithms.seqgan import advantages
 from seqgan.distributed import SINGLE, Dist
 from seqgan.models.discriminator import CNNDiscriminator, discriminator_loss
-from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
+from seqgan.models.fused_head import chunk_rows, linear_token_nll, weighted_token_nll
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import masked_mean, pg_advantages, pg_loss, token_nll
 
@@ -238,6 +238,23 @@ def test_weighted_token_nll_takes_the_same_gradients_in_its_forward():
         torch.testing.assert_close(weighted_token_nll(h, w, b, y, weights), ref)
     with pytest.raises(ValueError, match="detach it"):
         weighted_token_nll(h, w, b, y, weights.clone().requires_grad_())
+
+
+def test_the_fused_head_takes_cache_sized_chunks_on_the_cpu_and_whole_batches_on_a_gpu():
+    """64 rows at a time on the CPU; on a GPU as many as 2^24 logits hold (the paper's batch of
+    64 x 20 rows at V = 5000 in one chunk, 3,355 rows), never fewer than 64. Whatever the chunk,
+    the same values and gradients (the GPU's plan run here: all rows in one chunk)."""
+    assert chunk_rows(5000, torch.device("cpu")) == 64
+    assert chunk_rows(5000, torch.device("cuda")) == 3355
+    assert chunk_rows(1_000_000, torch.device("cuda")) == 64
+    h, w, b, y, weights, ref, grads_ref = head_case(3)
+    for loss in (
+        weighted_token_nll(h, w, b, y, weights, chunk=len(h)),
+        (linear_token_nll(h, w, b, y, chunk=len(h)) * weights).sum(),
+    ):
+        torch.testing.assert_close(loss, ref)
+        for a, c in zip(grads_ref, torch.autograd.grad(loss, (h, w, b)), strict=True):
+            torch.testing.assert_close(c, a)
 
 
 def test_generators_nll_loss_is_the_masked_mean_of_its_log_probs():
