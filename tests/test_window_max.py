@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import seqgan.models.window_max as window_max_module
-from seqgan.models.window_max import WIDE_CHANNELS, window_max
+from seqgan.models.window_max import WIDE_CHANNELS, chunk_rows, window_max
 
 
 def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -33,6 +33,15 @@ def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk)
         torch.autograd.grad((ref * g).sum(), (x, w, b)), torch.autograd.grad((got * g).sum(), (x, w, b)), strict=True
     ):
         torch.testing.assert_close(c, a)
+
+
+def test_few_channels_go_in_cache_sized_chunks_on_the_cpu_and_far_larger_ones_on_a_gpu():
+    """256 rows on the CPU; on a GPU as many as 2^24 outputs hold: RelGAN's D (300 filters, 18
+    windows of width 3 at T = 20) 3,106 rows, its 4,096 rows of a batch in 2 chunks; never below 256.
+    (Every chunk gives the same values: the test above.)"""
+    assert chunk_rows(18, 300, torch.device("cpu")) == 256
+    assert chunk_rows(18, 300, torch.device("cuda")) == 3106
+    assert chunk_rows(1000, 100_000, torch.device("cuda")) == 256
 
 
 def test_long_rows_go_through_the_wide_backward_in_chunks_with_the_same_gradients(monkeypatch):
