@@ -12,9 +12,10 @@ from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.algorithms.seqgan import advantages
 from seqgan.distributed import SINGLE, Dist
 from seqgan.models.discriminator import CNNDiscriminator, discriminator_loss
-from seqgan.models.fused_head import chunk_rows, linear_token_nll, weighted_token_nll
+from seqgan.models.fused_head import CHUNK_ROWS, linear_token_nll, weighted_token_nll
 from seqgan.models.generator import Generator
 from seqgan.rl.losses import masked_mean, pg_advantages, pg_loss, token_nll
+from seqgan.runtime import chunk_rows
 
 
 def test_pg_loss_value_and_gradient_by_hand():
@@ -244,9 +245,9 @@ def test_the_fused_head_takes_cache_sized_chunks_on_the_cpu_and_whole_batches_on
     """64 rows at a time on the CPU; on a GPU as many as 2^24 logits hold (the paper's batch of
     64 x 20 rows at V = 5000 in one chunk, 3,355 rows), never fewer than 64. Whatever the chunk,
     the same values and gradients (the GPU's plan run here: all rows in one chunk)."""
-    assert chunk_rows(5000, torch.device("cpu")) == 64
-    assert chunk_rows(5000, torch.device("cuda")) == 3355
-    assert chunk_rows(1_000_000, torch.device("cuda")) == 64
+    assert chunk_rows(5000, torch.device("cpu"), CHUNK_ROWS) == 64
+    assert chunk_rows(5000, torch.device("cuda"), CHUNK_ROWS) == 3355
+    assert chunk_rows(1_000_000, torch.device("cuda"), CHUNK_ROWS) == 64
     h, w, b, y, weights, ref, grads_ref = head_case(3)
     for loss in (
         weighted_token_nll(h, w, b, y, weights, chunk=len(h)),

@@ -92,6 +92,19 @@ def host_reads_are_free(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+GPU_CHUNK_VALUES = 1 << 24
+"""Values per chunk of a loop over rows on a GPU (64 MB in fp32): `chunk_rows`."""
+
+
+def chunk_rows(values_per_row: int, device: torch.device, cpu_rows: int) -> int:
+    """Rows per chunk of a loop over rows whose chunk makes `values_per_row` values a row: `cpu_rows`
+    on the CPU (sized for its caches); on a GPU, where every chunk is a launch or more and caches do
+    not decide, as many rows as `GPU_CHUNK_VALUES` values hold, and never fewer than `cpu_rows`."""
+    if device.type == "cpu":
+        return cpu_rows
+    return max(cpu_rows, GPU_CHUNK_VALUES // max(values_per_row, 1))
+
+
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`tensor` on `device`, without making the host wait: from the CPU to a GPU through pinned
     memory and asynchronously, where a plain copy first waits for every kernel queued before it (a

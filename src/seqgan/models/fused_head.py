@@ -4,7 +4,7 @@
 batch of 64 x 20 tokens and V = 5000, more than the caches hold. This function computes the same
 values and gradients chunk by chunk (`chunk` rows at a time, so that on the CPU each chunk's logits
 stay in cache while they are exponentiated and read again; a GPU takes many more rows at a time,
-`chunk_rows`), and keeps between forward and backward either
+`runtime.chunk_rows`), and keeps between forward and backward either
 the exponentials e below and their row sums, written once by the forward (up to `KEEP_LIMIT`
 logits), or, beyond that, only h, the targets and the row sums, recomputing each chunk's e in the
 backward (a long sequence's batch would otherwise hold gigabytes).
@@ -39,22 +39,16 @@ from dataclasses import dataclass
 
 import torch
 
+from seqgan import runtime
 from seqgan.models.sampling import base2_columns
 
 CHUNK_ROWS = 64
-"""Rows per chunk on the CPU: 64 x 5000 logits (1.3 MB); on this CPU 32 rows were 6% slower and 128 within 2%."""
-GPU_CHUNK_LOGITS = 1 << 24
-"""Logits per chunk on a GPU (64 MB in fp32), where caches do not decide and every chunk costs a
-dozen kernel launches: the paper's batch of 64 x 20 rows at V = 5000 is one chunk, not 20."""
+"""Rows per chunk on the CPU: 64 x 5000 logits (1.3 MB); on this CPU 32 rows were 6% slower and 128
+within 2%. On a GPU `runtime.chunk_rows` gives more (3,355 rows at V = 5000: the paper's batch of 64 x 20
+rows is one chunk of a dozen kernels, not 20)."""
 KEEP_LIMIT = 1 << 24
 """The most logits (R x V; 64 MB in fp32) whose exponentials the forward keeps for the backward."""
 LN_2 = 0.6931471805599453
-
-
-def chunk_rows(vocab_size: int, device: torch.device) -> int:
-    """Rows per chunk by default: `CHUNK_ROWS` on the CPU, where a chunk's logits stay in cache;
-    elsewhere as many rows as `GPU_CHUNK_LOGITS` logits hold (at least `CHUNK_ROWS`)."""
-    return CHUNK_ROWS if device.type == "cpu" else max(CHUNK_ROWS, GPU_CHUNK_LOGITS // max(vocab_size, 1))
 
 
 @dataclass(frozen=True)
@@ -178,8 +172,8 @@ def weighted_token_nll(
     tokens). With gradients they are taken in the forward, while each chunk's exponentials are
     in cache, and nothing (R, V) is kept; without, it is `linear_token_nll` weighted. The same values
     and gradients as `(linear_token_nll(...) * row_weight).sum()`, in the parameters' precision.
-    `chunk` rows at a time (None: `chunk_rows` for h's device)."""
-    chunk = chunk or chunk_rows(weight.shape[0], h.device)
+    `chunk` rows at a time (None: `runtime.chunk_rows` for h's device)."""
+    chunk = chunk or runtime.chunk_rows(weight.shape[0], h.device, CHUNK_ROWS)
     if row_weight.requires_grad:
         raise ValueError("row_weight must not need gradients (they are taken in the forward for fixed weights); detach it")
     with torch.autocast(h.device.type, enabled=False):
@@ -200,12 +194,12 @@ def linear_token_nll(
 ) -> torch.Tensor:
     """-log softmax(h W^T + b)[target] per row: h (..., H), weight (V, H), bias (V,), target (...) -> (...).
 
-    `chunk` rows at a time (None: `chunk_rows` for h's device). The forward keeps the exponentials
+    `chunk` rows at a time (None: `runtime.chunk_rows` for h's device). The forward keeps the exponentials
     for the backward when there are at most `keep_limit` logits (rows x V), and leaves the backward
     to recompute them otherwise; the values are the same. Always in the parameters' precision:
     under bf16 autocast h is cast back (the log-normaliser over V words is where bf16 would cost
     the most)."""
-    chunk = chunk or chunk_rows(weight.shape[0], h.device)
+    chunk = chunk or runtime.chunk_rows(weight.shape[0], h.device, CHUNK_ROWS)
     with torch.autocast(h.device.type, enabled=False):
         h = h.reshape(-1, h.shape[-1]).to(weight.dtype)
         grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad or bias.requires_grad)

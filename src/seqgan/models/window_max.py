@@ -38,11 +38,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from seqgan import runtime
+
 CHUNK_ROWS = 256
-"""Rows per chunk of the few-channel forward on the CPU, where their outputs then stay in cache."""
-GPU_CHUNK_OUTPUTS = 1 << 24
-"""Outputs (rows x L x n) per chunk of the few-channel forward on a GPU (64 MB in fp32), where each
-chunk is a launch or two: RelGAN's D (64 x 64 rows, 300 filters, 16-19 windows) in 2 chunks, not 16."""
+"""Rows per chunk of the few-channel forward on the CPU, where their outputs then stay in cache. A
+GPU `runtime.chunk_rows` gives more (RelGAN's D, 64 x 64 rows of 300 filters over 16-19 windows: 2
+chunks, not 16)."""
 WINDOW_GRADS_LIMIT = 1 << 24
 """The most window-gradient values (rows x L x w e) the many-channel backward holds at once (64 MB
 in fp32): long sequences go through it in row chunks (the paper's sizes in one)."""
@@ -163,17 +164,11 @@ class _WindowMax(torch.autograd.Function):
         return grad_x, grad_w, grad.sum(dim=0), None
 
 
-def chunk_rows(windows: int, filters: int, device: torch.device) -> int:
-    """Rows per chunk of the few-channel forward by default: `CHUNK_ROWS` on the CPU; elsewhere as
-    many rows as `GPU_CHUNK_OUTPUTS` outputs of `windows` x `filters` hold (at least `CHUNK_ROWS`)."""
-    return CHUNK_ROWS if device.type == "cpu" else max(CHUNK_ROWS, GPU_CHUNK_OUTPUTS // max(windows * filters, 1))
-
-
 def window_max(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """max over time of a convolution: x (N, T, e) (time-major rows), weight (n, e, w), bias (n,)
     -> (N, n), the value and gradient of `F.conv1d(x.transpose(1, 2), weight, bias).amax(dim=-1)` (T >= w).
-    Few channels go `chunk` rows at a time (None: `chunk_rows` for x's device)."""
+    Few channels go `chunk` rows at a time (None: `runtime.chunk_rows` for x's device)."""
     if x.shape[1] < weight.shape[-1]:
         raise ValueError(f"sequences of length {x.shape[1]} are shorter than a window of {weight.shape[-1]}")
-    chunk = chunk or chunk_rows(x.shape[1] - weight.shape[-1] + 1, weight.shape[0], x.device)
+    chunk = chunk or runtime.chunk_rows((x.shape[1] - weight.shape[-1] + 1) * weight.shape[0], x.device, CHUNK_ROWS)
     return _WindowMax.apply(x.contiguous(), weight, bias, chunk)
