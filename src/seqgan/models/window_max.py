@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from seqgan import runtime
 
 CHUNK_ROWS = 256
-"""Rows per chunk of the few-channel forward on the CPU, where their outputs then stay in cache. A
+"""Rows per chunk of the few-channel forward on the CPU, where their outputs then stay in cache. On a
 GPU `runtime.chunk_rows` gives more (RelGAN's D, 64 x 64 rows of 300 filters over 16-19 windows: 2
 chunks, not 16)."""
 WINDOW_GRADS_LIMIT = 1 << 24
