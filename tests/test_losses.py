@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seqgan import runtime
 from seqgan.algorithms import seqgan as seqgan_module
 from seqgan.algorithms.seqgan import advantages
 from seqgan.distributed import SINGLE, Dist
@@ -241,13 +242,19 @@ def test_weighted_token_nll_takes_the_same_gradients_in_its_forward():
         weighted_token_nll(h, w, b, y, weights.clone().requires_grad_())
 
 
-def test_the_fused_head_takes_cache_sized_chunks_on_the_cpu_and_whole_batches_on_a_gpu():
+def test_the_fused_head_takes_cache_sized_chunks_on_the_cpu_and_whole_batches_on_a_gpu(monkeypatch):
     """64 rows at a time on the CPU; on a GPU as many as 2^24 logits hold (the paper's batch of
     64 x 20 rows at V = 5000 in one chunk, 3,355 rows), never fewer than 64. Whatever the chunk,
     the same values and gradients (the GPU's plan run here: all rows in one chunk)."""
     assert chunk_rows(5000, torch.device("cpu"), CHUNK_ROWS) == 64
     assert chunk_rows(5000, torch.device("cuda"), CHUNK_ROWS) == 3355
     assert chunk_rows(1_000_000, torch.device("cuda"), CHUNK_ROWS) == 64
+    asked = []
+    monkeypatch.setattr(runtime, "chunk_rows", lambda *args: asked.append(args) or chunk_rows(*args))
+    h5000 = torch.randn(3, 4)
+    weighted_token_nll(h5000, torch.randn(5000, 4), torch.zeros(5000), torch.zeros(3, dtype=torch.long), torch.ones(3))
+    linear_token_nll(h5000, torch.randn(5000, 4), torch.zeros(5000), torch.zeros(3, dtype=torch.long))
+    assert asked[0] == (5000, h5000.device, CHUNK_ROWS) and asked[-1] == (5000, h5000.device, CHUNK_ROWS)  # V a row
     h, w, b, y, weights, ref, grads_ref = head_case(3)
     for loss in (
         weighted_token_nll(h, w, b, y, weights, chunk=len(h)),

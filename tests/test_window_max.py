@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import seqgan.models.window_max as window_max_module
+from seqgan import runtime
 from seqgan.models.window_max import CHUNK_ROWS, WIDE_CHANNELS, window_max
 from seqgan.runtime import chunk_rows
 
@@ -36,13 +37,18 @@ def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk)
         torch.testing.assert_close(c, a)
 
 
-def test_few_channels_go_in_cache_sized_chunks_on_the_cpu_and_far_larger_ones_on_a_gpu():
+def test_few_channels_go_in_cache_sized_chunks_on_the_cpu_and_far_larger_ones_on_a_gpu(monkeypatch):
     """256 rows on the CPU; on a GPU as many as 2^24 outputs hold: RelGAN's D (300 filters, 18
     windows of width 3 at T = 20) 3,106 rows, its 4,096 rows of a batch in 2 chunks; never below 256.
     (Every chunk gives the same values: the test above.)"""
     assert chunk_rows(18 * 300, torch.device("cpu"), CHUNK_ROWS) == 256
     assert chunk_rows(18 * 300, torch.device("cuda"), CHUNK_ROWS) == 3106
     assert chunk_rows(1000 * 100_000, torch.device("cuda"), CHUNK_ROWS) == 256
+    asked = []
+    monkeypatch.setattr(runtime, "chunk_rows", lambda *args: asked.append(args) or chunk_rows(*args))
+    x = torch.randn(5, 20, 1)
+    window_max(x, torch.randn(300, 1, 3), torch.zeros(300))
+    assert asked == [(18 * 300, x.device, CHUNK_ROWS)]  # the windows' outputs a row
 
 
 def test_long_rows_go_through_the_wide_backward_in_chunks_with_the_same_gradients(monkeypatch):
