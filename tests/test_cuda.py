@@ -3,14 +3,18 @@
 Run them on a GPU machine with `python -m pytest -m cuda`. For each kind of run (oracle, oracle
 with labels or feature vectors, text, source sequences) a short run on CUDA with the deterministic
 switch on, lengthened by `--resume`, must end exactly where one uninterrupted run of that length
-ends: the same metrics and the same weights. A GPU run must also train on the same data as the
-CPU run of its config (random draws of data happen on the CPU).
+ends: the same metrics and the same weights; each GAN variant (MaliGAN, RankGAN, LeakGAN, REINFORCE,
+GSGAN, RelGAN, scratch) resumed from a mid-run checkpoint ends as its uninterrupted run did. A GPU
+run must also train on the same data as the CPU run of its config (random draws of data happen on
+the CPU).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -43,6 +47,12 @@ def seqgan(*args: str) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
 
 
+def seqgan_out(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
 def rows(run: Path) -> list[dict]:
     return [
         {k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
@@ -65,6 +75,50 @@ def test_a_resumed_cuda_run_equals_an_uninterrupted_one(tmp_path, kind):
     seqgan("sample", str(short), "-n", "3")
     if kind in ("oracle", "label", "features") or find_spec("fast_bleu"):  # evaluating text reads BLEU (fast-bleu)
         seqgan("evaluate", str(short), "-n", "64")
+
+
+ALGORITHMS = ["maligan", "rankgan", "leakgan", "reinforce", "gsgan", "relgan", "scratch"]
+"""The GAN variants beside SeqGAN (whose runs are the kinds above), each through its smoke config."""
+
+
+def rewind(run: Path, to: str) -> None:
+    """Leave `run` as a run killed right after writing checkpoint `to` would: the later checkpoints gone,
+    `latest` naming `to` (the metric rows past it stay, as a kill leaves them; resume drops them)."""
+    checkpoints = run / "checkpoints"
+    later = [path for path in checkpoints.iterdir() if path.is_dir() and path.name > to]
+    assert later, f"no checkpoint after {to} to remove"
+    for path in later:
+        shutil.rmtree(path)
+    (checkpoints / "latest").write_text(to)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithms_cuda_run_resumed_mid_way_ends_as_the_uninterrupted_one(tmp_path, algorithm):
+    """Each variant trains, resumes, samples and evaluates on CUDA. With the deterministic switch on, the
+    run resumed from its checkpoint after adversarial epoch 2 (as if killed then) ends exactly as it did:
+    the same metric rows, networks and samples. (Not lengthened by --resume: GSGAN's and RelGAN's
+    temperatures anneal over the configured number of epochs, so a longer run takes another path.)"""
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    seqgan("train", f"configs/smoke_{algorithm}.yaml", "--out", str(full), "--quiet", *ON_CUDA, "checkpoint.keep=100")
+    assert (
+        f"algorithm: {algorithm}" in (full / "config.yaml").read_text()
+        and f"device: {DEVICE}" in (full / "config.yaml").read_text()
+    )
+    shutil.copytree(full, resumed)
+    rewind(resumed, "2-adversarial-000002")
+    seqgan("train", "--resume", str(resumed), "--quiet")
+    assert rows(resumed) == rows(full)
+    a, b = latest_checkpoint(full / "checkpoints"), latest_checkpoint(resumed / "checkpoints")
+    assert a.name == b.name and a.name.startswith("2-adversarial")
+    networks = sorted(path.name for path in a.glob("*.safetensors"))
+    assert "generator.safetensors" in networks and networks == sorted(path.name for path in b.glob("*.safetensors"))
+    for name in networks:
+        wa, wb = load_file(a / name), load_file(b / name)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name
+    assert (full / "samples.txt").read_text() == (resumed / "samples.txt").read_text()
+    assert len(seqgan_out("sample", str(resumed), "-n", "3").splitlines()) == 3
+    metrics = json.loads(seqgan_out("evaluate", str(resumed), "-n", "64"))
+    assert math.isfinite(metrics["nll_oracle"]) and math.isfinite(metrics["nll_test"])
 
 
 def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path):
@@ -255,12 +309,6 @@ def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind)
     for name in ("mle", "discriminator"):
         graphs = algo.step_graphs(name)
         assert graphs is not None and graphs.graphs and not graphs.uncapturable, name
-
-
-def seqgan_out(*args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout
 
 
 @pytest.mark.parametrize("kind", ["oracle", "label", "text"])
