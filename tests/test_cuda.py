@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from kinds import OPTIONS, ROOT, every_run, kinds
-from seqgan.training.checkpoint import latest_checkpoint
+from seqgan.training.checkpoint import checkpoint_names, latest_checkpoint
 
 DEVICE = os.environ.get("SEQGAN_CUDA_TESTS_ON", "cuda")
 """Where these tests run: 'cuda', or 'cpu' to try the tests themselves on a machine without a GPU
@@ -42,15 +42,15 @@ TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two
 ON_CUDA = [f"device={DEVICE}", "deterministic=true", "checkpoint.every=1"]
 
 
-def seqgan(*args: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-
-
 def seqgan_out(*args: str) -> str:
+    """`seqgan ARGS`, which must succeed; its standard output."""
     r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
+
+
+def seqgan(*args: str) -> None:
+    seqgan_out(*args)
 
 
 def rows(run: Path) -> list[dict]:
@@ -84,11 +84,11 @@ ALGORITHMS = ["maligan", "rankgan", "leakgan", "reinforce", "gsgan", "relgan", "
 def rewind(run: Path, to: str) -> None:
     """Leave `run` as a run killed right after writing checkpoint `to` would: the later checkpoints gone,
     `latest` naming `to` (the metric rows past it stay, as a kill leaves them; resume drops them)."""
-    checkpoints = run / "checkpoints"
-    later = [path for path in checkpoints.iterdir() if path.is_dir() and path.name > to]
+    checkpoints, names = run / "checkpoints", checkpoint_names(run / "checkpoints")
+    later = names[names.index(to) + 1 :]
     assert later, f"no checkpoint after {to} to remove"
-    for path in later:
-        shutil.rmtree(path)
+    for name in later:
+        shutil.rmtree(checkpoints / name)
     (checkpoints / "latest").write_text(to)
 
 
