@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from seqgan import runtime
 from seqgan.algorithms import seqgan as seqgan_module
@@ -263,6 +265,65 @@ def test_the_fused_head_takes_cache_sized_chunks_on_the_cpu_and_whole_batches_on
         torch.testing.assert_close(loss, ref)
         for a, c in zip(grads_ref, torch.autograd.grad(loss, (h, w, b)), strict=True):
             torch.testing.assert_close(c, a)
+
+
+class Ops(TorchDispatchMode):
+    """Counts the aten operations dispatched inside it, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def head_losses(h, w, b, y, weights):
+    """The fused head's three routes (gradients taken in the forward; e kept; e recomputed), each a
+    weighted sum of per-token NLLs, and their gradients with respect to h, W, b; chunks of 4 rows."""
+    losses = []
+    for loss in (
+        lambda: weighted_token_nll(h, w, b, y, weights, chunk=4),
+        lambda: (linear_token_nll(h, w, b, y, chunk=4) * weights).sum(),
+        lambda: (linear_token_nll(h, w, b, y, chunk=4, keep_limit=0) * weights).sum(),
+    ):
+        value = loss()
+        losses.append((value, *torch.autograd.grad(value, (h, w, b))))
+    return losses
+
+
+@pytest.mark.parametrize(("scale", "shift", "first_pass_kept"), [(1.0, 0.0, True), (40.0, 0.0, False), (1.0, -150.0, False)])
+def test_the_cpu_head_skips_the_row_max_while_the_sums_stay_normal_and_else_takes_the_gpus_route(
+    monkeypatch, scale, shift, first_pass_kept
+):
+    """On the CPU the head first takes 2^z' without the row max (no `amax` at all) and keeps that pass
+    when every row sum is finite and >= 2^-100: the GPU's route (the max always subtracted) to round-off.
+    Logits of up to 40 x 3 x 6 = 720 nats overflow float32 without the max (scale 40), and logits
+    below -150 nats leave every sum under 2^-100 (shift -150): then the pass is redone with the maxima,
+    and the values and gradients are the GPU route's bit for bit. Every route agrees with the float64
+    cross-entropy of F.linear."""
+    torch.manual_seed(5)
+    h = torch.rand(13, 6, requires_grad=True)
+    w = (torch.rand(11, 6) * scale).requires_grad_()
+    b = (torch.randn(11) + shift).requires_grad_()
+    y, weights = torch.randint(0, 11, (13,)), torch.rand(13)
+    with Ops() as ops:
+        cpu = head_losses(h, w, b, y, weights)
+    assert (ops.count["amax"] == 0) == first_pass_kept
+    monkeypatch.setattr(runtime, "host_reads_are_free", lambda device: False)
+    with Ops() as ops:
+        gpu = head_losses(h, w, b, y, weights)
+    assert ops.count["amax"] == 3 * 4 + 4  # 4 chunks a route; the recomputing backward takes them again
+    ref = (F.cross_entropy(F.linear(h.double(), w.double(), b.double()), y, reduction="none") * weights).sum()
+    grads_ref = torch.autograd.grad(ref, (h, w, b))
+    for cpu_route, gpu_route in zip(cpu, gpu, strict=True):
+        for got, want, exact in zip(cpu_route, gpu_route, (ref, *grads_ref), strict=True):
+            if first_pass_kept:
+                torch.testing.assert_close(got, want)
+            else:
+                assert torch.equal(got, want)
+            torch.testing.assert_close(got.double(), exact.double(), rtol=1e-5, atol=1e-5 * exact.abs().max().item())
 
 
 def test_generators_nll_loss_is_the_masked_mean_of_its_log_probs():

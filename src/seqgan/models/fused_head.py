@@ -16,9 +16,17 @@ P_y does, and P = e / s is never written: 1/s scales the narrow side of each pro
 Four passes over the chunk (max, subtraction, exp2, sum) took 0.18 ms a 64 x 5000 chunk here
 against 0.26 ms for PyTorch's in-place softmax and the row max the NLL needed from it (torch's CPU
 exponential is slower than exp2: 0.90 against 0.31 ns a float, `bench/sampling_exp.py`); MLE's
-head, forward and backward of 1,280 rows, went from 27.3 to 25.6 ms (1 thread). With gradients the
-forward also takes e W for the chunk while e is in cache: it is all that dh needs, whatever the
-upstream gradient g is, since with l = sum_r g_r nll_r
+head, forward and backward of 1,280 rows, went from 27.3 to 25.6 ms (1 thread).
+
+On the CPU the first pass takes m' = 0 (two passes over a chunk: exp2 and sum) and is kept when
+every row sum s is finite and at least 2^-100 (`sums_are_normal`): then no exponential overflowed,
+each row's largest is a normal float, and e / s is the softmax to round-off (about 1e-7 relative).
+Otherwise (a row's logits all below about -69 nats, or one above about 80) the pass is redone with the maxima, bit for bit the GPU's
+route, which always takes them (deciding is a host read there). A paper MLE epoch went from 2.68 to
+2.41 s (`bench/mle_head.py`, 1 thread, interleaved).
+
+With gradients the forward also takes e W for the chunk while e is in cache: it is all that dh
+needs, whatever the upstream gradient g is, since with l = sum_r g_r nll_r
 
     dl/dz = g * (P - one_hot(y))                                              (rows, V)
     dh    = (g / s) * (e W) - g * W[y]                                        (rows, H)
@@ -35,6 +43,7 @@ product is (H + 1, R) x (R, V), the layout that runs fastest here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +55,9 @@ CHUNK_ROWS = 64
 """Rows per chunk on the CPU: 64 x 5000 logits (1.3 MB); on this CPU 32 rows were 6% slower and 128
 within 2%. On a GPU `runtime.chunk_rows` gives more (3,355 rows at V = 5000: the paper's batch of 64 x 20
 rows is one chunk of a dozen kernels, not 20)."""
+TINY_SUM = 2.0**-100
+"""The least row sum of unshifted exponentials kept (`sums_are_normal`); 2^-100 / V is far above float32's
+least normal number, 2^-126, for any vocabulary below 2^26 words."""
 KEEP_LIMIT = 1 << 24
 """The most logits (R x V; 64 MB in fp32) whose exponentials the forward keeps for the backward."""
 LN_2 = 0.6931471805599453
@@ -61,19 +73,58 @@ class _Plan:
     grad: bool
 
 
+def first_top(rows: torch.Tensor) -> torch.Tensor | None:
+    """The row maxima buffer (R, 1) for a first pass over rows (R, ...), or None where the first pass
+    takes 2^z' without them: on the CPU, which can check after the pass whether every row sum stayed
+    in float32's normal range (`sums_are_normal`) and redo the pass with the maxima where one did
+    not. Then 2^z' / s is the softmax to round-off, and two passes over every logit (the max and
+    the subtraction) are saved. On a GPU that check would be a host read that stalls the step, so the
+    maxima are always taken there."""
+    return None if runtime.host_reads_are_free(rows.device) else rows.new_empty(rows.shape[0], 1)
+
+
+def sums_are_normal(total: torch.Tensor) -> bool:
+    """Whether row sums s = sum_v 2^z' (R, 1) taken without the row max are all finite and at least
+    `TINY_SUM`: then no 2^z' overflowed, and the row's largest one, at least s / V, is a normal float."""
+    return bool(((total >= TINY_SUM) & (total < math.inf)).all())
+
+
 def _chunk_exponentials(
-    h1: torch.Tensor, w2t: torch.Tensor, z: torch.Tensor, target: torch.Tensor | None = None, nll: torch.Tensor | None = None
-) -> torch.Tensor:
+    h1: torch.Tensor,
+    w2t: torch.Tensor,
+    e: torch.Tensor,
+    total: torch.Tensor,
+    *,
+    top: torch.Tensor | None,
+    picked: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
+) -> None:
     """One chunk of rows h+ (rows, H + 1) against w2t = (W+ log2 e)^T (H + 1, V): their base-2 logits
-    z' = h+ w2t written into z (rows, V) and turned in place into e = 2^(z' - m'); with a target
-    (rows,), their NLL ln 2 (m' - z'_y) + ln s into nll (rows,). Returns 1/s (rows, 1), s = sum_v e_v."""
-    torch.mm(h1, w2t, out=z)
-    top = z.amax(dim=1, keepdim=True)  # (rows, 1): m'
-    picked = z.gather(1, target[:, None]) if nll is not None else None  # (rows, 1): z'_y
-    total = z.sub_(top).exp2_().sum(dim=1, keepdim=True)  # (rows, 1): s
-    if nll is not None:
-        nll.copy_(torch.add(total.log(), top - picked, alpha=LN_2).squeeze(1))
-    return total.reciprocal_()
+    z' = h+ w2t written into e (rows, V) and turned in place into e = 2^(z' - m'), their row sums s
+    into total (rows, 1). m' is each row's max, written into top (rows, 1); top=None takes m' = 0
+    (`first_top`). With a target (rows, 1), z'_y goes into picked (rows, 1)."""
+    torch.mm(h1, w2t, out=e)
+    if top is not None:
+        torch.amax(e, dim=1, keepdim=True, out=top)
+    if target is not None:
+        torch.gather(e, 1, target, out=picked)
+    if top is not None:
+        e.sub_(top)
+    torch.sum(e.exp2_(), dim=1, keepdim=True, out=total)
+
+
+def _chunks(tensors: tuple[torch.Tensor | None, ...], chunk: int, rows: int):
+    """The chunks of rows of several (rows, ...) tensors, as one tuple of views a chunk, each tensor
+    split at once (`split`, not a slice a chunk: fewer operators in the loop); None stays None."""
+    count = -(-rows // chunk)
+    return zip(*(t.split(chunk) if t is not None else (None,) * count for t in tensors), strict=True)
+
+
+def _token_nll(total: torch.Tensor, top: torch.Tensor | None, picked: torch.Tensor) -> torch.Tensor:
+    """ln s + ln 2 (m' - z'_y) from (R, 1) row sums, maxima (None: m' = 0) and target logits -> (R,)."""
+    if top is None:
+        return torch.add(total.log(), picked, alpha=-LN_2).squeeze(1)
+    return torch.add(total.log(), top - picked, alpha=LN_2).squeeze(1)
 
 
 class _LinearTokenNLL(torch.autograd.Function):
@@ -86,17 +137,23 @@ class _LinearTokenNLL(torch.autograd.Function):
         kept = h.new_empty(R, V) if plan.keep else None  # e, row by row
         scratch = None if kept is not None else h.new_empty(min(chunk, R), V)
         pw = h.new_empty(R, weight.shape[1]) if plan.grad else None  # P W = (e W) / s
-        inv_s, nll = h.new_empty(R, 1), h.new_empty(R)
-        for i in range(0, R, chunk):
-            rows = slice(i, i + chunk)
-            e = kept[rows] if kept is not None else scratch[: len(h1[rows])]
-            inv_s[rows] = _chunk_exponentials(h1[rows], w2t, e, target[rows], nll[rows])
-            if pw is not None:
-                torch.mm(e, weight, out=pw[rows]).mul_(inv_s[rows])
+        total, inv_s, picked = h.new_empty(R, 1), h.new_empty(R, 1), h.new_empty(R, 1)  # s, 1 / s, z'_y
+        top = first_top(h)  # m' (None: 0)
+        while True:
+            parts = (h1, target[:, None], total, inv_s, picked, top, pw, kept)
+            for h1_c, target_c, total_c, inv_s_c, picked_c, top_c, pw_c, kept_c in _chunks(parts, chunk, R):
+                e = kept_c if kept_c is not None else scratch[: len(h1_c)]
+                _chunk_exponentials(h1_c, w2t, e, total_c, top=top_c, picked=picked_c, target=target_c)
+                torch.reciprocal(total_c, out=inv_s_c)
+                if pw_c is not None:
+                    torch.mm(e, weight, out=pw_c).mul_(inv_s_c)
+            if top is not None or sums_are_normal(total):
+                break
+            top = h.new_empty(R, 1)  # a row's sum left the normal range without its max: again with the maxima
         ctx.save_for_backward(h1, weight, bias, target, pw, inv_s)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.shifted = chunk, top is not None
         ctx.kept = kept  # an intermediate, not an input or output: held on ctx, consumed by the first backward
-        return nll  # (R,)
+        return _token_nll(total, top, picked)  # (R,)
 
     @staticmethod
     def backward(ctx, grad):  # grad (R,)
@@ -116,10 +173,12 @@ class _LinearTokenNLL(torch.autograd.Function):
         else:
             w2t = base2_columns(weight, bias)
             grad_w1t, e = torch.zeros_like(w2t), h1.new_empty(min(ctx.chunk, len(h1)), w2t.shape[1])
-            for i in range(0, h1.shape[0], ctx.chunk):
-                rows = slice(i, i + ctx.chunk)
-                _chunk_exponentials(h1[rows], w2t, e[: len(h1[rows])])  # e recomputed; 1/s kept from the forward
-                grad_w1t.addmm_(over_s[:, rows], e[: len(h1[rows])])
+            # e recomputed as the forward took it (m' again where it took the row max); 1/s is kept from the forward
+            total, top = h1.new_empty(len(h1), 1), h1.new_empty(len(h1), 1) if ctx.shifted else None
+            for h1_c, over_s_c, total_c, top_c in _chunks((h1, over_s.T, total, top), ctx.chunk, len(h1)):
+                e_c = e[: len(h1_c)]
+                _chunk_exponentials(h1_c, w2t, e_c, total_c, top=top_c)
+                grad_w1t.addmm_(over_s_c.T, e_c)
         grad_w1t.index_add_(1, target, -(h1 * g).T)  # - sum_r g_r h+_r one_hot(y_r)
         return grad_h, grad_w1t[:H].T.contiguous(), grad_w1t[H].clone(), None, None
 
@@ -140,18 +199,28 @@ class _WeightedTokenNLL(torch.autograd.Function):
         h1 = torch.cat([h, h.new_ones(R, 1)], dim=1)  # (R, H + 1)
         w2t = base2_columns(weight, bias)  # (H + 1, V)
         g = row_weight[:, None].to(h.dtype)  # (R, 1)
-        scratch, nll, over_s = h.new_empty(min(chunk, R), V), h.new_empty(R), h.new_empty(R, 1)
-        grad_h, grad_w1t = h.new_empty(R, weight.shape[1]), torch.zeros_like(w2t)
-        for i in range(0, R, chunk):
-            rows = slice(i, i + chunk)
-            e = scratch[: len(h1[rows])]
-            torch.mul(g[rows], _chunk_exponentials(h1[rows], w2t, e, target[rows], nll[rows]), out=over_s[rows])  # g / s
-            torch.mm(e, weight, out=grad_h[rows])  # e W
-            grad_w1t.addmm_((h1[rows] * over_s[rows]).T, e)  # ((g / s) * h+)^T e
+        scratch = h.new_empty(min(chunk, R), V)
+        total, picked, over_s = h.new_empty(R, 1), h.new_empty(R, 1), h.new_empty(R, 1)  # s, z'_y, g / s
+        grad_h = h.new_empty(R, weight.shape[1])
+        top = first_top(h)  # m' (None: 0)
+        while True:
+            # A chunk's loop body is its products and the passes over its logits; the per-row
+            # arithmetic of the NLL waits until after the loop.
+            grad_w1t = torch.zeros_like(w2t)
+            parts = (h1, target[:, None], g, total, top, picked, over_s, grad_h)
+            for h1_c, target_c, g_c, total_c, top_c, picked_c, over_s_c, grad_h_c in _chunks(parts, chunk, R):
+                e = scratch[: len(h1_c)]
+                _chunk_exponentials(h1_c, w2t, e, total_c, top=top_c, picked=picked_c, target=target_c)
+                torch.reciprocal(total_c, out=over_s_c).mul_(g_c)  # g / s
+                torch.mm(e, weight, out=grad_h_c)  # e W
+                grad_w1t.addmm_((h1_c * over_s_c).T, e)  # ((g / s) * h+)^T e
+            if top is not None or sums_are_normal(total):
+                break
+            top = h.new_empty(R, 1)  # a row's sum left the normal range without its max: again with the maxima
         grad_h.mul_(over_s).sub_(g * weight[target])
         grad_w1t.index_add_(1, target, -(h1 * g).T)  # - sum_r g_r h+_r one_hot(y_r)
         ctx.save_for_backward(grad_h, grad_w1t[:-1].T.contiguous(), grad_w1t[-1].clone())
-        return (nll * row_weight).sum()
+        return (_token_nll(total, top, picked) * row_weight).sum()
 
     @staticmethod
     def backward(ctx, upstream):  # a scalar's gradient scales the ones taken in the forward
