@@ -21,9 +21,9 @@ head, forward and backward of 1,280 rows, went from 27.3 to 25.6 ms (1 thread).
 On the CPU the first pass takes m' = 0 (two passes over a chunk: exp2 and sum) and is kept when
 every row sum s is finite and at least 2^-100 (`sums_are_normal`): then no exponential overflowed,
 each row's largest is a normal float, and e / s is the softmax to round-off (about 1e-7 relative).
-Otherwise (a row's logits all below about -69 nats, or one above about 80) the pass is redone with the maxima, bit for bit the GPU's
-route, which always takes them (deciding is a host read there). A paper MLE epoch went from 2.68 to
-2.41 s (`bench/mle_head.py`, 1 thread, interleaved).
+Otherwise (a row's logits all below about -69 nats, or one above about 80) the pass is redone with
+the maxima, bit for bit the GPU's route, which always takes them (deciding is a host read there). A
+paper MLE epoch went from 2.68 to 2.41 s (`bench/mle_head.py`, 1 thread, interleaved).
 
 With gradients the forward also takes e W for the chunk while e is in cache: it is all that dh
 needs, whatever the upstream gradient g is, since with l = sum_r g_r nll_r
