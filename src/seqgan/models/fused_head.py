@@ -44,6 +44,7 @@ product is (H + 1, R) x (R, V), the layout that runs fastest here.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -73,14 +74,18 @@ class _Plan:
     grad: bool
 
 
-def first_top(rows: torch.Tensor) -> torch.Tensor | None:
-    """The row maxima buffer (R, 1) for a first pass over rows (R, ...), or None where the first pass
-    takes 2^z' without them: on the CPU, which can check after the pass whether every row sum stayed
-    in float32's normal range (`sums_are_normal`) and redo the pass with the maxima where one did
-    not. Then 2^z' / s is the softmax to round-off, and two passes over every logit (the max and
-    the subtraction) are saved. On a GPU that check would be a host read that stalls the step, so the
-    maxima are always taken there."""
-    return None if runtime.host_reads_are_free(rows.device) else rows.new_empty(rows.shape[0], 1)
+def row_maxima_passes(rows: torch.Tensor, total: torch.Tensor) -> Iterator[torch.Tensor | None]:
+    """The passes over rows (R, ...) to make, as the row maxima buffer (R, 1) each takes, or None for
+    a pass that takes 2^z' without them. On the CPU the first pass is such a one; after it (its row
+    sums in total (R, 1)) a second, with the maxima, follows only where a sum left float32's normal
+    range (`sums_are_normal`). Then 2^z' / s is the softmax to round-off, and two passes over every
+    logit (the max and the subtraction) are saved. On a GPU that check would be a host read that
+    stalls the step, so there is one pass, with the maxima. The last buffer given is the one whose
+    results stand."""
+    top = None if runtime.host_reads_are_free(rows.device) else rows.new_empty(rows.shape[0], 1)
+    yield top
+    if top is None and not sums_are_normal(total):
+        yield rows.new_empty(rows.shape[0], 1)
 
 
 def sums_are_normal(total: torch.Tensor) -> bool:
@@ -102,7 +107,7 @@ def _chunk_exponentials(
     """One chunk of rows h+ (rows, H + 1) against w2t = (W+ log2 e)^T (H + 1, V): their base-2 logits
     z' = h+ w2t written into e (rows, V) and turned in place into e = 2^(z' - m'), their row sums s
     into total (rows, 1). m' is each row's max, written into top (rows, 1); top=None takes m' = 0
-    (`first_top`). With a target (rows, 1), z'_y goes into picked (rows, 1)."""
+    (`row_maxima_passes`). With a target (rows, 1), z'_y goes into picked (rows, 1)."""
     torch.mm(h1, w2t, out=e)
     if top is not None:
         torch.amax(e, dim=1, keepdim=True, out=top)
@@ -138,8 +143,7 @@ class _LinearTokenNLL(torch.autograd.Function):
         scratch = None if kept is not None else h.new_empty(min(chunk, R), V)
         pw = h.new_empty(R, weight.shape[1]) if plan.grad else None  # P W = (e W) / s
         total, inv_s, picked = h.new_empty(R, 1), h.new_empty(R, 1), h.new_empty(R, 1)  # s, 1 / s, z'_y
-        top = first_top(h)  # m' (None: 0)
-        while True:
+        for top in row_maxima_passes(h, total):  # m' (None: 0)
             parts = (h1, target[:, None], total, inv_s, picked, top, pw, kept)
             for h1_c, target_c, total_c, inv_s_c, picked_c, top_c, pw_c, kept_c in _chunks(parts, chunk, R):
                 e = kept_c if kept_c is not None else scratch[: len(h1_c)]
@@ -147,9 +151,6 @@ class _LinearTokenNLL(torch.autograd.Function):
                 torch.reciprocal(total_c, out=inv_s_c)
                 if pw_c is not None:
                     torch.mm(e, weight, out=pw_c).mul_(inv_s_c)
-            if top is not None or sums_are_normal(total):
-                break
-            top = h.new_empty(R, 1)  # a row's sum left the normal range without its max: again with the maxima
         ctx.save_for_backward(h1, weight, bias, target, pw, inv_s)
         ctx.chunk, ctx.shifted = chunk, top is not None
         ctx.kept = kept  # an intermediate, not an input or output: held on ctx, consumed by the first backward
@@ -202,8 +203,7 @@ class _WeightedTokenNLL(torch.autograd.Function):
         scratch = h.new_empty(min(chunk, R), V)
         total, picked, over_s = h.new_empty(R, 1), h.new_empty(R, 1), h.new_empty(R, 1)  # s, z'_y, g / s
         grad_h = h.new_empty(R, weight.shape[1])
-        top = first_top(h)  # m' (None: 0)
-        while True:
+        for top in row_maxima_passes(h, total):  # m' (None: 0)
             # A chunk's loop body is its products and the passes over its logits; the per-row
             # arithmetic of the NLL waits until after the loop.
             grad_w1t = torch.zeros_like(w2t)
@@ -214,9 +214,6 @@ class _WeightedTokenNLL(torch.autograd.Function):
                 torch.reciprocal(total_c, out=over_s_c).mul_(g_c)  # g / s
                 torch.mm(e, weight, out=grad_h_c)  # e W
                 grad_w1t.addmm_((h1_c * over_s_c).T, e)  # ((g / s) * h+)^T e
-            if top is not None or sums_are_normal(total):
-                break
-            top = h.new_empty(R, 1)  # a row's sum left the normal range without its max: again with the maxima
         grad_h.mul_(over_s).sub_(g * weight[target])
         grad_w1t.index_add_(1, target, -(h1 * g).T)  # - sum_r g_r h+_r one_hot(y_r)
         ctx.save_for_backward(grad_h, grad_w1t[:-1].T.contiguous(), grad_w1t[-1].clone())
