@@ -37,6 +37,32 @@ def test_values_and_gradients_equal_the_convolutions_max(channels, width, chunk)
         torch.testing.assert_close(c, a)
 
 
+@pytest.mark.parametrize("channels", [1, WIDE_CHANNELS])
+def test_a_window_as_long_as_the_rows_is_one_matmul_with_no_convolution_max_or_bags(monkeypatch, channels):
+    """w = T (the paper's width 20 at T = 20): one window, so no max to take; the values and both
+    gradients of the row's linear map by matmuls, and the weight's gradient in its window-major layout
+    (the parameter's, so that autograd keeps it without a copy)."""
+
+    def unused(*args):
+        raise AssertionError("a single window went through the windowed route")
+
+    for route in ("_max_by_convolution", "_max_by_matmul", "_grads_by_bags", "_grads_by_gather"):
+        monkeypatch.setattr(window_max_module, route, unused)
+    torch.manual_seed(channels)
+    x = torch.randn(9, 6, channels, dtype=torch.double, requires_grad=True)
+    w = window_max_module.window_major(torch.randn(4, channels, 6, dtype=torch.double)).requires_grad_()
+    b = torch.randn(4, dtype=torch.double, requires_grad=True)
+    g = torch.randn(9, 4, dtype=torch.double)
+    ref, got = reference(x, w, b), window_max(x, w, b)
+    torch.testing.assert_close(got, ref)
+    want = torch.autograd.grad((ref * g).sum(), (x, w, b))
+    grads = torch.autograd.grad((got * g).sum(), (x, w, b))
+    for a, c in zip(want, grads, strict=True):
+        torch.testing.assert_close(c, a)
+    layout = [[s for s, n in zip(t.stride(), t.shape, strict=True) if n > 1] for t in (grads[1], w)]  # size-1 dims: any stride
+    assert layout[0] == layout[1]
+
+
 def test_few_channels_go_in_cache_sized_chunks_on_the_cpu_and_far_larger_ones_on_a_gpu(monkeypatch):
     """256 rows on the CPU; on a GPU as many as 2^24 outputs hold: RelGAN's D (300 filters, 18
     windows of width 3 at T = 20) 3,106 rows, its 4,096 rows of a batch in 2 chunks; never below 256.
