@@ -8,10 +8,13 @@ Times, interleaved in one process and as medians of --repeats (1 thread by defau
   PG update), three ways:
   `exp`:    each step's logits by `F.linear`, then `exp_()` (the code before commit 9bb234f);
   `exp2`:   the same logits times log2 e, then `exp2_()` (commit 9bb234f);
-  `folded`: `Generator.sampling_step`, whose one product gives base-2 logits (log2 e and the bias
-            folded into the output layer), then `exp2_()` (the code as it is).
-  The first two are the code as it is with `Generator.sampling_step` and `sampling._exp2_probs`
-  swapped for the older ways (the rollouts' prefix logits are scaled by log2 e in all three: one
+  `folded_max`: `Generator.sampling_step`, whose one product gives base-2 logits (log2 e and the
+            bias folded into the output layer), then the row max and `exp2_()` (the code before the
+            draws skipped the row max);
+  `folded`: the same, with the product at hand (`Base2Logits`), so the draw exponentiates without
+            the row max and only checks the rows' totals (the code as it is).
+  The first three are the code as it is with `Generator.sampling_step` and `sampling._exp2_probs`
+  swapped for the older ways (the rollouts' prefix logits are scaled by log2 e in all of them: one
   pass over 19 x 64 x 5,000 logits per G step).
 Also prints how far apart the two exponentials are (largest relative difference) and one JSON line.
 
@@ -39,7 +42,7 @@ from seqgan.rl.rollout import rollout_sequences
 from seqgan.runtime import configure
 
 ROWS, V, B, T, N, H, D_EMB = 1024, 5000, 64, 20, 16, 32, 64
-WAYS = ("exp", "exp2", "folded")
+WAYS = ("exp", "exp2", "folded_max", "folded")
 
 
 def seconds(fn: Callable[[], object], calls: int) -> float:
@@ -71,12 +74,28 @@ def linear_step(scale: float | None) -> Callable[..., Callable]:
     return sampling_step
 
 
+def logits_alone(folded_step: Callable[..., Callable]) -> Callable[..., Callable]:
+    """`Generator.sampling_step` whose logits come without their product: the draw takes the row max."""
+
+    def sampling_step(self: Generator, temperature: float = 1.0) -> Callable:
+        step = folded_step(self, temperature)
+
+        def plain(token: torch.Tensor, state: tuple[torch.Tensor, ...] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+            logits, new_state = step(token, state)
+            return logits.values, new_state
+
+        return plain
+
+    return sampling_step
+
+
 def way(name: str, fn: Callable[[], object]) -> Callable[[], object]:
     """fn run with sampling's step and exponential of the way `name`."""
     folded_step, exp2 = Generator.sampling_step, sampling._exp2_probs
     step, probs = {
         "exp": (linear_step(None), exp_probs),
         "exp2": (linear_step(sampling.LOG2_E), exp2),
+        "folded_max": (logits_alone(folded_step), exp2),
         "folded": (folded_step, exp2),
     }[name]
 
@@ -136,6 +155,7 @@ def main() -> None:
         for name in WAYS:
             result[f"{part}_seconds_{name}"] = round(med[f"{part}_{name}"], 3)
         result[f"{part}_speedup_folded_over_exp"] = round(med[f"{part}_exp"] / med[f"{part}_folded"], 3)
+        result[f"{part}_speedup_folded_over_folded_max"] = round(med[f"{part}_folded_max"] / med[f"{part}_folded"], 3)
     for key, value in result.items():
         print(f"{key:34s} {value}")
     print(json.dumps(result))

@@ -84,3 +84,80 @@ def test_bf16_base2_logits_are_drawn_in_float32():
     logits = (torch.randn(1000, 5000, generator=torch.Generator().manual_seed(0)) * 0.1).bfloat16()
     got = sample_base2(logits.clone(), torch.Generator().manual_seed(1))
     assert torch.equal(got, sample_base2(logits.float(), torch.Generator().manual_seed(1)))
+
+
+def vocabulary_maxima(monkeypatch, vocab: int) -> list[tuple[int, ...]]:
+    """Records the shape of every `amax` over rows of `vocab` logits from now on."""
+    calls, amax = [], torch.Tensor.amax
+
+    def counted(self, *args, **kwargs):
+        if self.dim() == 2 and self.shape[1] == vocab:
+            calls.append(tuple(self.shape))
+        return amax(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "amax", counted)
+    return calls
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(1.0, 0.0), (1000.0, 0.0), (1.0, -2000.0)])
+def test_steps_draws_skip_the_row_max_and_draw_what_the_row_max_route_draws(monkeypatch, scale, shift):
+    """`sampling_step` hands `sample_base2` its logits with the product they come from
+    (`Base2Logits`): on the CPU the draw exponentiates without the row max and checks the rows'
+    totals. Moderate logits (the initial G): no row max over the vocabulary in `sample`, and in the
+    rollouts only over each chunk's prefix logits (a plain tensor). Logits 1000 times larger
+    (2^logit overflows) or 2000 nats lower (it underflows): the totals refuse, the product is
+    recomputed and the row maxima decide. Every way, the tokens are those of the plain route,
+    which takes each step's row max, bit for bit."""
+    from seqgan.rl.rollout import rollout_sequences
+
+    torch.manual_seed(0)
+    g = Generator(300, 8, 16)
+    with torch.no_grad():
+        g.output_layer()[0].mul_(scale)
+        g.output_layer()[1].mul_(scale).add_(shift)
+
+    def draws() -> tuple[torch.Tensor, torch.Tensor]:
+        sequences = g.sample(40, 7, torch.Generator().manual_seed(1))
+        return sequences, rollout_sequences(g, sequences, 3, torch.Generator().manual_seed(2), chunk_rows=50)
+
+    maxima = vocabulary_maxima(monkeypatch, 300)
+    got = draws()
+    chunks = -(-6 * 3 * 40 // 50)  # the rollouts' 720 rows (6 prefixes x 3 x 40) in chunks of 50
+    if scale == 1.0 and shift == 0.0:
+        assert len(maxima) == chunks  # one per chunk (its prefix logits), none in sample
+    else:
+        assert len(maxima) > chunks + 7  # every step of sample's 7 and of the rollouts' too
+    fast_step = Generator.sampling_step
+
+    def plain_step(self, temperature=1.0):  # the step's logits alone: the draw takes the row max
+        step = fast_step(self, temperature)
+        return lambda token, state: (lambda logits, new_state: (logits.values, new_state))(*step(token, state))
+
+    monkeypatch.setattr(Generator, "sampling_step", plain_step)
+    want = draws()
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+def test_the_totals_prove_the_row_maxima_moderate_only_with_room_for_rounding():
+    """S = 80 log2 e = 115.4 (base 2). max <= total <= V max, so a total in (2 V 2^-S, 2^(S-1))
+    proves |max| < S; near the ends it decides nothing, and the draw takes the row max instead."""
+    from seqgan.models.sampling import unshifted_is_exact
+
+    s, v = 80 * 1.4426950408889634, 5000
+    assert unshifted_is_exact(torch.tensor([1.0, 2.0**-100, 2.0**110]), v)
+    assert not unshifted_is_exact(torch.tensor([1.0, float("inf")]), v)
+    assert not unshifted_is_exact(torch.tensor([1.0, 0.0]), v)
+    assert not unshifted_is_exact(torch.tensor([1.0, float("nan")]), v)
+    assert not unshifted_is_exact(torch.tensor([2.0 ** (s - 1)]), v)  # a max of S - 1 - log2 V .. S - 1: unproven
+    assert not unshifted_is_exact(torch.tensor([2.0 * v * 2.0**-s]), v)
+    assert unshifted_is_exact(torch.tensor([2.0 * v * 2.0**-s * 1.01]), v)
+
+
+def test_base2_logits_keep_leading_rows_only():
+    from seqgan.models.sampling import Base2Logits
+
+    inputs, columns = torch.randn(5, 3), torch.randn(3, 7)
+    logits = Base2Logits(inputs @ columns, inputs, columns)
+    assert torch.equal(logits[:2].recomputed(), (inputs @ columns)[:2])
+    with pytest.raises(IndexError, match="leading rows"):
+        logits[1:3]

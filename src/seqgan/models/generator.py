@@ -61,7 +61,7 @@ from seqgan import runtime
 from seqgan.data.corpus import token_mask
 from seqgan.models.condition import source_attention
 from seqgan.models.fused_head import linear_token_nll, weighted_token_nll
-from seqgan.models.sampling import base2_columns, pick_tokens, sample_base2
+from seqgan.models.sampling import Base2Logits, base2_columns, pick_tokens, sample_base2
 
 M = TypeVar("M", bound=nn.Module)
 SAMPLE_ROWS_CPU, SAMPLE_ROWS_GPU = 1000, 16384  # rows per sampling chunk by default
@@ -337,20 +337,22 @@ class Generator(nn.Module):
         features, new_state = self.step_features(token, state)
         return F.linear(features, *self.output_layer()), new_state
 
-    def sampling_step(self, temperature: float = 1.0) -> Callable[[torch.Tensor, State | None], tuple[torch.Tensor, State]]:
+    def sampling_step(self, temperature: float = 1.0) -> Callable[[torch.Tensor, State | None], tuple[Base2Logits, State]]:
         """`step` for the sampling loops (rollouts, `sample`), without gradients: (token, state) ->
         (the next token's logits in base 2 at `temperature`, logits x log2 e / temperature (R, V),
-        for `sample_base2`; state). The output layer is scaled once, with its bias as one more
-        column against a column of ones, so a step is one product and no pass over the (R, V)
-        logits but the sampler's: a paper G step's rollouts took 2.32 s against 2.61 s with
-        `step` and the scaling apart (1 thread, `bench/sampling_exp.py --g-step`, medians of 5)."""
+        with the product they come from, for `sample_base2`; state). The output layer is scaled
+        once, with its bias as one more column against a column of ones, so a step is one product
+        and no pass over the (R, V) logits but the sampler's: a paper G step's rollouts took 2.32 s
+        against 2.61 s with `step` and the scaling apart (1 thread, `bench/sampling_exp.py
+        --g-step`, medians of 5)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         columns = base2_columns(*self.output_layer(), temperature)  # (H' + 1, V)
 
-        def step(token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        def step(token: torch.Tensor, state: State | None) -> tuple[Base2Logits, State]:
             features, new_state = self.step_features(token, state)
-            return torch.mm(torch.cat([features, features.new_ones(len(features), 1)], dim=1), columns), new_state
+            inputs = torch.cat([features, features.new_ones(len(features), 1)], dim=1)  # (R, H' + 1)
+            return Base2Logits(torch.mm(inputs, columns), inputs, columns), new_state
 
         return step
 
@@ -405,8 +407,8 @@ class Generator(nn.Module):
     def _sampler(
         self, temperature: float, top_k: int | None, top_p: float | None
     ) -> tuple[
-        Callable[[torch.Tensor, State | None], tuple[torch.Tensor, State]],
-        Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+        Callable[[torch.Tensor, State | None], tuple[torch.Tensor | Base2Logits, State]],
+        Callable[[torch.Tensor | Base2Logits, torch.Generator], torch.Tensor],
     ]:
         """`sample`'s step and draw: (token, state) -> (logits, state) and (logits, rng) -> tokens. The
         plain draw at a temperature > 0 reads `sampling_step`'s base-2 logits (`sample_base2`); greedy

@@ -14,6 +14,8 @@ to float round-off) without a full-width scan; with the exponential taken in pla
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from seqgan import runtime
@@ -36,11 +38,13 @@ def _exp2_probs(logits2: torch.Tensor) -> torch.Tensor:
     underflow (a pass saved); deciding that is a host read, which on a GPU would stall every
     sampling step, so there the max is always subtracted.
 
-    Base 2 because torch's CPU `exp` measured 0.90 ns a float here (1 thread, AVX-512) and `exp2`
-    0.31 ns: 1,024 x 5,000 logits took 5.1 ms with `exp_`, 2.4 with the product by log2 e and
-    `exp2_` (`bench/sampling_exp.py`), and the sampling loops fold log2 e into the output layer
-    (`Generator.sampling_step`), which leaves `exp2_` alone. The results differ from exp's by about
-    1e-6 relative, far below what one uniform number per row resolves."""
+    Base 2 because torch's CPU `exp` measured 0.90 ns a float on an AMD EPYC (1 thread, AVX-512)
+    and `exp2` 0.31 ns: 1,024 x 5,000 logits took 5.1 ms with `exp_`, 2.4 with the product by
+    log2 e and `exp2_` (`bench/sampling_exp.py`), and the sampling loops fold log2 e into the output
+    layer (`Generator.sampling_step`), which leaves `exp2_` alone. (On an Intel Xeon, where MKL's
+    `exp` runs its fast path, `exp_` took 1.0 ms and `exp2_` 1.5: about 2% of a G step there, left
+    so that every machine draws the same tokens.) The results differ from exp's by about 1e-6
+    relative, far below what one uniform number per row resolves."""
     row_max = logits2.amax(dim=1, keepdim=True)  # (R, 1)
     if not (runtime.host_reads_are_free(logits2.device) and bool((row_max.abs() < SAFE_LOGIT * LOG2_E).all())):
         logits2.sub_(row_max)
@@ -59,11 +63,58 @@ def sample_logits(
     return sample_base2(_base2(logits, temperature, inplace), generator)
 
 
-def sample_base2(logits2: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+@dataclass(frozen=True)
+class Base2Logits:
+    """A sampling step's base-2 logits (R, V) and what they are the product of: the first R rows of
+    inputs (R', H' + 1) @ columns (H' + 1, V) (a step's features with a column of ones, and
+    `base2_columns`), as `Generator.sampling_step` gives them. With the product at hand,
+    `sample_base2` needs no row max on the CPU: it exponentiates first and recomputes the product
+    in the rare case the totals show that it needed the max."""
+
+    values: torch.Tensor  # (R, V)
+    inputs: torch.Tensor  # (R', H' + 1), R' >= R
+    columns: torch.Tensor  # (H' + 1, V)
+
+    def __getitem__(self, rows: slice) -> Base2Logits:
+        """The leading rows [:n]."""
+        if rows.start not in (None, 0) or rows.step not in (None, 1):
+            raise IndexError("Base2Logits keeps leading rows only ([:n])")
+        return Base2Logits(self.values[rows], self.inputs, self.columns)
+
+    def recomputed(self) -> torch.Tensor:
+        """The same values again, bit for bit (the whole product, then its leading rows: a product of
+        one row alone may round differently)."""
+        return torch.mm(self.inputs, self.columns)[: len(self.values)]
+
+
+def sample_base2(logits2: torch.Tensor | Base2Logits, generator: torch.Generator) -> torch.Tensor:
     """Draw one token per row of base-2 logits (R, V), logits x log2 e / temperature (as
     `Generator.sampling_step` gives them), which it overwrites: (R,) int64. Always in float32 (a
-    step under bf16 autocast gives bf16 logits, whose 8-bit sums would misplace the draw)."""
+    step under bf16 autocast gives bf16 logits, whose 8-bit sums would misplace the draw).
+
+    For `Base2Logits` on the CPU, the exponentials come first, without the row max: when every row's
+    total shows that its max lay within +-SAFE_LOGIT, they are exactly `_exp2_probs`'s, which would
+    not have subtracted it; otherwise the product is recomputed and goes the plain way (the same
+    draws, bit for bit, either way). That saves a pass over the logits: 1.7 of 8.2 ms a step of
+    1,024 rows x 5,000 words on one CPU thread."""
+    if isinstance(logits2, Base2Logits):
+        if runtime.host_reads_are_free(logits2.values.device):
+            p = logits2.values.float().exp2_()
+            cdf = block_cdf(p)
+            if unshifted_is_exact(cdf[:, -1], p.shape[1]):
+                return inverse_cdf(p, generator, cdf)
+            return inverse_cdf(_exp2_probs(logits2.recomputed().float()), generator)
+        logits2 = logits2.values
     return inverse_cdf(_exp2_probs(logits2.float()), generator)
+
+
+def unshifted_is_exact(totals: torch.Tensor, vocab: int) -> bool:
+    """Whether every row max of base-2 logits lay within +-SAFE_LOGIT (then `_exp2_probs` keeps
+    2^logits as they are), from the rows' totals of 2^logits (R,): max <= total <= vocab x max,
+    so a total in (2 vocab 2^-S, 2^(S - 1)), S = SAFE_LOGIT log2 e, proves it (the factors 2 cover
+    the sums' rounding). One host read."""
+    bound = SAFE_LOGIT * LOG2_E
+    return bool(((totals > 2.0 * vocab * 2.0**-bound) & (totals < 2.0 ** (bound - 1))).all())
 
 
 def _base2(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Tensor:
@@ -77,18 +128,27 @@ def _base2(logits: torch.Tensor, temperature: float, inplace: bool) -> torch.Ten
     return logits.float() * scale
 
 
-def inverse_cdf(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One token per row of unnormalised probabilities p (R, V) (left unchanged): (R,) int64,
-    by the two-level inverse CDF with one uniform number per row."""
+def block_cdf(p: torch.Tensor) -> torch.Tensor:
+    """Unnormalised probabilities p (R, V) -> the cumulative sums of their blocks of BLOCK words
+    (R, ceil(V / BLOCK)); the last column is each row's total."""
     R, V = p.shape
-    blocks, full = -(-V // BLOCK), (V // BLOCK) * BLOCK
+    full = (V // BLOCK) * BLOCK
     sums = p[:, :full].reshape(R, V // BLOCK, BLOCK).sum(dim=2)  # (R, V // BLOCK)
     if full < V:
         sums = torch.cat([sums, p[:, full:].sum(dim=1, keepdim=True)], dim=1)
-    block_cdf = sums.cumsum_(dim=1)  # (R, blocks)
-    target = torch.rand(R, 1, generator=generator, device=p.device) * block_cdf[:, -1:]  # u * total
-    k = torch.searchsorted(block_cdf, target, right=True).clamp_(max=blocks - 1)  # (R, 1): the block
-    before = torch.where(k > 0, block_cdf.gather(1, (k - 1).clamp(min=0)), torch.zeros_like(target))
+    return sums.cumsum_(dim=1)
+
+
+def inverse_cdf(p: torch.Tensor, generator: torch.Generator, cdf: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per row of unnormalised probabilities p (R, V) (left unchanged): (R,) int64,
+    by the two-level inverse CDF with one uniform number per row. cdf: p's `block_cdf`, when
+    the caller has it."""
+    R, V = p.shape
+    blocks = -(-V // BLOCK)
+    cdf = block_cdf(p) if cdf is None else cdf  # (R, blocks)
+    target = torch.rand(R, 1, generator=generator, device=p.device) * cdf[:, -1:]  # u * total
+    k = torch.searchsorted(cdf, target, right=True).clamp_(max=blocks - 1)  # (R, 1): the block
+    before = torch.where(k > 0, cdf.gather(1, (k - 1).clamp(min=0)), torch.zeros_like(target))
     idx = k * BLOCK + torch.arange(BLOCK, device=p.device)  # (R, BLOCK): the block's word ids
     inner = p.gather(1, idx.clamp(max=V - 1)).mul_(idx < V).cumsum_(dim=1)  # (R, BLOCK)
     j = torch.searchsorted(inner, target - before, right=True)  # (R, 1): the word inside the block
