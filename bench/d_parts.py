@@ -9,18 +9,22 @@ in one process (medians of --repeats), at the paper's sizes on one CPU thread:
   convolution (`discriminator.fused_conv=on`, the CUDA default) computes them, by K zero-padded
   convolutions (`fused_groups`, `padded_groups`), against the per-width `window_max` (CPU default);
 - d_step_*: one D training step (loss, backward, fused Adam) of seqgan's CNN D, and of the
-  ports-style D of bench/adversarial_step.py (12 `Conv2d`, per-tensor Adam);
+  ports-style D of bench/adversarial_step.py (12 `Conv2d`, per-tensor Adam); with
+  --other-window-max FILE also seqgan's D step with FILE's `window_max` (e.g. an earlier commit's
+  `git show REV:src/seqgan/models/window_max.py`), as d_step_seqgan_other;
 - rollout_scoring_*: D's P(real) of 19 x 16 x 64 rollout rows by `prob_real` on the rows against
   `continuation_prob_real` (the windows inside each prefix shared; the same values bit for bit),
   and of 9 x 16 x 64 rows of 200 tokens rolled out from every 20th prefix (`rollout_stride: 20`).
 Prints one JSON line.
 
     python bench/d_parts.py [--repeats 5] [--fused-groups 1,3,12] [--only fused_groups,d_step]
+                            [--other-window-max FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import time
@@ -32,6 +36,7 @@ import torch.nn.functional as F
 from adversarial_step import D_EMB, PortDiscriminator, T, V
 from seqgan.algorithms.base import adam
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
+from seqgan.models import discriminator
 from seqgan.models.discriminator import CNNDiscriminator, continuation_prob_real, prob_real
 from seqgan.models.window_max import window_max
 from seqgan.runtime import configure
@@ -71,7 +76,7 @@ def fused_groups(groups: list[int]) -> dict[str, Callable[[], None]]:
     return {name: run(d) for name, d in ds.items()}
 
 
-def d_steps() -> dict[str, Callable[[], None]]:
+def d_steps(other_window_max: str | None = None) -> dict[str, Callable[[], None]]:
     x, is_real = torch.randint(0, V, (B, T)), torch.rand(B) < 0.5
     d = CNNDiscriminator(V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25).train()
     port = PortDiscriminator().train()
@@ -89,7 +94,21 @@ def d_steps() -> dict[str, Callable[[], None]]:
         loss.backward()
         port_opt.step()
 
-    return {"seqgan": ours, "reference": reference}
+    steps = {"seqgan": ours, "reference": reference}
+    if other_window_max:
+        spec = importlib.util.spec_from_file_location("other_window_max", other_window_max)
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+
+        def ours_other() -> None:
+            current, discriminator.window_max = discriminator.window_max, other.window_max
+            try:
+                ours()
+            finally:
+                discriminator.window_max = current
+
+        steps["seqgan_other"] = ours_other
+    return steps
 
 
 def scorings(length: int, stride: int) -> dict[str, Callable[[], None]]:
@@ -116,13 +135,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fused-groups", help="also time the fused convolution by these numbers of groups, e.g. 1,3,12")
     parser.add_argument("--only", help="time only these cases (comma-separated names, e.g. fused_groups,d_step)")
+    parser.add_argument("--other-window-max", help="a window_max.py whose window_max the D step also runs with")
     args = parser.parse_args()
     configure(1)
     torch.manual_seed(0)
     cases = {
         "paper_widths": widths_pair(B, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS),
         "relgan_widths": widths_pair(B * 64, 1, [2, 3, 4, 5], [300] * 4),
-        "d_step": d_steps(),
+        "d_step": d_steps(args.other_window_max),
         "rollout_scoring": scorings(T, 1),
         "rollout_scoring_t200_stride20": scorings(200, 20),
     }

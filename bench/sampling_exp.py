@@ -4,8 +4,9 @@ Times, interleaved in one process and as medians of --repeats (1 thread by defau
 - the exponential alone on 1,024 x 5,000 logits (a rollout step's chunk): `exp_()` against
   `mul_(log2 e).exp2_()`, each after the same copy of the logits (the copy is timed and subtracted);
 - `rollout_sequences` of a paper G step (64 sequences of 20 tokens, 16 rollouts each, an LSTM 32/32
-  over 5,000 words), and with --g-step a whole paper G step (rollouts, the paper CNN D's scoring, the
-  PG update), three ways:
+  over 5,000 words), `Generator.sample` of 10,000 sequences of 20 tokens (D's negatives, an
+  evaluation's samples), and with --g-step a whole paper G step (rollouts, the paper CNN D's
+  scoring, the PG update), four ways:
   `exp`:    each step's logits by `F.linear`, then `exp_()` (the code before commit 9bb234f);
   `exp2`:   the same logits times log2 e, then `exp2_()` (commit 9bb234f);
   `folded_max`: `Generator.sampling_step`, whose one product gives base-2 logits (log2 e and the
@@ -133,7 +134,10 @@ def main() -> None:
     def g_step() -> object:
         return policy_gradient_step(players, g_opt, adversarial, T, streams)
 
-    parts = {"rollout": rollouts, **({"g_step": g_step} if args.g_step else {})}
+    def samples() -> object:
+        return policy.sample(10_000, T, torch.Generator().manual_seed(3))
+
+    parts = {"rollout": rollouts, "sample": samples, **({"g_step": g_step} if args.g_step else {})}
     times: dict[str, list[float]] = {k: [] for k in ("copy", "exp", "exp2")}
     for _ in range(args.repeats):
         times["copy"].append(seconds(lambda: work.copy_(logits), 20))
