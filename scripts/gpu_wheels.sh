@@ -5,6 +5,10 @@
 # carry .whl (git-ignored) with data/:   bash scripts/gpu_wheels.sh   (PY312=path/to/python3.12)
 set -eu
 PY312=${PY312:-python3.12}
+if ! "$PY312" --version > /dev/null 2>&1; then # e.g. pyenv's shim, with 3.12 installed but not selected
+  PY312=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2> /dev/null | tail -n 1)
+  [ -n "$PY312" ] || { echo "no Python 3.12 found: set PY312=path/to/python3.12" >&2; exit 1; }
+fi
 mkdir -p .whl
 "$PY312" -m pip wheel --quiet --no-deps fast-bleu==0.0.90 -w .whl
 ls -l .whl
