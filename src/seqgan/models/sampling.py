@@ -112,7 +112,9 @@ def unshifted_is_exact(totals: torch.Tensor, vocab: int) -> bool:
     """Whether every row max of base-2 logits lay within +-SAFE_LOGIT (then `_exp2_probs` keeps
     2^logits as they are), from the rows' totals of 2^logits (R,): max <= total <= vocab x max,
     so a total in (2 vocab 2^-S, 2^(S - 1)), S = SAFE_LOGIT log2 e, proves it (the factors 2 cover
-    the sums' rounding). One host read."""
+    the sums' rounding). One host read. (`fused_head.sums_are_normal` asks less, only that nothing
+    overflowed; here the exponentials must be the very ones of `_exp2_probs`, which decides by the
+    row max, so that the draws stay the same.)"""
     bound = SAFE_LOGIT * LOG2_E
     return bool(((totals > 2.0 * vocab * 2.0**-bound) & (totals < 2.0 ** (bound - 1))).all())
 
