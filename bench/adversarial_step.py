@@ -32,7 +32,7 @@ On CUDA the D and MLE steps run as CUDA graphs as a training run takes them (`cu
 `seqgan.cuda_graphs`), captured in an untimed first epoch each; --cuda-graphs off times them eagerly.
 
     python bench/adversarial_step.py [--device cpu|cuda] [--threads 1] [--repeats 3] [--precision fp32|bf16]
-                                     [--fused-conv auto|on|off] [--fused-groups K] [--cuda-graphs on|off] [--skip-naive]
+                                     [--d-precision fp32|bf16] [--fused-conv auto|on|off] [--fused-groups K] [--cuda-graphs on|off] [--skip-naive]
                                      [--paper-epoch]
 """
 
@@ -52,10 +52,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.algorithms.base import adam
+from seqgan.algorithms.build import COMPUTE_DTYPES
 from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
-from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
+from seqgan.cuda_graphs import StepGraphs, d_step_precision, step_graphs_apply
 from seqgan.distributed import SINGLE
 from seqgan.models.discriminator import CNNDiscriminator, Highway
 from seqgan.models.generator import Generator, frozen_copy
@@ -207,6 +208,7 @@ def seqgan_parts(
     d = CNNDiscriminator(
         V, D_EMB, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, dropout=0.25, fused_conv=args.fused_conv, fused_groups=args.fused_groups
     ).to(device)
+    d.compute_dtype = COMPUTE_DTYPES[args.d_precision]
     players = Players(generator, frozen_copy(generator), d)
     oracle = Generator(V, E, H, init_std=1.0).to(device).requires_grad_(False)
     g_opt, d_opt, mle_opt = (
@@ -218,8 +220,11 @@ def seqgan_parts(
     adversarial, d_round = AdversarialConfig(batch_size=B, rollout_num=N), DRound(NUM_REAL, 1, 64, l2_reg=0.2)
     examples = round_examples(generator, real, None, d_round, streams, SINGLE)
     d_graphs, mle_graphs = (
-        StepGraphs(opt, after) if step_graphs_apply(opt, False, args.precision, args.cuda_graphs == "on") else None
-        for opt, after in ((d_opt, d.weights_changed), (mle_opt, None))
+        StepGraphs(opt, after) if step_graphs_apply(opt, False, precision, args.cuda_graphs == "on") else None
+        for opt, after, precision in (
+            (d_opt, d.weights_changed, d_step_precision(args.precision, args.d_precision)),
+            (mle_opt, None, args.precision),
+        )
     )
 
     def run(fn: Callable[[], object]) -> Callable[[], object]:
@@ -297,6 +302,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
+    parser.add_argument(
+        "--d-precision",
+        default=None,
+        choices=("fp32", "bf16"),
+        help="D's own precision (discriminator.precision); G keeps --precision",
+    )
     parser.add_argument("--fused-conv", default="auto", choices=("auto", "on", "off"))
     parser.add_argument(
         "--fused-groups", type=int, default=1, help="padded convolutions of the fused D (discriminator.fused_groups)"
@@ -314,6 +325,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": args.threads,
         "precision": args.precision,
+        "d_precision": args.d_precision,
         "fused_conv": args.fused_conv,
         "fused_groups": args.fused_groups,
         "cuda_graphs": args.cuda_graphs if device.type == "cuda" else "n/a",

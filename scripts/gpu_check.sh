@@ -13,7 +13,7 @@
 #     5. the CUDA tests, 8 processes at once, in what is left
 #   bash scripts/gpu_check.sh finish LIMIT     call 2, LIMIT = status's budget_left_s - 60 (timeout_s LIMIT + 30):
 #     resumes the protocol, then 4 and 5 for what has not run yet
-#   bash scripts/gpu_check.sh extra LIMIT      with device time to spare: the bench eager / bf16 / tf32, the
+#   bash scripts/gpu_check.sh extra LIMIT      with device time to spare: the bench eager / bf16 / tf32 / D in bf16, the
 #     kernels of a D and an MLE step, the seed-to-seed spread without the deterministic switch and its cost
 #
 # Every stage has its own time limit (stages.txt says how each ended). Each call prints a summary (the
@@ -139,6 +139,7 @@ EOF
     stage bench_cuda_eager.json 50 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 --skip-naive --cuda-graphs off
     stage bench_cuda_bf16.json 50 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 --skip-naive --precision bf16
     stage bench_cuda_tf32.json 50 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 --skip-naive --precision tf32
+    stage bench_cuda_dbf16.json 50 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 --skip-naive --d-precision bf16
     stage step_profile_cuda.txt 40 0 python3 bench/step_profile.py --device "$DEV" --steps 50 # a graphed step, kernel by kernel
     # the seed-to-seed spread without the deterministic switch, and its cost with it: the smoke config, longer
     for det in false false true true; do

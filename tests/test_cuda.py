@@ -373,3 +373,15 @@ def test_graphed_epochs_synchronise_once_at_their_end_and_cpu_draws_move_without
     assert len(waits) == 2, waits  # finite_mean's read of each epoch's mean loss
     assert len(d_graphs.graphs) == len(g_graphs.graphs) == 1 and moved.device.type == "cuda"
     assert torch.equal(moved.cpu().sort().values, torch.arange(1000))
+
+
+def test_a_bf16_discriminator_trains_on_cuda_repeats_and_lands_near_the_fp32_run(tmp_path):
+    """discriminator.precision=bf16 (D under bf16 autocast, G in float32) on the device: two runs with
+    the deterministic switch end the same, and near the float32 run, which they do not equal."""
+    ends = []
+    for name, extra in (("a", "discriminator.precision=bf16"), ("b", "discriminator.precision=bf16"), ("fp32", "precision=fp32")):
+        seqgan("train", "configs/smoke.yaml", "--out", str(tmp_path / name), "--quiet", *ON_CUDA, extra)
+        ends.append(rows(tmp_path / name)[-1])
+    assert ends[0] == ends[1]
+    assert ends[0] != ends[2]
+    assert ends[0]["nll_oracle"] == pytest.approx(ends[2]["nll_oracle"], abs=0.1)

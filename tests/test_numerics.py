@@ -10,6 +10,7 @@ import torch
 
 from seqgan.algorithms.base import adam
 from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, load_config
+from seqgan.cuda_graphs import d_step_precision
 from seqgan.models.discriminator import CNNDiscriminator, padded_groups
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.runtime import autocast, check_deterministic, set_numerics
@@ -237,3 +238,63 @@ def test_scores_read_the_weights_a_fused_optimizer_step_just_wrote():
     by_convolutions = d(x).detach()  # with gradients: the plain convolutions
     assert not torch.allclose(by_tables, before)
     torch.testing.assert_close(by_tables, by_convolutions)
+
+
+def test_a_bf16_discriminator_computes_under_bf16_autocast_and_answers_in_float32():
+    """discriminator.precision=bf16: each entry point, the base class's (forward, loss) and a
+    subclass's override (continuation_logits), gives exactly what it gives under an explicit bf16
+    autocast, cast to float32, and not the float32 values; the gradients reach the float32 weights.
+    compute_dtype=float32 turns a caller's bf16 autocast off."""
+    torch.manual_seed(0)
+    d = CNNDiscriminator(40, 8, [1, 2, 3], [6, 6, 6], dropout=0.0).eval()
+    x, is_real = torch.randint(40, (6, 5)), torch.arange(6) < 3
+    continued = torch.randint(40, (2, 3, 6, 5))
+    scores = torch.no_grad()(d.continuation_logits)  # as rollouts score: by the lookup tables, the CNN's own route
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = [d(x).float(), d.loss(x, None, is_real).float(), scores(x, continued, 2).float()]
+    fp32 = [d(x), d.loss(x, None, is_real), scores(x, continued, 2)]
+    d.compute_dtype = torch.bfloat16
+    ours = [d(x), d.loss(x, None, is_real), scores(x, continued, 2)]
+    for got, want, plain in zip(ours, bf16, fp32, strict=True):
+        assert got.dtype == torch.float32
+        assert torch.equal(got, want)
+        assert not torch.equal(got, plain)
+        assert torch.allclose(got, plain, rtol=0.05, atol=0.05)
+    d.loss(x, None, is_real).backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in d.parameters())
+    d.compute_dtype = torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(d(x), fp32[0])
+
+
+def test_a_bf16_discriminator_leaves_the_generator_in_float32(tmp_path):
+    """In an adversarial G step of a run with discriminator.precision=bf16, D's layers run under bf16
+    autocast and G's (its policy's and its rollout policy's LSTM) never do; the setting's bad values
+    are refused with the fix."""
+    from seqgan.algorithms.seqgan import Players, policy_gradient_step
+
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.precision=bf16"])
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    trainer.start(["test"])
+    d, g, rollout = trainer.algorithm.discriminator, trainer.generator, trainer.algorithm.rollout
+    assert d.compute_dtype == torch.bfloat16
+    seen = {"d": set(), "g": set()}
+    for who, model in (("d", d), ("g", g), ("g", rollout)):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear | torch.nn.LSTM | torch.nn.GRU):
+                module.register_forward_pre_hook(lambda m, args, who=who: seen[who].add(torch.is_autocast_enabled("cpu")))
+    a = trainer.cfg.adversarial
+    players = Players(g, rollout, d)
+    policy_gradient_step(players, trainer.algorithm.optimizers["adversarial"].optimizer, a, cfg.data.seq_len, trainer.streams)
+    assert seen == {"d": {True}, "g": {False}}
+    # D's steps stay eager on CUDA under bf16 (autocast's cast cache does not belong in a graph)
+    assert [
+        d_step_precision(run, own) for run, own in (("fp32", "bf16"), ("bf16", "fp32"), ("tf32", None), ("tf32", "fp32"))
+    ] == [
+        "bf16",
+        "bf16",
+        "tf32",
+        "tf32",
+    ]
+    with pytest.raises(ConfigError, match="discriminator.precision='fp16': use 'bf16', 'fp32' or null"):
+        load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.precision=fp16"])

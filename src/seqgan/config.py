@@ -325,6 +325,12 @@ class DiscriminatorConfig:
     wide as the widest width (5.8x the multiply-adds of the paper D's 12 convolutions); 3, widths 1-5,
     6-10 and 15-20 (1.7x); as many as there are widths, each alone. Fewer launches against less
     arithmetic: which is faster depends on the GPU (scripts/gpu_check.sh measures 1, 3 and 'off')."""
+    precision: str | None = None
+    """D's arithmetic, whatever the run's `precision`: None (the run's), 'bf16' (every D pass, its
+    training steps and its scores of rollouts, under bfloat16 autocast, while G keeps the run's
+    precision: the speed of bf16 where most of the time goes, without the cost in NLL that a bf16 G
+    pays for its LSTM state) or 'fp32' (D without autocast in a bf16 run). D's outputs are float32
+    either way (`Discriminator.compute_dtype`)."""
     causal: bool = False
     """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
     scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
@@ -727,6 +733,10 @@ class ExperimentConfig:
         self._check_condition()
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
         _check(self.precision in PRECISIONS, f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        _check(
+            self.discriminator.precision in (None, "fp32", "bf16"),
+            f"discriminator.precision={self.discriminator.precision!r}: use 'bf16', 'fp32' or null (the run's precision)",
+        )
         _check(
             self.data.source == "text" or self.eval.bleu_samples == EvalConfig.bleu_samples,
             "eval.bleu_samples applies only to data.source=text; remove it",

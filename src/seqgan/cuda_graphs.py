@@ -60,6 +60,13 @@ def eager_step(
     return loss
 
 
+def d_step_precision(run_precision: str, d_precision: str | None) -> str:
+    """The precision that `step_graphs_apply` takes for D's steps: 'bf16' where the run's or D's own
+    (`discriminator.precision`) is, else the run's. A float32 D inside a bf16 run stays eager as well:
+    its steps still run inside the run's autocast."""
+    return "bf16" if "bf16" in (run_precision, d_precision) else run_precision
+
+
 def step_graphs_apply(optimizer: torch.optim.Optimizer, parallel: bool, precision: str, enabled: bool) -> bool:
     """Whether `StepGraphs` may run this optimizer's steps (see the module's docstring)."""
     params = _params(optimizer)

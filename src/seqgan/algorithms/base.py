@@ -27,7 +27,7 @@ from torch import nn
 from seqgan.algorithms.build import make_generator
 from seqgan.algorithms.common import Streams, mle_epoch, read_logged
 from seqgan.config import AlgorithmSpec, ExperimentConfig, register_algorithm
-from seqgan.cuda_graphs import StepGraphs, step_graphs_apply
+from seqgan.cuda_graphs import StepGraphs, d_step_precision, step_graphs_apply
 from seqgan.data.dataset import Data
 from seqgan.distributed import Dist, replicate
 from seqgan.models.generator import Generator
@@ -136,10 +136,14 @@ class Algorithm:
 
     def step_graphs(self, name: str, after_step: Callable[[], None] | None = None) -> StepGraphs | None:
         """CUDA graphs for the fixed-shape steps of optimizer `name` (`seqgan.cuda_graphs`), made on
-        first use; None where they do not apply (CPU, torchrun, bf16, cuda_graphs=false): eager steps."""
+        first use; None where they do not apply (CPU, torchrun, bf16, also D's with
+        discriminator.precision=bf16, cuda_graphs=false): eager steps."""
         if name not in self._graphs:
             opt = self.optimizers[name].optimizer
-            graphed = step_graphs_apply(opt, self.dist.parallel, self.cfg.precision, self.cfg.cuda_graphs)
+            precision = d_step_precision(
+                self.cfg.precision, self.cfg.discriminator.precision if name == "discriminator" else None
+            )
+            graphed = step_graphs_apply(opt, self.dist.parallel, precision, self.cfg.cuda_graphs)
             self._graphs[name] = StepGraphs(opt, after_step) if graphed else None
         return self._graphs[name]
 

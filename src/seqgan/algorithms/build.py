@@ -73,8 +73,19 @@ def build_generator(
     )
 
 
+COMPUTE_DTYPES = {None: None, "fp32": torch.float32, "bf16": torch.bfloat16}  # discriminator.precision
+
+
 def build_discriminator(
     cfg: DiscriminatorConfig, vocab_size: int, condition: ConditionConfig | None = None, space: ConditionSpace | None = None
+) -> Discriminator:
+    d = _discriminator(cfg, vocab_size, condition, space)
+    d.compute_dtype = COMPUTE_DTYPES[cfg.precision]
+    return d
+
+
+def _discriminator(
+    cfg: DiscriminatorConfig, vocab_size: int, condition: ConditionConfig | None, space: ConditionSpace | None
 ) -> Discriminator:
     if cfg.kind == "cnn" and cfg.num_rep > 1:
         return MultiRepCNNDiscriminator(vocab_size, cfg.embed_dim, cfg.num_rep, cfg.filter_sizes, cfg.num_filters, cfg.dropout)

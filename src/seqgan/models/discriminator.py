@@ -28,6 +28,7 @@ condition c", P(real | y) * P(c | y).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -77,16 +78,74 @@ def discriminator_loss(
     return loss
 
 
+ENTRY_POINTS = (
+    "forward",
+    "real_fake_logits",
+    "loss",
+    "prefix_loss",
+    "soft_logits",
+    "soft_scores",
+    "prefix_scores",
+    "continuation_logits",
+    "prefix_logits",
+    "features",
+)
+"""The methods through which algorithms, rewards and metrics use a D: each runs in the D's
+`compute_dtype` (`_in_compute_dtype`), in the base class and in every subclass that overrides it."""
+
+
+def _in_compute_dtype(method):
+    """`method` of a Discriminator run in its `compute_dtype`: under bfloat16 autocast for
+    torch.bfloat16, with autocast off for torch.float32, as the caller runs it for None. Only the
+    outermost entry point switches (one D call may go through several), and bfloat16 outputs come
+    back as float32, so that rewards, losses and probabilities are taken in float32 by the caller."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        dtype = self.compute_dtype
+        if dtype is None or self._computing:
+            return method(self, *args, **kwargs)
+        device = next(self.parameters()).device.type
+        self._computing = True
+        try:
+            with torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+                out = method(self, *args, **kwargs)
+        finally:
+            self._computing = False
+        if isinstance(out, tuple):
+            return tuple(_float32(x) for x in out)
+        return _float32(out)
+
+    return run
+
+
+def _float32(x):
+    return x.float() if isinstance(x, torch.Tensor) and x.dtype == torch.bfloat16 else x
+
+
 class Discriminator(nn.Module):
     """What every discriminator offers the algorithms that train it and read its rewards.
 
     A D either reads (y, c) itself (unconditional, or conditional by concatenation or projection:
     `plain_logits`), or reads y alone and has a condition head `classifier` giving P(c | y)
     (condition_join=classifier: `realness_and_head`), its score then the event "real and of
-    condition c"."""
+    condition c".
+
+    compute_dtype (`discriminator.precision`): None, D computes in the caller's precision (the run's:
+    bf16 autocast or none); torch.bfloat16, every `ENTRY_POINTS` method runs under bfloat16 autocast
+    whatever the caller's, while G keeps the run's precision; torch.float32, autocast off. Its outputs
+    are float32 in every case. Parameters and optimizer state stay float32."""
 
     out: nn.Linear  # the real/fake output layer (the paper code's L2 penalty is on it)
     classifier: ConditionHead | None  # P(c | y) of a D that reads y alone, else None
+    compute_dtype: torch.dtype | None = None
+    _computing = False  # inside an entry point (`_in_compute_dtype`)
+
+    def __init_subclass__(cls, **kwargs) -> None:  # a subclass's overrides of the entry points switch too
+        super().__init_subclass__(**kwargs)
+        for name in ENTRY_POINTS:
+            if name in cls.__dict__:
+                setattr(cls, name, _in_compute_dtype(cls.__dict__[name]))
 
     def plain_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """A D without a condition head: tokens (B, T), cond (B, ...) or None -> logits (B, 2)."""
@@ -97,6 +156,7 @@ class Discriminator(nn.Module):
         and what its head reads (the head's output on D's features, or the tokens for an LM judge)."""
         raise NotImplementedError
 
+    @_in_compute_dtype
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T), cond (B, ...) for a conditional D -> logits (B, 2), class 1 = real
         (a D with a condition head: real and of condition c)."""
@@ -106,6 +166,7 @@ class Discriminator(nn.Module):
         logits, read = self.realness_and_head(tokens)
         return real_and_fitting_logits(logits, self.classifier.log_prob(read, cond))
 
+    @_in_compute_dtype
     def real_fake_logits(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The real/fake decision alone (D accuracy reads it): a D with a condition head leaves the
         head out and ignores cond; any other D is `forward`."""
@@ -113,6 +174,7 @@ class Discriminator(nn.Module):
             return self.plain_logits(tokens, cond)
         return self.realness_and_head(tokens)[0]
 
+    @_in_compute_dtype
     def loss(
         self,
         tokens: torch.Tensor,
@@ -143,6 +205,7 @@ class Discriminator(nn.Module):
         l2_reg * (sum(W^2) + sum(b^2)) / 2, a scalar; what `loss` adds, for algorithms with a loss of their own."""
         return l2_reg * 0.5 * (self.out.weight.pow(2).sum() + self.out.bias.pow(2).sum())
 
+    @_in_compute_dtype
     def soft_logits(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, 2) of D on probability vectors over the vocabulary, vectors (B, T, V) (one-hots
         of real tokens, relaxed samples of G), differentiable in them: what Gumbel-softmax GANs train
@@ -151,6 +214,7 @@ class Discriminator(nn.Module):
             raise ValueError("a D with a condition head reads token ids only; use condition_join=concat or projection")
         return self.plain_soft_logits(vectors, cond)
 
+    @_in_compute_dtype
     def soft_scores(self, vectors: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """D's logits of "real" on probability vectors (B, T, V) -> (B, K): one per representation
         of each sequence (K = 1 here; RelGAN's D scores K embedded representations, each logit a
@@ -165,11 +229,13 @@ class Discriminator(nn.Module):
         """`soft_logits` of a D without a condition head; a D that reads token ids only raises."""
         raise NotImplementedError(f"{type(self).__name__} reads token ids only (no soft_logits)")
 
+    @_in_compute_dtype
     def prefix_scores(self, tokens: torch.Tensor) -> torch.Tensor:
         """D's logit of "real" for every prefix y_1..y_t: tokens (B, T) -> (B, T) (ScratchGAN's dense
         rewards); only a D that reads left to right has it."""
         raise NotImplementedError(f"{type(self).__name__} scores whole sequences only (no prefix_scores)")
 
+    @_in_compute_dtype
     def continuation_logits(
         self,
         sequences: torch.Tensor,
@@ -199,6 +265,7 @@ class Discriminator(nn.Module):
         """Whether `prefix_logits` is available: a causal D, whose score of y_1..y_t reads no later token."""
         return False
 
+    @_in_compute_dtype
     def prefix_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Every prefix scored in one pass: tokens (B, T) -> logits (B, T, 2), [b, t-1] = D(y_1..y_t)
         (class 1 = real). Only a D that `scores_prefixes` has it; its [:, -1] is `forward`'s score."""
@@ -207,6 +274,7 @@ class Discriminator(nn.Module):
             "or discriminator.causal=true (CNN), and no condition"
         )
 
+    @_in_compute_dtype
     def prefix_loss(
         self,
         tokens: torch.Tensor,
