@@ -328,9 +328,9 @@ class DiscriminatorConfig:
     precision: str | None = None
     """D's arithmetic, whatever the run's `precision`: None (the run's), 'bf16' (every D pass, its
     training steps and its scores of rollouts, under bfloat16 autocast, while G keeps the run's
-    precision: the speed of bf16 where most of the time goes, without the cost in NLL that a bf16 G
-    pays for its LSTM state) or 'fp32' (D without autocast in a bf16 run). D's outputs are float32
-    either way (`Discriminator.compute_dtype`)."""
+    precision: bf16's speed where most of a SeqGAN run's time goes, without G's LSTM state in bf16,
+    which is what costs `precision=bf16` its NLL; docs/performance.md) or 'fp32' (D without autocast
+    in a bf16 run). D's outputs are float32 either way (`Discriminator.compute_dtype`)."""
     causal: bool = False
     """CNN only: left-pad every convolution (w - 1 zero vectors) and pool by a running max, so that D
     scores every prefix y_1..t in one pass (for adversarial.reward=prefix_d). Not the paper's D."""
