@@ -32,8 +32,8 @@ On CUDA the D and MLE steps run as CUDA graphs as a training run takes them (`cu
 `seqgan.cuda_graphs`), captured in an untimed first epoch each; --cuda-graphs off times them eagerly.
 
     python bench/adversarial_step.py [--device cpu|cuda] [--threads 1] [--repeats 3] [--precision fp32|bf16]
-                                     [--d-precision fp32|bf16] [--fused-conv auto|on|off] [--fused-groups K] [--cuda-graphs on|off] [--skip-naive]
-                                     [--paper-epoch]
+                                     [--fused-conv auto|on|off] [--fused-groups K] [--cuda-graphs on|off] [--skip-naive]
+                                     [--paper-epoch] [--d-precision fp32|bf16]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from seqgan.algorithms.base import adam
 from seqgan.algorithms.build import COMPUTE_DTYPES
 from seqgan.algorithms.common import DRound, Streams, discriminator_epochs, mle_epoch, round_examples
 from seqgan.algorithms.seqgan import Players, policy_gradient_step
-from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
+from seqgan.config import D_PRECISIONS, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
 from seqgan.cuda_graphs import StepGraphs, d_step_precision, step_graphs_apply
 from seqgan.distributed import SINGLE
 from seqgan.models.discriminator import CNNDiscriminator, Highway
@@ -305,7 +305,7 @@ def main() -> None:
     parser.add_argument(
         "--d-precision",
         default=None,
-        choices=("fp32", "bf16"),
+        choices=D_PRECISIONS,
         help="D's own precision (discriminator.precision); G keeps --precision",
     )
     parser.add_argument("--fused-conv", default="auto", choices=("auto", "on", "off"))

@@ -690,6 +690,7 @@ def register_algorithm(name: str, spec: AlgorithmSpec) -> None:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+D_PRECISIONS = ("fp32", "bf16")  # discriminator.precision, besides null (the run's)
 
 
 @dataclass
@@ -734,7 +735,7 @@ class ExperimentConfig:
         _check(self.device in ("cpu", "cuda", "auto"), f"device={self.device!r}: use 'cpu', 'cuda' or 'auto'")
         _check(self.precision in PRECISIONS, f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}")
         _check(
-            self.discriminator.precision in (None, "fp32", "bf16"),
+            self.discriminator.precision in (None, *D_PRECISIONS),
             f"discriminator.precision={self.discriminator.precision!r}: use 'bf16', 'fp32' or null (the run's precision)",
         )
         _check(
