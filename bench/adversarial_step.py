@@ -58,7 +58,7 @@ from seqgan.algorithms.seqgan import Players, policy_gradient_step
 from seqgan.config import D_PRECISIONS, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, AdversarialConfig, load_config
 from seqgan.cuda_graphs import StepGraphs, d_step_precision, step_graphs_apply
 from seqgan.distributed import SINGLE
-from seqgan.models.discriminator import CNNDiscriminator, Highway
+from seqgan.models.discriminator import CNNDiscriminator
 from seqgan.models.generator import Generator, frozen_copy
 from seqgan.runtime import autocast, configure, set_numerics
 
@@ -104,6 +104,19 @@ class PortGenerator(nn.Module):
         return self.out(out[:, 0]), state
 
 
+class PortHighway(nn.Module):
+    """The ports' highway layer, written as the paper's code writes it: t * relu(W_h x) + (1 - t) * x."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.transform = nn.Linear(size, size)
+        self.gate = nn.Linear(size, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = torch.sigmoid(self.gate(x))
+        return t * F.relu(self.transform(x)) + (1.0 - t) * x
+
+
 class PortDiscriminator(nn.Module):
     """The public ports' D: the paper's CNN as one `Conv2d` per width over (B, 1, T, E)."""
 
@@ -113,7 +126,7 @@ class PortDiscriminator(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv2d(1, n, (w, D_EMB)) for w, n in zip(PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, strict=True)
         )
-        self.highway = Highway(sum(PAPER_NUM_FILTERS))
+        self.highway = PortHighway(sum(PAPER_NUM_FILTERS))
         self.dropout = nn.Dropout(0.25)
         self.out = nn.Linear(sum(PAPER_NUM_FILTERS), 2)
 
