@@ -14,7 +14,7 @@ Times, interleaved in one process and as medians of --repeats (1 thread by defau
             draws skipped the row max);
   `folded`: the same, with the product at hand (`Base2Logits`), so the draw exponentiates without
             the row max and only checks the rows' totals (the code as it is).
-  The first three are the code as it is with `Generator.sampling_step` and `sampling._exp2_probs`
+  The first three are the code as it is with `Generator.sampling_step` and `sampling.exp2_probs`
   swapped for the older ways (the rollouts' prefix logits are scaled by log2 e in all of them: one
   pass over 19 x 64 x 5,000 logits per G step).
 Also prints how far apart the two exponentials are (largest relative difference) and one JSON line.
@@ -92,7 +92,7 @@ def logits_alone(folded_step: Callable[..., Callable]) -> Callable[..., Callable
 
 def way(name: str, fn: Callable[[], object]) -> Callable[[], object]:
     """fn run with sampling's step and exponential of the way `name`."""
-    folded_step, exp2 = Generator.sampling_step, sampling._exp2_probs
+    folded_step, exp2 = Generator.sampling_step, sampling.exp2_probs
     step, probs = {
         "exp": (linear_step(None), exp_probs),
         "exp2": (linear_step(sampling.LOG2_E), exp2),
@@ -101,11 +101,11 @@ def way(name: str, fn: Callable[[], object]) -> Callable[[], object]:
     }[name]
 
     def run() -> object:
-        Generator.sampling_step, sampling._exp2_probs = step, probs
+        Generator.sampling_step, sampling.exp2_probs = step, probs
         try:
             return fn()
         finally:
-            Generator.sampling_step, sampling._exp2_probs = folded_step, exp2
+            Generator.sampling_step, sampling.exp2_probs = folded_step, exp2
 
     return run
 

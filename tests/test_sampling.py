@@ -52,7 +52,7 @@ def test_unnormalised_probs_are_the_exponential_within_float_rounding():
     probability is within (|x| + |m| + 2 |x - m|) 2^-24 of torch.exp's (whose x - m rounds too),
     relatively, plus exp2's ulp: within 4 max|x| 2^-23 + 2^-21 per row. Rows past exp's range are
     shifted by their max."""
-    from seqgan.models.sampling import LOG2_E, _exp2_probs
+    from seqgan.models.sampling import LOG2_E, exp2_probs
 
     def relative_error(got, want):
         return (got - want).abs() / want
@@ -61,9 +61,9 @@ def test_unnormalised_probs_are_the_exponential_within_float_rounding():
         return 4 * x.abs().amax(dim=1, keepdim=True) * 2**-23 + 2**-21
 
     small = torch.randn(64, 500, generator=torch.Generator().manual_seed(0)) * 10
-    assert (relative_error(_exp2_probs(small * LOG2_E), small.exp()) <= bound(small)).all()
+    assert (relative_error(exp2_probs(small * LOG2_E), small.exp()) <= bound(small)).all()
     large = small + torch.tensor([[0.0], [500.0]]).repeat(32, 1)  # every other row far past exp's range
-    got = _exp2_probs(large * LOG2_E)
+    got = exp2_probs(large * LOG2_E)
     assert torch.isfinite(got).all()
     want = (large - large.amax(dim=1, keepdim=True)).exp()
     assert (relative_error(got, want) <= bound(large)).all()
@@ -104,7 +104,7 @@ def test_steps_draws_skip_the_row_max_and_draw_what_the_row_max_route_draws(monk
     """`sampling_step` hands `sample_base2` its logits with the product they come from
     (`Base2Logits`): on the CPU the draw exponentiates without the row max and checks the rows'
     totals. Moderate logits (the initial G): no row max over the vocabulary in `sample`, and in the
-    rollouts only over each chunk's prefix logits (a plain tensor). Logits 1000 times larger
+    rollouts one only, over all prefixes' logits (a plain tensor: each prefix's first draw). Logits 1000 times larger
     (2^logit overflows) or 2000 nats lower (it underflows): the totals refuse, the product is
     recomputed and the row maxima decide. Every way, the tokens are those of the plain route,
     which takes each step's row max, bit for bit."""
@@ -124,7 +124,7 @@ def test_steps_draws_skip_the_row_max_and_draw_what_the_row_max_route_draws(monk
     got = draws()
     chunks = -(-6 * 3 * 40 // 50)  # the rollouts' 720 rows (6 prefixes x 3 x 40) in chunks of 50
     if scale == 1.0 and shift == 0.0:
-        assert len(maxima) == chunks  # one per chunk (its prefix logits), none in sample
+        assert maxima == [(6 * 40, 300)]  # one over the 6 x 40 prefixes' logits, none in sample
     else:
         assert len(maxima) > chunks + 7  # every step of sample's 7 and of the rollouts' too
     fast_step = Generator.sampling_step
@@ -161,3 +161,16 @@ def test_base2_logits_keep_leading_rows_only():
     assert torch.equal(logits[:2].recomputed(), (inputs @ columns)[:2])
     with pytest.raises(IndexError, match="leading rows"):
         logits[1:3]
+
+
+def test_drawing_by_row_indices_equals_drawing_from_the_copied_rows():
+    # V = 301: the last block is short (BLOCK = 125), so the padding mask is exercised too.
+    from seqgan.models.sampling import block_cdf, exp2_probs, inverse_cdf
+
+    p = exp2_probs(torch.randn(5, 301, generator=torch.Generator().manual_seed(0)) * 3)
+    rows = torch.tensor([4, 0, 0, 2, 4, 4, 1, 3, 3, 0] * 50)  # (500,): repeated, out of order
+    want = inverse_cdf(p[rows], torch.Generator().manual_seed(7))
+    got = inverse_cdf(p, torch.Generator().manual_seed(7), block_cdf(p), rows)
+    assert torch.equal(got, want)
+    assert len(set(want.tolist())) > 20  # a rigged case that draws many words, not one per row
+    assert torch.equal(inverse_cdf(p, torch.Generator().manual_seed(7), rows=rows), want)  # cdf taken here

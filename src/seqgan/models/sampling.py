@@ -32,7 +32,7 @@ def base2_columns(weight: torch.Tensor, bias: torch.Tensor, temperature: float =
     return torch.cat([weight, bias[:, None]], dim=1).T.contiguous().mul_(LOG2_E / temperature)
 
 
-def _exp2_probs(logits2: torch.Tensor) -> torch.Tensor:
+def exp2_probs(logits2: torch.Tensor) -> torch.Tensor:
     """2^logits2 in place, minus each row's max: unnormalised probabilities from base-2 logits
     (natural logits times log2 e). On the CPU the max is skipped when no |max| could over- or
     underflow (a pass saved); deciding that is a host read, which on a GPU would stall every
@@ -93,7 +93,7 @@ def sample_base2(logits2: torch.Tensor | Base2Logits, generator: torch.Generator
     step under bf16 autocast gives bf16 logits, whose 8-bit sums would misplace the draw).
 
     For `Base2Logits` on the CPU, the exponentials come first, without the row max: when every row's
-    total shows that its max lay within +-SAFE_LOGIT, they are exactly `_exp2_probs`'s, which would
+    total shows that its max lay within +-SAFE_LOGIT, they are exactly `exp2_probs`'s, which would
     not have subtracted it; otherwise the product is recomputed and goes the plain way (the same
     draws, bit for bit, either way). That saves a pass over the logits: about 1.5 of 8.2 ms a step
     of 1,024 rows x 5,000 words on one CPU thread."""
@@ -103,17 +103,17 @@ def sample_base2(logits2: torch.Tensor | Base2Logits, generator: torch.Generator
             cdf = block_cdf(p)
             if unshifted_is_exact(cdf[:, -1], p.shape[1]):
                 return inverse_cdf(p, generator, cdf)
-            return inverse_cdf(_exp2_probs(logits2.recomputed().float()), generator)
+            return inverse_cdf(exp2_probs(logits2.recomputed().float()), generator)
         logits2 = logits2.values
-    return inverse_cdf(_exp2_probs(logits2.float()), generator)
+    return inverse_cdf(exp2_probs(logits2.float()), generator)
 
 
 def unshifted_is_exact(totals: torch.Tensor, vocab: int) -> bool:
-    """Whether every row max of base-2 logits lay within +-SAFE_LOGIT (then `_exp2_probs` keeps
+    """Whether every row max of base-2 logits lay within +-SAFE_LOGIT (then `exp2_probs` keeps
     2^logits as they are), from the rows' totals of 2^logits (R,): max <= total <= vocab x max,
     so a total in (2 vocab 2^-S, 2^(S - 1)), S = SAFE_LOGIT log2 e, proves it (the factors 2 cover
     the sums' rounding). One host read. (`fused_head.sums_are_normal` asks less, only that nothing
-    overflowed; here the exponentials must be the very ones of `_exp2_probs`, which decides by the
+    overflowed; here the exponentials must be the very ones of `exp2_probs`, which decides by the
     row max, so that the draws stay the same.)"""
     bound = SAFE_LOGIT * LOG2_E
     return bool(((totals > 2.0 * vocab * 2.0**-bound) & (totals < 2.0 ** (bound - 1))).all())
@@ -141,18 +141,29 @@ def block_cdf(p: torch.Tensor) -> torch.Tensor:
     return sums.cumsum_(dim=1)
 
 
-def inverse_cdf(p: torch.Tensor, generator: torch.Generator, cdf: torch.Tensor | None = None) -> torch.Tensor:
+def inverse_cdf(
+    p: torch.Tensor, generator: torch.Generator, cdf: torch.Tensor | None = None, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """One token per row of unnormalised probabilities p (R, V) (left unchanged): (R,) int64,
     by the two-level inverse CDF with one uniform number per row. cdf: p's `block_cdf`, when
-    the caller has it."""
-    R, V = p.shape
+    the caller has it. rows (R',), when given: draw R' tokens, the i-th from p's row rows[i], with
+    R' uniform numbers (the same tokens as `inverse_cdf(p[rows], generator)`, without copying
+    the rows: rollouts draw the first token of N continuations from each prefix's one row)."""
+    V = p.shape[1]
     blocks = -(-V // BLOCK)
     cdf = block_cdf(p) if cdf is None else cdf  # (R, blocks)
+    if rows is not None:
+        cdf = cdf[rows]  # (R', blocks)
+    R = len(cdf)
     target = torch.rand(R, 1, generator=generator, device=p.device) * cdf[:, -1:]  # u * total
     k = torch.searchsorted(cdf, target, right=True).clamp_(max=blocks - 1)  # (R, 1): the block
     before = torch.where(k > 0, cdf.gather(1, (k - 1).clamp(min=0)), torch.zeros_like(target))
     idx = k * BLOCK + torch.arange(BLOCK, device=p.device)  # (R, BLOCK): the block's word ids
-    inner = p.gather(1, idx.clamp(max=V - 1)).mul_(idx < V).cumsum_(dim=1)  # (R, BLOCK)
+    if rows is None:
+        inner = p.gather(1, idx.clamp(max=V - 1))
+    else:  # the same values from p's rows `rows`, as flat indices
+        inner = p.take(rows[:, None] * V + idx.clamp(max=V - 1))
+    inner = inner.mul_(idx < V).cumsum_(dim=1)  # (R, BLOCK)
     j = torch.searchsorted(inner, target - before, right=True)  # (R, 1): the word inside the block
     return (k * BLOCK + j).clamp_(max=V - 1).squeeze(1)
 
@@ -182,7 +193,7 @@ def sample_truncated(
     x = _base2(logits, temperature, inplace)  # top-k and the nucleus are the same in base 2
     if top_k is not None and top_k < x.shape[1]:
         x = top_k_filter(x, top_k)
-    p = _exp2_probs(x)  # (R, V)
+    p = exp2_probs(x)  # (R, V)
     if top_p is None or top_p >= 1:
         return inverse_cdf(p, generator)
     return _sample_nucleus(p, generator, top_p)

@@ -32,7 +32,7 @@ from torch import nn
 
 from seqgan.models.condition import repeat_rows
 from seqgan.models.generator import Generator
-from seqgan.models.sampling import LOG2_E, sample_base2
+from seqgan.models.sampling import LOG2_E, block_cdf, exp2_probs, inverse_cdf, sample_base2
 
 Scorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]  # tokens (R, T), cond (R, ...) or None -> P(real) (R,)
 RolloutScorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -62,8 +62,7 @@ def rollout_sequences(
     sequence b's first t = (j+1) * stride tokens followed by the n-th continuation sampled by
     `policy` (stride 1: every prefix t = 1..T-1).
     """
-    B, T = sequences.shape
-    N = num_rollouts
+    (B, T), N = sequences.shape, num_rollouts
     P = (T - 1) // stride
     states, logits = policy.prefix_states(sequences, noise, cond)  # T-1 entries: state tensors (L, B, H), logits (B, V)
     if stride > 1:  # keep the states after the prefixes t = stride, 2 stride, ...
@@ -72,34 +71,56 @@ def rollout_sequences(
         return sequences.new_zeros(0, N, B, T)
     prefix_state = tuple(torch.stack([s[i] for s in states], dim=1) for i in range(len(states[0])))  # (L, P, B, H)
     step = policy.sampling_step(temperature)  # (token, state) -> base-2 logits at the temperature, state
-    prefix_logits = torch.stack(logits).float().mul_(LOG2_E / temperature)  # (P, B, V), in base 2 like `step`'s
+    prefix_p, prefix_cdf = prefix_distributions(logits, temperature)  # (P B, V), (P B, blocks)
     R = P * N * B
     rows = torch.arange(R, device=sequences.device)
     prefix_index = rows // (N * B)  # (R,), ascending: rows are in (t, n, b) order
     prefix_len = (prefix_index + 1) * stride  # (R,)
     batch_index = rows % B  # (R,)
     out = sequences.repeat(P * N, 1)  # (R, T): prefixes in place, suffixes overwritten below
-    if policy.eos_token is not None:  # prefix_ended[j, b]: the j-th rolled-out prefix of sequence b holds the end token
-        ended = (sequences == policy.eos_token).cummax(dim=1).values  # (B, T): [b, t-1] for y_1..y_t
-        prefix_ended = ended[:, stride - 1 : P * stride : stride].T.contiguous()  # (P, B)
+    prefix_ended = ended_prefixes(sequences, policy.eos_token, stride, P)  # (P, B) or None
 
     for begin in range(0, R, chunk_rows):
         chunk = rows[begin : begin + chunk_rows]
         pidx, plen, bidx = prefix_index[chunk], prefix_len[chunk], batch_index[chunk]
         state = tuple(s[:, pidx, bidx] for s in prefix_state)  # each (L, rows, H)
-        step_logits = prefix_logits[pidx, bidx]  # (rows, V): the policy's logits for y_{t+1}
+        first = pidx * B + bidx  # (rows,): each row's prefix, a row of prefix_p
         # A continuation of a prefix that already ended is all padding; one that emits the end token stops.
-        done = prefix_ended[pidx, bidx] if policy.eos_token is not None else None
+        done = prefix_ended[pidx, bidx] if prefix_ended is not None else None
+        step_logits = None  # before the first step: y_{t+1} comes from the prefix's row of prefix_p
         for k in range(1, T):
             active = running_rows(begin, len(chunk), T - k, stride, N * B)  # rows with >= k tokens to draw
             if active == 0:
                 break
-            token = sample_base2(step_logits[:active], generator)  # (active,)
+            if step_logits is None:  # k = 1: every row of the chunk draws
+                token = inverse_cdf(prefix_p, generator, prefix_cdf, first)  # (rows,)
+            else:
+                token = sample_base2(step_logits[:active], generator)  # (active,)
             token, done = policy.finish(token, None if done is None else done[:active])
             out[chunk[:active], plen[:active] + k - 1] = token
             if k < T - (begin // (N * B) + 1) * stride:  # the chunk's first (shortest) prefix needs another step
                 step_logits, state = step(token, tuple(s[:, :active] for s in state))
     return out.view(P, N, B, T)
+
+
+def prefix_distributions(logits: list[torch.Tensor], temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's distributions of y_{t+1} after the P rolled-out prefixes, from their logits
+    P x (B, V): unnormalised probabilities (P B, V), row j B + b for prefix j of sequence b, from
+    logits in base 2 like `sampling_step`'s, and their `block_cdf` (P B, blocks). The first token of
+    all N continuations of a prefix comes from this one distribution, so it is exponentiated and
+    summed once per prefix, not once per row: the same draws, and at the paper's sizes 0.6 ms
+    instead of 4.2 for a chunk's first draw (about 65 ms of a G step on one CPU thread)."""
+    p = exp2_probs(torch.cat(logits).float().mul_(LOG2_E / temperature))  # (P B, V), in place
+    return p, block_cdf(p)
+
+
+def ended_prefixes(sequences: torch.Tensor, eos_token: int | None, stride: int, num_prefixes: int) -> torch.Tensor | None:
+    """(P, B) bool: [j, b] whether the j-th rolled-out prefix of sequence b (its first (j + 1) stride
+    tokens) holds the end token; None without an end token."""
+    if eos_token is None:
+        return None
+    ended = (sequences == eos_token).cummax(dim=1).values  # (B, T): [b, t-1] for y_1..y_t
+    return ended[:, stride - 1 : num_prefixes * stride : stride].T.contiguous()
 
 
 def running_rows(begin: int, rows: int, longest: int, stride: int, group: int) -> int:
