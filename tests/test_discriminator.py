@@ -10,6 +10,7 @@ from seqgan.models.condition import LabelEncoder, repeat_rows
 from seqgan.models.discriminator import (
     CNNDiscriminator,
     Discriminator,
+    Highway,
     MultiRepCNNDiscriminator,
     RNNDiscriminator,
     discriminator_loss,
@@ -32,6 +33,26 @@ def test_table_scoring_equals_convolutions_and_follows_weight_changes():
         d.convs[2].weight.add_(0.5)  # an optimizer step changes weights in place: tables must follow
         d.embedding.weight.mul_(2.0)
         torch.testing.assert_close(d.features(x), conv_features(d, x), atol=1e-5, rtol=1e-5)
+
+
+def test_highway_is_the_papers_formula_with_and_without_gradients():
+    """t * relu(W_h x + b_h) + (1 - t) * x, t = sigmoid(W_t x + b_t): with gradients out of place,
+    without them in place on the product's output, the same values bit for bit; the gradient of x
+    is the formula's."""
+    torch.manual_seed(0)
+    hw = Highway(6)
+    x = torch.randn(5, 6, requires_grad=True)
+    t = torch.sigmoid(hw.gate(x))
+    paper = t * F.relu(hw.transform(x)) + (1 - t) * x
+    y = hw(x)
+    torch.testing.assert_close(y, paper, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        assert torch.equal(hw(x), y)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    (want,) = torch.autograd.grad(paper.sum(), x)
+    torch.testing.assert_close(grad, want, rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():  # bf16 products against a float32 x: out of place
+        assert hw(x).dtype == torch.float32
 
 
 def test_discriminators_output_two_logits_and_probabilities():
