@@ -284,6 +284,24 @@ def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
         assert ends[0][key] == expected, key
 
 
+def test_a_graphed_run_goes_on_eagerly_from_its_checkpoint(tmp_path):
+    """A run whose CUDA graphs fail on some GPU goes on eagerly: `--resume DIR cuda_graphs=false` from
+    its checkpoint after adversarial epoch 2 (as if it had crashed then) ends where the graphed run
+    ended, to round-off (the same computation, other kernels' rounding), and records the change."""
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    seqgan("train", "configs/smoke.yaml", "--out", str(full), "--quiet", *ON_CUDA, "checkpoint.keep=100")
+    shutil.copytree(full, resumed)
+    rewind(resumed, "2-adversarial-000002")
+    seqgan("train", "--resume", str(resumed), "cuda_graphs=false", "--quiet")
+    ends = [rows(run) for run in (resumed, full)]
+    assert [(r["phase"], r["epoch"]) for r in ends[0]] == [(r["phase"], r["epoch"]) for r in ends[1]]
+    for key, value in ends[1][-1].items():
+        expected = value if isinstance(value, str) else pytest.approx(value, rel=1e-4, abs=1e-6)
+        assert ends[0][-1][key] == expected, key
+    assert "cuda_graphs: false" in (resumed / "config.yaml").read_text()
+    assert (resumed / "command.txt").read_text().splitlines()[-1].endswith("cuda_graphs=false --quiet")
+
+
 @needs_graphs
 @pytest.mark.parametrize("kind", ["oracle", "label", "features", "text", "source", *OPTIONS])
 def test_every_kinds_mle_and_d_steps_are_captured_as_cuda_graphs(tmp_path, kind):

@@ -303,3 +303,6 @@ def test_resume_lengthens_a_finished_run_as_if_it_had_been_given_that_length(tmp
     assert code == 2 and "so generator.hidden_dim cannot change; only adversarial.epochs" in err
     code, err = run_cli(capsys, "train", "--resume", str(short), "configs/smoke.yaml")
     assert code == 2 and "give no CONFIG or --out" in err
+    # CUDA graphs may go off on resume (tests/test_cuda.py: a graphed run goes on eagerly); none run on the CPU
+    assert run_cli(capsys, "train", "--resume", str(short), "cuda_graphs=false", "--quiet")[0] == 0
+    assert load_config(short / "config.yaml").cuda_graphs is False and logged(short)[-1] == last[1]

@@ -39,8 +39,10 @@ from seqgan.training.experiment import Run, load_discriminator, open_run, resolv
 from seqgan.training.lm_scores import lm_scores
 from seqgan.training.run import PHASES, Trainer
 
-RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep")
-"""The settings a resumed run may change: the adversarial phase's length and checkpointing."""
+RESUME_OVERRIDES = ("adversarial.epochs", "checkpoint.every", "checkpoint.keep", "cuda_graphs")
+"""The settings a resumed run may change: the adversarial phase's length, checkpointing, and whether
+CUDA graphs replay its steps (the same computation to round-off: a run whose graphs fail on some GPU
+goes on eagerly from its last checkpoint with cuda_graphs=false)."""
 
 __all__ = ["RESUME_OVERRIDES", "Run", "evaluate", "generate", "open_run", "sample", "train"]
 
@@ -65,7 +67,7 @@ def train(
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), *, quiet: bool = True) -> Run:
     """Continue a run from its last checkpoint with its own config; `overrides` may lengthen it
-    (adversarial.epochs=N) or change checkpointing (RESUME_OVERRIDES)."""
+    (adversarial.epochs=N), change checkpointing or turn CUDA graphs off (RESUME_OVERRIDES)."""
     cfg, changed = resumed_config(Path(run_dir), list(overrides))
     argv = ["seqgan", "train", "--resume", str(run_dir), *overrides]
     return open_run(run_training(cfg, Path(run_dir), argv, quiet=quiet, resume=True, changed=changed))
@@ -95,7 +97,8 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> tuple[ExperimentConfi
     if fixed:
         raise ConfigError(
             f"--resume keeps the run's settings, so {', '.join(fixed)} cannot change; only "
-            f"{', '.join(RESUME_OVERRIDES)} can (to run longer or checkpoint differently); start a new run for the rest"
+            f"{', '.join(RESUME_OVERRIDES)} can (to run longer, checkpoint differently, or replay steps eagerly); "
+            "start a new run for the rest"
         )
     return cfg, changed
 
