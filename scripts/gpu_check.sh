@@ -13,6 +13,11 @@
 #     5. the CUDA tests, 8 processes at once, in what is left
 #   bash scripts/gpu_check.sh finish LIMIT     call 2, LIMIT = status's budget_left_s - 60 (timeout_s LIMIT + 30):
 #     resumes the protocol, then 4 and 5 for what has not run yet
+# A crash (not a time limit) falls back once to the plainest path, so that one session still measures: a bench
+# that crashes runs again eagerly (--cuda-graphs off) with the per-width convolutions, and the protocol then runs
+# so; a protocol that crashes goes on eagerly from its last checkpoint (--resume DIR cuda_graphs=false), or
+# before its first one starts afresh, eagerly and per width. GPU_CHECK_BREAK=bench|protocol breaks the first
+# try on purpose (an unknown option), to dry-run these fallbacks here.
 #   bash scripts/gpu_check.sh extra LIMIT      with device time to spare: the bench eager / bf16 / tf32 / D in bf16, the
 #     kernels of a D and an MLE step, the seed-to-seed spread without the deterministic switch and its cost
 #
@@ -38,7 +43,10 @@ RUN=gpu_runs/oracle_seqgan
 DEV=${GPU_CHECK_DEVICE:-cuda} # cpu: a dry run of the script's flow here (short LIMITs)
 ORACLE="data.oracle_path=data/target_params.npz"
 
+BREAK=${GPU_CHECK_BREAK:-}
+
 left() { echo $((LIMIT - (SECONDS - START))); }
+crashed() { case $1 in 0 | 124 | 137) return 1 ;; *) return 0 ;; esac; } # 124 / 137: a time limit, not a crash
 # stage LOG MAX RESERVE CMD...: CMD, its output in $W/LOG, for at most MAX s and never into the last RESERVE s
 stage() {
   local log=$1 max=$2 reserve=$3 box
@@ -75,15 +83,29 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$W/gpu.t
 python3 -c "import torch; print(torch.__version__, torch.version.cuda)" >> "$W/gpu.txt" 2>&1
 
 protocol() { # resume the protocol's run, or start it; its exit status says whether it finished (0)
-  local args
+  local args rc
   if [ -f "$RUN/config.yaml" ]; then
     args=(--resume "$RUN")
   else
     args=(configs/oracle_seqgan.yaml --out "$RUN" device="$DEV" "$ORACLE" "discriminator.$(cat gpu_runs/conv 2>/dev/null || echo fused_conv=auto)")
   fi
+  [ -f gpu_runs/eager ] && args+=(cuda_graphs=false)
+  [ "$BREAK" = protocol ] && [ ! -f gpu_runs/eager ] && args+=(no_such_setting=1)
   stage protocol.log 9999 "$1" python3 -m seqgan train "${args[@]}" --quiet
-  local rc=$?
+  rc=$?
   echo "$rc" > gpu_runs/protocol_rc
+  if crashed $rc && [ ! -f gpu_runs/eager ]; then # once more, eagerly
+    touch gpu_runs/eager
+    if compgen -G "$RUN/checkpoints/*-*" > /dev/null; then
+      echo "the protocol crashed (exit $rc): it goes on eagerly from its last checkpoint" >> "$W/stages.txt"
+    else
+      echo "the protocol crashed (exit $rc) before its first checkpoint: afresh, eagerly and per width" >> "$W/stages.txt"
+      [ -d "$RUN" ] && mv "$RUN" "$RUN.crashed_$SECONDS"
+      echo fused_conv=off > gpu_runs/conv
+    fi
+    protocol "$1"
+    return $?
+  fi
   return $rc
 }
 
@@ -103,14 +125,23 @@ cuda_tests() { # 5.: once
 
 case $MODE in
   checks)
-    stage bench_cuda_fp32.json 120 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3
-    stage bench_cuda_groups3.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-groups 3
-    stage bench_cuda_unfused.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-conv off
+    broken=()
+    [ "$BREAK" = bench ] && broken=(--no-such-option)
+    stage bench_cuda_fp32.json 120 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 "${broken[@]}"
+    if crashed $?; then # the plainest path for the bench and the protocol
+      echo "the bench crashed: again eagerly with the per-width convolutions, and the protocol so" >> "$W/stages.txt"
+      touch gpu_runs/eager
+      stage bench_cuda_eager_unfused.json 100 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 3 --cuda-graphs off --fused-conv off
+    else
+      stage bench_cuda_groups3.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-groups 3
+      stage bench_cuda_unfused.json 40 0 python3 bench/adversarial_step.py --device "$DEV" --repeats 1 --skip-naive --fused-conv off
+    fi
     # the convolution whose protocol estimate is lowest (as overrides), and that estimate (s)
     read -r conv estimate < <(python3 - "$W" << 'EOF'
 import json, sys
 est = {}
-for conv, name in (("fused_conv=auto", "fp32"), ("fused_groups=3", "groups3"), ("fused_conv=off", "unfused")):
+runs = (("fused_conv=auto", "fp32"), ("fused_groups=3", "groups3"), ("fused_conv=off", "unfused"), ("fused_conv=off", "eager_unfused"))
+for conv, name in runs:
     try:  # the bench's JSON line is its last
         est[conv] = json.loads(open(f"{sys.argv[1]}/bench_cuda_{name}.json").read().splitlines()[-1])["protocol_seconds"]
     except (OSError, IndexError, ValueError, KeyError):
@@ -118,6 +149,7 @@ for conv, name in (("fused_conv=auto", "fp32"), ("fused_groups=3", "groups3"), (
 print(min(est, key=est.get), round(min(est.values()))) if est else print("fused_conv=auto", 0)
 EOF
     )
+    [ -f gpu_runs/eager ] && conv=fused_conv=off # after a crash of the bench
     echo "$conv" > gpu_runs/conv
     echo "protocol: discriminator.$conv, estimated at ${estimate} s from the parts" >> "$W/stages.txt"
     # a protocol that cannot end in this call and a short second one (about 150 s) runs after the tests
@@ -131,7 +163,8 @@ EOF
     ;;
   finish)
     [ -f "$RUN/config.yaml" ] || echo "no protocol run on this machine (a fresh one): the protocol is not resumed" >> "$W/stages.txt"
-    [ -f "$RUN/config.yaml" ] && [ "$(cat gpu_runs/protocol_rc 2>/dev/null)" != 0 ] && protocol 100
+    [ -f "$RUN/config.yaml" ] && ! crashed "$(cat gpu_runs/protocol_rc 2> /dev/null || echo 124)" &&
+      [ "$(cat gpu_runs/protocol_rc 2> /dev/null)" != 0 ] && protocol 100 # not after a crash of the fallback too
     curve_and_sweep
     cuda_tests
     ;;
