@@ -259,6 +259,13 @@ def test_checkpoint_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert code == 2 and f"continue it with --resume {run}" in err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a visible GPU")
+def test_device_cuda_without_a_gpu_is_a_one_line_error_before_any_folder(tmp_path, capsys):
+    code, err = run_cli(capsys, "train", "configs/smoke.yaml", "--out", str(tmp_path / "run"), "--quiet", "device=cuda")
+    assert code == 2 and "device=cuda but no CUDA device is visible here" in err and "use device=cpu or device=auto" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_truncated_last_metrics_line_is_ignored_on_resume(tmp_path):
     trainer = smoke_trainer(tmp_path)
     trainer.run()

@@ -34,10 +34,15 @@ WORD_VECTORS_FILE = "word_vectors.safetensors"
 
 
 def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when a device is visible) as a torch device; 'cuda' without one
+    is a ConfigError (one line on the command line, exit status 2), before any work or folder."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but no CUDA device is visible; use device=cpu or device=auto")
+        raise ConfigError(
+            "device=cuda but no CUDA device is visible here (torch.cuda.is_available() is False: a CPU build of "
+            f"torch {torch.__version__}, no GPU, or CUDA_VISIBLE_DEVICES hiding it); use device=cpu or device=auto"
+        )
     return torch.device(name)
 
 
