@@ -163,8 +163,9 @@ EOF
     ;;
   finish)
     [ -f "$RUN/config.yaml" ] || echo "no protocol run on this machine (a fresh one): the protocol is not resumed" >> "$W/stages.txt"
-    [ -f "$RUN/config.yaml" ] && ! crashed "$(cat gpu_runs/protocol_rc 2> /dev/null || echo 124)" &&
-      [ "$(cat gpu_runs/protocol_rc 2> /dev/null)" != 0 ] && protocol 100 # not after a crash of the fallback too
+    case "$(cat gpu_runs/protocol_rc 2> /dev/null)" in # resumed only when a time limit stopped it: not finished, not crashed twice
+      124 | 137) [ -f "$RUN/config.yaml" ] && protocol 100 ;;
+    esac
     curve_and_sweep
     cuda_tests
     ;;
