@@ -13,13 +13,14 @@
 #     5. the CUDA tests, 8 processes at once, in what is left
 #   bash scripts/gpu_check.sh finish LIMIT     call 2, LIMIT = status's budget_left_s - 60 (timeout_s LIMIT + 30):
 #     resumes the protocol, then 4 and 5 for what has not run yet
+#   bash scripts/gpu_check.sh extra LIMIT      with device time to spare: the bench eager / bf16 / tf32 / D in bf16, the
+#     kernels of a D and an MLE step, the seed-to-seed spread without the deterministic switch and its cost
+#
 # A crash (not a time limit) falls back once to the plainest path, so that one session still measures: a bench
 # that crashes runs again eagerly (--cuda-graphs off) with the per-width convolutions, and the protocol then runs
 # so; a protocol that crashes goes on eagerly from its last checkpoint (--resume DIR cuda_graphs=false), or
 # before its first one starts afresh, eagerly and per width. GPU_CHECK_BREAK=bench|protocol breaks the first
 # try on purpose (an unknown option), to dry-run these fallbacks here.
-#   bash scripts/gpu_check.sh extra LIMIT      with device time to spare: the bench eager / bf16 / tf32 / D in bf16, the
-#     kernels of a D and an MLE step, the seed-to-seed spread without the deterministic switch and its cost
 #
 # Every stage has its own time limit (stages.txt says how each ended). Each call prints a summary (the
 # reply's output_tail) and returns in $OUT (at most 8 files come back) the two PNGs and results.tgz with
