@@ -13,7 +13,7 @@ from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, lo
 from seqgan.cuda_graphs import d_step_precision
 from seqgan.models.discriminator import CNNDiscriminator, padded_groups
 from seqgan.models.generator import Generator, frozen_copy
-from seqgan.runtime import autocast, check_deterministic, set_numerics
+from seqgan.runtime import autocast, check_deterministic, check_precision, cpu_bf16_lstm_works, set_numerics
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +171,12 @@ def test_deterministic_cuda_runs_are_refused_before_they_start_where_torch_canno
         check_deterministic(torch.device("cuda"), True)
 
 
+needs_cpu_bf16 = pytest.mark.skipif(
+    not cpu_bf16_lstm_works(), reason="PyTorch has no bf16 LSTM on this CPU (no AVX-512 / AMX): precision=bf16 is refused here"
+)
+
+
+@needs_cpu_bf16
 def test_bf16_autocast_runs_g_and_d_in_bf16_but_the_output_layer_nll_in_fp32():
     g = Generator(50, 8, 8)
     x = torch.randint(50, (4, 6))
@@ -184,6 +190,7 @@ def test_bf16_autocast_runs_g_and_d_in_bf16_but_the_output_layer_nll_in_fp32():
         assert g.step(x[:, 0], None)[0].dtype == torch.float32
 
 
+@needs_cpu_bf16
 def test_a_bf16_run_trains_and_lands_near_the_fp32_run(tmp_path):
     last = {}
     for precision in ("fp32", "bf16"):
@@ -194,6 +201,24 @@ def test_a_bf16_run_trains_and_lands_near_the_fp32_run(tmp_path):
         last[precision] = json.loads((tmp_path / precision / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["bf16"]["nll_oracle"] == pytest.approx(last["fp32"]["nll_oracle"], abs=0.1)
     assert last["bf16"]["nll_oracle"] != last["fp32"]["nll_oracle"]  # it did run in another precision
+
+
+def test_bf16_runs_are_refused_before_they_start_on_a_cpu_without_a_bf16_lstm(tmp_path, monkeypatch):
+    """Where PyTorch cannot run an LSTM under bf16 autocast on the CPU (a Zen 3 EPYC: AVX2 only), a
+    precision=bf16 run would fail at its first MLE step: it is refused at once, before its folder is
+    written, with the fix. fp32, D alone in bf16, and GPUs pass."""
+    monkeypatch.setattr("seqgan.runtime.cpu_bf16_lstm_works", lambda: False)
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["precision=bf16"])
+    with pytest.raises(
+        ConfigError, match=r"precision=bf16: .* on this CPU .*use precision=fp32, or discriminator.precision=bf16"
+    ):
+        Trainer(cfg, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+    check_precision(torch.device("cpu"), "fp32")
+    check_precision(torch.device("cuda"), "bf16")
+    Trainer(load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.precision=bf16"]), tmp_path / "d", quiet=True)
+    monkeypatch.setattr("seqgan.runtime.cpu_bf16_lstm_works", lambda: True)
+    check_precision(torch.device("cpu"), "bf16")
 
 
 def test_fused_adam_takes_the_per_tensor_loops_step():

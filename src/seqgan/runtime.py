@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 
 import torch
@@ -74,6 +75,31 @@ def check_deterministic(device: torch.device, deterministic: bool) -> None:
         raise ConfigError(
             f"deterministic=true on CUDA needs torch >= {since} (its CUDA cumsum, which sampling uses, has no "
             f"deterministic kernel before); this is torch {version}: upgrade torch, or set deterministic=false"
+        )
+
+
+@functools.cache
+def cpu_bf16_lstm_works() -> bool:
+    """Whether PyTorch runs an LSTM under bfloat16 autocast on this CPU, tried once on a 1-unit LSTM.
+    Its oneDNN kernel wants AVX-512 or AMX: it runs on an AMD EPYC of the Zen 4 generation (AVX512-BF16)
+    and on a Xeon with AMX, and on a Zen 3 EPYC (AVX2 only) fails with "could not create a primitive
+    descriptor for the LSTM forward propagation primitive"."""
+    lstm = torch.nn.LSTM(1, 1)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 1))
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse precision=bf16 on a CPU whose PyTorch cannot run G's LSTM in bf16, before the run starts
+    (it would fail at the first MLE step)."""
+    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_lstm_works():
+        raise ConfigError(
+            "precision=bf16: PyTorch cannot run G's LSTM in bf16 on this CPU (oneDNN's bf16 kernels want AVX-512 or AMX, "
+            "which it lacks); use precision=fp32, or discriminator.precision=bf16 to run D alone in bf16"
         )
 
 

@@ -36,7 +36,7 @@ from seqgan.config import ConfigError, ExperimentConfig
 from seqgan.data.text import resolve_paths
 from seqgan.errors import NonFiniteLossError
 from seqgan.generation import format_samples, sample_for_data
-from seqgan.runtime import autocast, check_deterministic, configure, set_numerics
+from seqgan.runtime import autocast, check_deterministic, check_precision, configure, set_numerics
 from seqgan.seeding import set_seed
 from seqgan.training import progress
 from seqgan.training.checkpoint import load_weights
@@ -79,6 +79,7 @@ class Trainer:
         set_seed(cfg.seed)  # the same data and initial models on every rank
         self.device = resolve_device(cfg.device)
         check_deterministic(self.device, cfg.deterministic)
+        check_precision(self.device, cfg.precision)
         if self.device.type == "cuda" and dist.parallel:
             self.device = torch.device("cuda", dist.local_rank)
         self.folder = RunFolder(Path(run_dir), cfg, dist.is_main())
