@@ -27,24 +27,43 @@ from safetensors.torch import load_file
 from kinds import OPTIONS, ROOT, every_run, kinds
 from seqgan.training.checkpoint import checkpoint_names, latest_checkpoint
 
-DEVICE = os.environ.get("SEQGAN_CUDA_TESTS_ON", "cuda")
-"""Where these tests run: 'cuda', or 'cpu' to try the tests themselves on a machine without a GPU
-before a GPU session: `SEQGAN_CUDA_TESTS_ON=cpu python -m pytest -m cuda` (the tests of CUDA graphs
-then skip)."""
-assert DEVICE in ("cuda", "cpu"), f"SEQGAN_CUDA_TESTS_ON={DEVICE!r}: use cuda or cpu"
+MODE = os.environ.get("SEQGAN_CUDA_TESTS_ON", "cuda")
+"""Where these tests run: 'cuda'; 'virtual', a GPU played by the CPU (tests/virtual_gpu.py: it refuses
+what CUDA refuses, tensors on two devices and draws from the other device's generator); or 'cpu', to
+try the tests themselves. `SEQGAN_CUDA_TESTS_ON=virtual python -m pytest -m cuda` before a GPU session
+finds device faults; the tests of CUDA graphs and of bf16 autocast then skip."""
+assert MODE in ("cuda", "virtual", "cpu"), f"SEQGAN_CUDA_TESTS_ON={MODE!r}: use cuda, virtual or cpu"
+DEVICE = {"virtual": "vgpu"}.get(MODE, MODE)
+"""The torch device of the tests' own tensors."""
+CLI_DEVICE = {"virtual": "cuda"}.get(MODE, MODE)
+"""The `device=` of the runs (on the played GPU, `cuda` resolves to it)."""
+SEQGAN = {"virtual": [str(ROOT / "tests" / "scripts" / "virtual_gpu_seqgan.py")]}.get(MODE, ["-m", "seqgan"])
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(MODE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
-needs_graphs = pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs; SEQGAN_CUDA_TESTS_ON=cpu tries the other tests")
+needs_graphs = pytest.mark.skipif(MODE != "cuda", reason="CUDA graphs; SEQGAN_CUDA_TESTS_ON=virtual|cpu tries the other tests")
+
+
+@pytest.fixture(autouse=True)
+def played_gpu():
+    """The tests' own tensors on the played GPU, when it plays."""
+    if MODE != "virtual":
+        yield
+        return
+    from virtual_gpu import virtual_gpu
+
+    with virtual_gpu():
+        yield
+
 
 TIME_KEYS = {"wall_s", "time"}  # when a row was written differs between any two runs
-ON_CUDA = [f"device={DEVICE}", "deterministic=true", "checkpoint.every=1"]
+ON_CUDA = [f"device={CLI_DEVICE}", "deterministic=true", "checkpoint.every=1"]
 
 
 def seqgan_out(*args: str) -> str:
     """`seqgan ARGS`, which must succeed; its standard output."""
-    r = subprocess.run([sys.executable, "-m", "seqgan", *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    r = subprocess.run([sys.executable, *SEQGAN, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
@@ -102,7 +121,7 @@ def test_every_algorithms_cuda_run_resumed_mid_way_ends_as_the_uninterrupted_one
     seqgan("train", f"configs/smoke_{algorithm}.yaml", "--out", str(full), "--quiet", *ON_CUDA, "checkpoint.keep=100")
     assert (
         f"algorithm: {algorithm}" in (full / "config.yaml").read_text()
-        and f"device: {DEVICE}" in (full / "config.yaml").read_text()
+        and f"device: {CLI_DEVICE}" in (full / "config.yaml").read_text()
     )
     shutil.copytree(full, resumed)
     rewind(resumed, "2-adversarial-000002")
@@ -134,7 +153,7 @@ def test_a_cuda_run_trains_on_the_cpu_runs_data_and_starts_from_its_nll(tmp_path
         "--quiet",
         "pretrain.epochs=1",
         "adversarial.epochs=0",
-        f"device={DEVICE}",
+        f"device={CLI_DEVICE}",
     )
     first_cpu, first_gpu = rows(cpu)[0], rows(gpu)[0]
     assert first_gpu["nll_test"] == pytest.approx(first_cpu["nll_test"], rel=1e-4)
@@ -276,7 +295,7 @@ def test_a_run_with_cuda_graphs_ends_where_an_eager_one_does(tmp_path):
     ends = []
     for graphs in ("true", "false"):
         run = tmp_path / graphs
-        seqgan("train", "configs/smoke.yaml", "--out", str(run), "--quiet", f"device={DEVICE}", f"cuda_graphs={graphs}")
+        seqgan("train", "configs/smoke.yaml", "--out", str(run), "--quiet", f"device={CLI_DEVICE}", f"cuda_graphs={graphs}")
         ends.append(rows(run)[-1])
     assert ends[0].keys() == ends[1].keys()
     for key, value in ends[1].items():  # the phase by name, the figures to round-off
@@ -393,6 +412,7 @@ def test_graphed_epochs_synchronise_once_at_their_end_and_cpu_draws_move_without
     assert torch.equal(moved.cpu().sort().values, torch.arange(1000))
 
 
+@pytest.mark.skipif(MODE == "virtual", reason="bf16 autocast is not played")
 def test_a_bf16_discriminator_trains_on_cuda_repeats_and_lands_near_the_fp32_run(tmp_path):
     """discriminator.precision=bf16 (D under bf16 autocast, G in float32) on the device: two runs with
     the deterministic switch end the same, and near the float32 run, which they do not equal."""

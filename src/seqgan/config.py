@@ -618,10 +618,10 @@ class AdversarialConfig:
                     )
 
     def rollout_rows(self, device_type: str) -> int:
-        """rollout_chunk, or its default on a device of this type ('cpu', 'cuda', ...)."""
+        """rollout_chunk, or its default on a device of this type: the CPU's on 'cpu', a GPU's on any other."""
         if self.rollout_chunk is not None:
             return self.rollout_chunk
-        return ROLLOUT_ROWS_GPU if device_type == "cuda" else ROLLOUT_ROWS_CPU
+        return ROLLOUT_ROWS_CPU if device_type == "cpu" else ROLLOUT_ROWS_GPU
 
 
 @dataclass

@@ -650,7 +650,7 @@ class CNNDiscriminator(Discriminator):
 
     def _pooled(self, embedded: torch.Tensor) -> torch.Tensor:
         """Max-over-time convolution outputs: embedded (B, T, E) -> (B, sum n_w)."""
-        if self.fused_conv == "on" or (self.fused_conv == "auto" and embedded.device.type == "cuda"):
+        if self.fused_conv == "on" or (self.fused_conv == "auto" and embedded.device.type != "cpu"):
             return self._pooled_fused(embedded.transpose(1, 2).contiguous())  # (B, E, T): channels first
         # conv(x).amax(-1) per width, with a backward through the winning windows only (`window_max`)
         return torch.cat([window_max(embedded, conv.weight, conv.bias) for conv in self.convs], dim=1)

@@ -449,7 +449,7 @@ class Generator(nn.Module):
         if prefix is not None and (len(prefix) != num or prefix.shape[1] > seq_len):
             raise ValueError(f"prefix {tuple(prefix.shape)}: give one row per sequence, at most seq_len={seq_len} long")
         device = self.head.bias.device
-        batch_size = batch_size or (SAMPLE_ROWS_GPU if device.type == "cuda" else SAMPLE_ROWS_CPU)
+        batch_size = batch_size or (SAMPLE_ROWS_CPU if device.type == "cpu" else SAMPLE_ROWS_GPU)
         step, pick = self._sampler(temperature, top_k, top_p)
         chunks, noises = [], []
         for begin in range(0, num, batch_size):
