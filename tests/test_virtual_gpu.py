@@ -1,5 +1,5 @@
 """The GPU played by the CPU (tests/virtual_gpu.py): that it refuses what CUDA refuses and computes
-what the CPU computes, and that every kind of run trains there.
+what the CPU computes, and what it found in seqgan (a GPU run's dropout stream, not checkpointed).
 
 `SEQGAN_CUDA_TESTS_ON=virtual python -m pytest -m cuda` runs tests/test_cuda.py's runs on it."""
 
@@ -98,6 +98,24 @@ def rows(run: Path) -> list[dict]:
         {k: v for k, v in json.loads(line).items() if k not in ("wall_s", "time")}
         for line in (run / "metrics.jsonl").read_text().splitlines()
     ]
+
+
+def test_a_gpu_run_resumed_ends_as_the_uninterrupted_one_its_dropout_stream_checkpointed(tmp_path):
+    """The fault the played GPU found: a GPU run's D draws its dropout masks from the device's own
+    generator, which checkpoints did not hold, so a resumed GPU run left the uninterrupted one at
+    its next D round. Checkpoints now hold it, and restore it on a GPU."""
+    import seqgan
+    from seqgan.training.checkpoint import latest_checkpoint, load_state
+    from virtual_gpu import virtual_gpu
+
+    on_gpu = ["device=cuda", "checkpoint.every=1", "eval.every=1", "pretrain.epochs=2", "d_pretrain.steps=1"]
+    with virtual_gpu():
+        seqgan.train("configs/smoke.yaml", [*on_gpu, "adversarial.epochs=3"], out=tmp_path / "full")
+        seqgan.train("configs/smoke.yaml", [*on_gpu, "adversarial.epochs=1"], out=tmp_path / "short")
+        seqgan.resume(tmp_path / "short", ["adversarial.epochs=3"])
+    assert rows(tmp_path / "short") == rows(tmp_path / "full")
+    state = load_state(latest_checkpoint(tmp_path / "full" / "checkpoints"))
+    assert state["rng"]["device"].dtype == torch.uint8
 
 
 KINDS = ["oracle", "label", "features", "text", "source", *OPTIONS]

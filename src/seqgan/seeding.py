@@ -17,14 +17,22 @@ def set_seed(seed: int) -> int:
     return seed
 
 
-def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Every RNG state a run depends on: Python, NumPy, torch's global one and named generators."""
-    return {
+CPU = torch.device("cpu")
+
+
+def rng_state(generators: dict[str, torch.Generator], device: torch.device = CPU) -> dict[str, Any]:
+    """Every RNG state a run depends on: Python, NumPy, torch's global one, named generators and, on
+    a GPU, the device's default generator, which draws for what takes no generator (dropout) and
+    which `torch.get_rng_state()` does not hold."""
+    state = {
         "python": random.getstate(),
         "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "generators": {name: g.get_state() for name, g in generators.items()},
     }
+    if device.type != "cpu":
+        state["device"] = torch.get_device_module(device).get_rng_state(device)
+    return state
 
 
 def _numpy_state() -> dict[str, Any]:
@@ -38,10 +46,14 @@ def _numpy_state() -> dict[str, Any]:
     }
 
 
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device = CPU) -> None:
+    """Restore `rng_state`'s streams; the device's default generator when the state has one (a
+    checkpoint written on a GPU, resumed on one) and `device` is a GPU."""
     random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     for name, g in generators.items():
         g.set_state(state["generators"][name])
+    if device.type != "cpu" and "device" in state:
+        torch.get_device_module(device).set_rng_state(state["device"], device)

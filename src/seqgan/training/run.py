@@ -101,7 +101,9 @@ class Trainer:
             set_seed(dist.seed(cfg.seed))
         self.evaluator = Evaluator(cfg, self.data, dist, self.device)
         rngs = {"sample": self.streams.sample, "shuffle": self.streams.shuffle}
-        self.checkpoints = Checkpoints(self.folder.checkpoints, cfg.checkpoint.keep, self.algorithm, rngs, self.early, dist)
+        self.checkpoints = Checkpoints(
+            self.folder.checkpoints, cfg.checkpoint.keep, self.algorithm, rngs, self.early, dist, device=self.device
+        )
         self.phase, self.epoch = PHASES[0], 0  # the next unit to run is `epoch` of `phase`
         self.timings: dict[str, float] = {}  # seconds per finished phase (and the running one's, in checkpoints)
         self._phase_began: float | None = None

@@ -85,8 +85,11 @@ class Checkpoints:
         rngs: dict[str, torch.Generator],
         early: EarlyStopping | None,
         dist: distributed.Dist,
+        *,
+        device: torch.device,
     ) -> None:
         self.folder, self.keep, self.algorithm, self.rngs, self.early, self.dist = folder, keep, algorithm, rngs, early, dist
+        self.device = device
         self.saved = ""  # name of the last checkpoint written by this process
 
     def models(self) -> dict[str, torch.nn.Module]:
@@ -98,7 +101,7 @@ class Checkpoints:
         """Everything a checkpoint holds, copied now."""
         state: dict[str, Any] = position.state() | {
             "optimizers": {name: _copied(opt.optimizer.state_dict()) for name, opt in self.algorithm.optimizers.items()},
-            "rng": rng_state(self.rngs),
+            "rng": rng_state(self.rngs, self.device),
             "steps": dict(self.algorithm.steps),
         }
         if self.early is not None:
@@ -136,7 +139,7 @@ class Checkpoints:
                 f"{path}: written by {len(ranks)} process(es), resumed with {self.dist.world}; resume with the same "
                 f"number of processes (torchrun --nproc_per_node x --nnodes = {len(ranks)}, or no torchrun for 1)"
             )
-        set_rng_state(ranks[self.dist.rank], self.rngs)
+        set_rng_state(ranks[self.dist.rank], self.rngs, self.device)
         self.saved = path.name
         self.algorithm.steps = dict(state.get("steps", {"g": 0, "d": 0}))  # absent in the oldest checkpoints
         if self.early is not None:
