@@ -1,4 +1,7 @@
-"""Shared test fixtures: one torch thread (2-core machines), paths to the shared data."""
+"""Shared test fixtures: one torch thread (2-core machines), paths to the shared data, and the GPU
+played by the CPU (tests/virtual_gpu.py) registered before any test runs: PyTorch's autograd engine
+sizes its queues per device at the process's first backward pass, so a device registered after it
+cannot run backward passes. Not where a real GPU is visible (the played one is for machines without)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ SHARED = ROOT.parent / "shared"
 PAPER_ORACLE = SHARED / "data" / "seqgan_oracle" / "target_params.npz"
 
 torch.set_num_threads(1)
+if not torch.cuda.is_available():
+    with contextlib.suppress(ImportError):  # a torch that cannot define a device from Python: those tests skip
+        import virtual_gpu  # noqa: F401
 
 
 @pytest.fixture

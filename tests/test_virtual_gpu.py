@@ -15,13 +15,15 @@ import torch
 from kinds import OPTIONS, every_run
 
 
+def played_gpu():
+    """`virtual_gpu()` (conftest.py imports the module before any test runs; see there)."""
+    return pytest.importorskip("virtual_gpu").virtual_gpu()
+
+
 @pytest.fixture
 def vg():
-    """The played GPU's module, its device playing during the test. Imported here rather than at the
-    top: importing it gives the process a device 'vgpu' for good (PyTorch's PrivateUse1 backend
-    cannot be taken back), and the test files collected beside this one need not see it."""
-    import virtual_gpu
-
+    """The played GPU's module, its device playing during the test."""
+    virtual_gpu = pytest.importorskip("virtual_gpu")
     with virtual_gpu.virtual_gpu():
         yield virtual_gpu
 
@@ -106,10 +108,9 @@ def test_a_gpu_run_resumed_ends_as_the_uninterrupted_one_its_dropout_stream_chec
     its next D round. Checkpoints now hold it, and restore it on a GPU."""
     import seqgan
     from seqgan.training.checkpoint import latest_checkpoint, load_state
-    from virtual_gpu import virtual_gpu
 
     on_gpu = ["device=cuda", "checkpoint.every=1", "eval.every=1", "pretrain.epochs=2", "d_pretrain.steps=1"]
-    with virtual_gpu():
+    with played_gpu():
         seqgan.train("configs/smoke.yaml", [*on_gpu, "adversarial.epochs=3"], out=tmp_path / "full")
         seqgan.train("configs/smoke.yaml", [*on_gpu, "adversarial.epochs=1"], out=tmp_path / "short")
         seqgan.resume(tmp_path / "short", ["adversarial.epochs=3"])
@@ -129,11 +130,11 @@ def test_every_kind_of_run_and_every_algorithm_trains_on_the_played_gpu(tmp_path
     tensor left on the CPU, or a draw from the wrong device's generator, fails as on CUDA; its G
     samples there, and its checkpoint opens on the CPU."""
     import seqgan
-    from virtual_gpu import virtual_gpu
 
     config, *overrides = every_run(tmp_path)[name] if name in KINDS else [f"configs/smoke_{name}.yaml"]
-    with virtual_gpu():
-        run = seqgan.train(config, [*overrides, "device=cuda", "adversarial.epochs=1"], out=tmp_path / "run")
+    short = ["pretrain.epochs=1", "d_pretrain.steps=1"] if name in KINDS else []  # scratch has no pre-training
+    with played_gpu():
+        run = seqgan.train(config, [*overrides, *short, "device=cuda", "adversarial.epochs=1"], out=tmp_path / "run")
         assert run.device.type == "vgpu" and next(run.generator.parameters()).device.type == "vgpu"
         assert len(seqgan.sample(run, 3)) == 3
     last = rows(tmp_path / "run")[-1]
@@ -142,14 +143,13 @@ def test_every_kind_of_run_and_every_algorithm_trains_on_the_played_gpu(tmp_path
 
 
 def test_every_command_reads_a_played_gpu_run(tmp_path):
-    """sample (top-p, beam search, D's scores), evaluate (D's figures, LM scores, top-p), sweep and plot
-    on a run trained with device=auto, which picks the GPU; evaluate reports the NLL the run logged."""
+    """generate (top-p, beam search, D's scores), evaluate (D's figures, LM scores, top-p) and sweep on
+    a run trained with device=auto, which picks the GPU; evaluate reports the NLL the run logged."""
     import seqgan
     from seqgan.cli.main import main
-    from virtual_gpu import virtual_gpu
 
     run_dir, sweep = tmp_path / "run", tmp_path / "sweep"
-    with virtual_gpu():
+    with played_gpu():
         run = seqgan.train("configs/smoke.yaml", ["device=auto", "adversarial.epochs=2"], out=run_dir)
         assert run.device.type == "vgpu"
         out = seqgan.generate(run, ["3 17"], n=2, top_p=0.9, discriminator=True)

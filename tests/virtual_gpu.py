@@ -20,6 +20,10 @@ the CPU", so a vgpu run takes them; CUDA graphs, pinned copies, bf16 autocast an
 itself and are not played. The CUDA-only kernels that PyTorch's composite operations pick on a
 device other than the CPU (the fused LSTM and GRU cells, fused dropout) are written here in CPU
 operations. It is slow (every operation passes through Python): for tiny runs.
+
+Import it before the process's first backward pass (tests/conftest.py does, and
+tests/scripts/virtual_gpu_seqgan.py): PyTorch's autograd engine sizes its queues per device then,
+and a device registered later fails its backward passes with an internal assert.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.backend_registration import _DummyDeviceGuard, _DummyPrivateUse1Hook
 
+if not hasattr(getattr(torch._C, "_acc", None), "register_python_privateuseone_device_guard"):
+    raise ImportError(
+        f"torch {torch.__version__} cannot define a device from Python (torch._C._acc); the played GPU needs a newer torch"
+    )
 torch.utils.rename_privateuse1_backend("vgpu")
 VGPU = torch.device("vgpu", 0)
 aten = torch.ops.aten
