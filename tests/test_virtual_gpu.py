@@ -41,6 +41,10 @@ def test_it_refuses_what_cuda_refuses(vg):
         torch.rand(3, generator=torch.Generator("vgpu").manual_seed(0))
     with pytest.raises(TypeError, match="numpy"):
         x.numpy()
+    with pytest.raises(RuntimeError, match="same device"):
+        x[torch.tensor([0, 2])] = torch.ones(2, 4)  # CPU values put into a device tensor
+    with pytest.raises(RuntimeError, match="same device"):
+        torch.ones(3, 4)[torch.tensor([0, 2], device="vgpu")]  # a CPU tensor indexed by device indices
 
 
 def test_it_allows_what_cuda_allows(vg):

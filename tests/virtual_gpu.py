@@ -49,7 +49,7 @@ aten = torch.ops.aten
 CROSS_DEVICE = {aten._to_copy.default, aten.copy_.default, aten._copy_from.default, aten._copy_from_and_resize.default}
 """Operations that CUDA runs with their tensors on two devices."""
 INDEXING = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default, aten._index_put_impl_.default}
-"""Operations whose index tensors may stay on the CPU while the indexed tensor is on the GPU."""
+"""Operations whose index tensors may stay on the CPU while the indexed tensor (and the values put) are on the GPU."""
 MARK = 1 << 62
 """The bit a vgpu generator's seed carries, by which a draw knows it (seqgan's seeds are small)."""
 
@@ -181,6 +181,13 @@ def tree_map(fn, x):
     return fn(x)
 
 
+def cpu_indices_only(args) -> bool:
+    """Whether an indexing operation's CPU tensors are its indices alone (args[1]), its indexed tensor
+    (and the values put, args[2]) on the device: what CUDA takes."""
+    on_cpu = [isinstance(t, torch.Tensor) and not isinstance(t, VTensor) and t.dim() > 0 for t in (args[0], *args[2:])]
+    return isinstance(args[0], VTensor) and not any(on_cpu)
+
+
 def dispatch(func, args, kwargs):
     """Run `func` on the CPU values of its tensors, refusing what CUDA would refuse; its results on
     vgpu when an input was there or a `device=` asked for it."""
@@ -200,7 +207,7 @@ def dispatch(func, args, kwargs):
     if kwargs.get("device") is not None:
         to_vgpu = torch.device(kwargs["device"]).type == "vgpu"
         kwargs["device"] = torch.device("cpu") if to_vgpu else kwargs["device"]
-    if len(devices) > 1 and func not in CROSS_DEVICE and not (func in INDEXING and isinstance(originals[0][0], VTensor)):
+    if len(devices) > 1 and func not in CROSS_DEVICE and not (func in INDEXING and cpu_indices_only(originals[0])):
         raise RuntimeError(
             f"Expected all tensors to be on the same device, but found at least two devices, vgpu:0 and cpu! ({func})"
         )
