@@ -41,6 +41,8 @@ def test_it_refuses_what_cuda_refuses(vg):
         torch.rand(3, generator=torch.Generator("vgpu").manual_seed(0))
     with pytest.raises(TypeError, match="numpy"):
         x.numpy()
+    with pytest.raises(RuntimeError, match="does not nest"), vg.virtual_gpu():
+        pass
     with pytest.raises(RuntimeError, match="same device"):
         x[torch.tensor([0, 2])] = torch.ones(2, 4)  # CPU values put into a device tensor
     with pytest.raises(RuntimeError, match="same device"):

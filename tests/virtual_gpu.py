@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 from collections.abc import Iterator
 from unittest import mock
 
@@ -319,7 +318,6 @@ def _copy_from(src, dst, non_blocking=False):
 
 
 _lib.impl("_copy_from", _copy_from, "PrivateUse1")
-_LOCK = threading.Lock()
 
 
 def _save_file(tensors: dict[str, torch.Tensor], *args, **kwargs) -> None:
@@ -333,8 +331,11 @@ def _resolve(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def virtual_gpu() -> Iterator[None]:
-    """Run seqgan with `device=cuda` (or auto) on the played GPU; one at a time in a process."""
-    with _LOCK, contextlib.ExitStack() as stack:
+    """Run seqgan with `device=cuda` (or auto) on the played GPU. It does not nest: a second entry
+    would patch the patches (and a lock would hang), so it fails at once."""
+    if isinstance(torch.Generator, type) and issubclass(torch.Generator, VGenerator):
+        raise RuntimeError("virtual_gpu() is already active: it does not nest")
+    with contextlib.ExitStack() as stack:
         for module in ("seqgan.training.experiment", "seqgan.training.run", "seqgan.api"):
             stack.enter_context(mock.patch(f"{module}.resolve_device", _resolve))
         for module in ("seqgan.training.experiment", "seqgan.training.checkpoint", "seqgan.metrics.classifier"):
