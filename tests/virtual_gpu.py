@@ -172,7 +172,9 @@ def facts(func) -> tuple[bool, bool]:
 
 
 def tree_map(fn, x):
-    """`fn` on every leaf of nested tuples, lists and dicts (an operation's arguments and results)."""
+    """`fn` on every leaf of nested tuples, lists and dicts (an operation's arguments and results).
+    Written here rather than torch's `tree_map`, which took two thirds of `dispatch`'s time (a smoke
+    run on the played GPU: 6.1 s with it, 4.5 s with this)."""
     if isinstance(x, tuple | list):
         return type(x)(tree_map(fn, v) for v in x)
     if isinstance(x, dict):
