@@ -7,6 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.seqgan-installed
 DEMO_OUT ?= runs/demo
+# Test processes (pytest-xdist), one per core this process may use; each runs torch on 1 thread
+# (tests/conftest.py). TEST_WORKERS=0 runs the suite in this process, one test after another.
+TEST_WORKERS ?= $(shell nproc 2> /dev/null || echo 1)
 
 .PHONY: demo test install bench clean-demo
 
@@ -34,7 +37,7 @@ demo: $(STAMP)
 	@echo "a sharper, less diverse G. Curves: $(DEMO_OUT)/curves.png, the sweep: $(DEMO_OUT)/sweep/sweep.png."
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(PY) bench/adversarial_step.py
