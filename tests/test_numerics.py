@@ -13,7 +13,7 @@ from seqgan.config import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, ConfigError, lo
 from seqgan.cuda_graphs import d_step_precision
 from seqgan.models.discriminator import CNNDiscriminator, padded_groups
 from seqgan.models.generator import Generator, frozen_copy
-from seqgan.runtime import autocast, check_deterministic, check_precision, cpu_bf16_lstm_works, set_numerics
+from seqgan.runtime import autocast, check_deterministic, check_precision, cpu_bf16_lstm_works, lstms_in_bf16, set_numerics
 from seqgan.training.run import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,22 +203,71 @@ def test_a_bf16_run_trains_and_lands_near_the_fp32_run(tmp_path):
     assert last["bf16"]["nll_oracle"] != last["fp32"]["nll_oracle"]  # it did run in another precision
 
 
-def test_bf16_runs_are_refused_before_they_start_on_a_cpu_without_a_bf16_lstm(tmp_path, monkeypatch):
+def test_bf16_lstms_are_refused_before_the_run_starts_on_a_cpu_without_a_bf16_lstm(tmp_path, monkeypatch):
     """Where PyTorch cannot run an LSTM under bf16 autocast on the CPU (a Zen 3 EPYC: AVX2 only), a
-    precision=bf16 run would fail at its first MLE step: it is refused at once, before its folder is
-    written, with the fix. fp32, D alone in bf16, and GPUs pass."""
+    run that would put one in bf16 fails at the first step that uses it (G's at the first MLE step,
+    an RNN D's after MLE pre-training): it is refused at once, before its folder is written, naming
+    the layers, the setting and the fix. A bf16 run without an LSTM, and GPUs, pass."""
     monkeypatch.setattr("seqgan.runtime.cpu_bf16_lstm_works", lambda: False)
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["precision=bf16"])
-    with pytest.raises(
-        ConfigError, match=r"precision=bf16: .* on this CPU .*use precision=fp32, or discriminator.precision=bf16"
-    ):
-        Trainer(cfg, tmp_path / "run", quiet=True)
-    assert not (tmp_path / "run").exists()
-    check_precision(torch.device("cpu"), "fp32")
-    check_precision(torch.device("cuda"), "bf16")
-    Trainer(load_config(ROOT / "configs" / "smoke.yaml", ["discriminator.precision=bf16"]), tmp_path / "d", quiet=True)
+    rnn_d = tmp_path / "rnn_d.yaml"  # the smoke config without its CNN widths, for discriminator.kind=rnn
+    lines = (ROOT / "configs" / "smoke.yaml").read_text().splitlines()
+    rnn_d.write_text("\n".join(line for line in lines if "filter_sizes" not in line and "num_filters" not in line) + "\n")
+    lstm_d = ["discriminator.kind=rnn", "discriminator.rnn_cell=lstm"]
+    refused = {
+        "g": (
+            ROOT / "configs" / "smoke.yaml",
+            ["precision=bf16"],
+            r"^precision=bf16: .* on this CPU .*generator\.rnn, rollout\.rnn would; "
+            r"use fp32 instead of precision=bf16, or GRU cells .*; discriminator\.precision=bf16 still runs D alone in bf16$",
+        ),
+        "d": (
+            rnn_d,
+            [*lstm_d, "discriminator.precision=bf16"],
+            r"^discriminator\.precision=bf16: .* this run's discriminator\.rnn "
+            r"would; use fp32 instead of discriminator\.precision=bf16, or GRU cells for them \(generator\.cell=gru, discriminator\.rnn_cell=gru",
+        ),
+        "both": (
+            rnn_d,
+            [*lstm_d, "precision=bf16"],
+            r"^precision=bf16: .* generator\.rnn, rollout\.rnn, discriminator\.rnn would; [^;]*$",
+        ),
+    }
+    for name, (config, overrides, message) in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            Trainer(load_config(config, overrides), tmp_path / name, quiet=True)
+        assert not (tmp_path / name).exists(), name
+    runs = {  # no LSTM in bf16: G of GRU cells; D alone in bf16 (a CNN); an LSTM D kept in fp32 in a bf16 run
+        "gru_g": (ROOT / "configs" / "smoke.yaml", ["precision=bf16", "generator.cell=gru"]),
+        "d_alone": (ROOT / "configs" / "smoke.yaml", ["discriminator.precision=bf16"]),
+        "fp32_d": (rnn_d, [*lstm_d, "precision=bf16", "generator.cell=gru", "discriminator.precision=fp32"]),
+    }
+    for name, (config, overrides) in runs.items():
+        Trainer(load_config(config, overrides), tmp_path / name, quiet=True)
+    gpu_models = {"generator": Generator(10, 4, 4)}
+    check_precision(torch.device("cuda"), "bf16", gpu_models)
     monkeypatch.setattr("seqgan.runtime.cpu_bf16_lstm_works", lambda: True)
-    check_precision(torch.device("cpu"), "bf16")
+    check_precision(torch.device("cpu"), "bf16", gpu_models)
+
+
+def test_lstms_in_bf16_follow_the_run_and_each_ds_own_precision():
+    """Hand-built models: a G's LSTM follows the run's precision; a D's layers follow its
+    compute_dtype when set (bf16 or fp32), the run's when None; GRUs and LSTM cells are not listed."""
+
+    class D(torch.nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.compute_dtype = dtype
+            self.rnn, self.cell, self.gru = torch.nn.LSTM(2, 2), torch.nn.LSTMCell(2, 2), torch.nn.GRU(2, 2)
+
+    g = torch.nn.Sequential(torch.nn.Embedding(5, 2), torch.nn.LSTM(2, 2))
+    models = {"generator": g, "d_run": D(None), "d_bf16": D(torch.bfloat16), "d_fp32": D(torch.float32)}
+    assert lstms_in_bf16(models, "bf16") == [
+        ("generator.1", "precision=bf16", False),
+        ("d_run.rnn", "precision=bf16", True),
+        ("d_bf16.rnn", "discriminator.precision=bf16", True),
+    ]
+    assert lstms_in_bf16(models, "fp32") == [("d_bf16.rnn", "discriminator.precision=bf16", True)]
+    assert lstms_in_bf16({"generator": g}, "tf32") == []
 
 
 def test_fused_adam_takes_the_per_tensor_loops_step():

@@ -708,8 +708,9 @@ class ExperimentConfig:
     precision: str = "fp32"
     """Arithmetic of the training steps: 'fp32' (the default, as the paper), 'tf32' (CUDA matmuls and
     convolutions in TensorFloat-32), 'bf16' (training steps under bfloat16 autocast, on CPU or CUDA;
-    G's output layer and sampling stay fp32; refused on a CPU without AVX-512 or AMX, where PyTorch has
-    no bf16 LSTM). Evaluation (NLL-oracle, NLL-test, BLEU) is always fp32."""
+    G's output layer and sampling stay fp32; on a CPU without AVX-512 or AMX, where PyTorch has no bf16
+    LSTM, a run with an LSTM in bf16 is refused: use GRU cells there). Evaluation (NLL-oracle, NLL-test,
+    BLEU) is always fp32."""
     deterministic: bool = False
     """true: deterministic kernels only (torch.use_deterministic_algorithms, cuBLAS's fixed
     workspace), so that a CUDA run repeats bitwise; slower. CPU runs repeat bitwise either way."""

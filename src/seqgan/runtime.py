@@ -93,14 +93,43 @@ def cpu_bf16_lstm_works() -> bool:
     return True
 
 
-def check_precision(device: torch.device, precision: str) -> None:
-    """Refuse precision=bf16 on a CPU whose PyTorch cannot run G's LSTM in bf16, before the run starts
-    (it would fail at the first MLE step)."""
-    if precision == "bf16" and device.type == "cpu" and not cpu_bf16_lstm_works():
-        raise ConfigError(
-            "precision=bf16: PyTorch cannot run G's LSTM in bf16 on this CPU (oneDNN's bf16 kernels want AVX-512 or AMX, "
-            "which it lacks); use precision=fp32, or discriminator.precision=bf16 to run D alone in bf16"
-        )
+def lstms_in_bf16(models: dict[str, torch.nn.Module], precision: str) -> list[tuple[str, str, bool]]:
+    """The `nn.LSTM` layers of `models` that run under bfloat16 autocast, as (qualified name, the
+    setting that puts it there, whether it is part of a D). A D's layers run in its `compute_dtype`
+    when it has one (`discriminator.precision`), every other layer in the run's `precision`."""
+    found = []
+
+    def walk(name: str, module: torch.nn.Module, setting: str | None, in_d: bool) -> None:
+        if hasattr(module, "compute_dtype"):  # a Discriminator (duck-typed: runtime imports no model)
+            in_d, dtype = True, module.compute_dtype
+            if dtype is not None:
+                setting = "discriminator.precision=bf16" if dtype == torch.bfloat16 else None
+        if setting is not None and isinstance(module, torch.nn.LSTM):
+            found.append((name, setting, in_d))
+        for child, sub in module.named_children():
+            walk(f"{name}.{child}", sub, setting, in_d)
+
+    for name, model in models.items():
+        walk(name, model, "precision=bf16" if precision == "bf16" else None, False)
+    return found
+
+
+def check_precision(device: torch.device, precision: str, models: dict[str, torch.nn.Module]) -> None:
+    """Refuse, before a run starts, bf16 for an LSTM on a CPU whose PyTorch cannot run one in bf16
+    (it would fail at the first step that uses it: G's at the first MLE step, an RNN D's later).
+    GRU cells, LSTM cells and every other layer do run in bf16 there."""
+    if device.type != "cpu" or cpu_bf16_lstm_works():
+        return
+    found = lstms_in_bf16(models, precision)
+    if not found:
+        return
+    settings = " and ".join(sorted({setting for _, setting, _ in found}))
+    d_alone = "" if any(in_d for *_, in_d in found) else "; discriminator.precision=bf16 still runs D alone in bf16"
+    raise ConfigError(
+        f"{settings}: PyTorch cannot run an LSTM in bf16 on this CPU (oneDNN's bf16 kernels want AVX-512 or AMX, "
+        f"which it lacks), and this run's {', '.join(name for name, *_ in found)} would; use fp32 instead of {settings}, "
+        f"or GRU cells for them (generator.cell=gru, discriminator.rnn_cell=gru, condition.encoder_cell=gru){d_alone}"
+    )
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

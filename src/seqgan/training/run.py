@@ -79,7 +79,6 @@ class Trainer:
         set_seed(cfg.seed)  # the same data and initial models on every rank
         self.device = resolve_device(cfg.device)
         check_deterministic(self.device, cfg.deterministic)
-        check_precision(self.device, cfg.precision)
         if self.device.type == "cuda" and dist.parallel:
             self.device = torch.device("cuda", dist.local_rank)
         self.folder = RunFolder(Path(run_dir), cfg, dist.is_main())
@@ -96,6 +95,7 @@ class Trainer:
         init = None if source is None else lambda g: load_weights(source[1], "generator", g)
         context = Context(cfg, self.data, self.device, dist, self.streams, init)
         self.algorithm: Algorithm = ALGORITHMS[cfg.algorithm](context)
+        check_precision(self.device, cfg.precision, self.algorithm.models())  # before the folder is written
         self.early = EarlyStopping(self.generator, cfg.pretrain.patience) if cfg.pretrain.patience > 0 else None
         if not dist.is_main():  # dropout differs per rank; rank 0 goes on as the single-process run
             set_seed(dist.seed(cfg.seed))
