@@ -249,6 +249,39 @@ def test_bf16_lstms_are_refused_before_the_run_starts_on_a_cpu_without_a_bf16_ls
     check_precision(torch.device("cpu"), "bf16", gpu_models)
 
 
+def test_the_bf16_lstm_probe_draws_nothing_from_the_runs_random_stream(tmp_path, monkeypatch):
+    """The probe of `cpu_bf16_lstm_works` built its LSTM from the global random stream, and every CPU
+    run asked it after seeding: the first run in a process drew other numbers than the later ones
+    (D's dropout masks), so a CLI run and the golden metrics' test, when it ran first in its
+    process, ended elsewhere. Now the probe leaves the stream as it was, and a run with no LSTM in
+    bf16 does not ask it at all: the first smoke run in a process equals the next."""
+    cpu_bf16_lstm_works.cache_clear()
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    cpu_bf16_lstm_works()
+    assert torch.equal(torch.rand(4), want)
+
+    def no_probe():
+        raise AssertionError("an fp32 run asked whether a bf16 LSTM runs here")
+
+    monkeypatch.setattr("seqgan.runtime.cpu_bf16_lstm_works", no_probe)
+    check_precision(torch.device("cpu"), "fp32", {"generator": Generator(10, 4, 4)})
+    check_precision(torch.device("cpu"), "bf16", {"generator": Generator(10, 4, 4, cell="gru")})
+    monkeypatch.undo()
+    metrics = []
+    cpu_bf16_lstm_works.cache_clear()  # the first run as in a fresh process, the second after it
+    for run in ("first", "second"):
+        overrides = ["pretrain.epochs=1", "adversarial.epochs=0", "eval.every=1"]
+        trainer = Trainer(load_config(ROOT / "configs" / "smoke.yaml", overrides), tmp_path / run, quiet=True)
+        trainer.start(["test"])
+        trainer.run()
+        rows = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        metrics.append([{k: v for k, v in row.items() if k not in ("wall_s", "time")} for row in rows])
+    assert any("d_loss" in row for row in metrics[0])  # D trained, with dropout
+    assert metrics[0] == metrics[1]
+
+
 def test_lstms_in_bf16_follow_the_run_and_each_ds_own_precision():
     """Hand-built models: a G's LSTM follows the run's precision; a D's layers follow its
     compute_dtype when set (bf16 or fp32), the run's when None; GRUs and LSTM cells are not listed."""

@@ -83,8 +83,10 @@ def cpu_bf16_lstm_works() -> bool:
     """Whether PyTorch runs an LSTM under bfloat16 autocast on this CPU, tried once on a 1-unit LSTM.
     Its oneDNN kernel wants AVX-512 or AMX: it runs on an AMD EPYC of the Zen 4 generation (AVX512-BF16)
     and on a Xeon with AMX, and on a Zen 3 EPYC (AVX2 only) fails with "could not create a primitive
-    descriptor for the LSTM forward propagation primitive"."""
-    lstm = torch.nn.LSTM(1, 1)
+    descriptor for the LSTM forward propagation primitive". The probe's weights are drawn from a fork
+    of the global random stream: a run that asks after seeding draws what it would have drawn."""
+    with torch.random.fork_rng(devices=[]):
+        lstm = torch.nn.LSTM(1, 1)
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             lstm(torch.zeros(1, 1, 1))
@@ -118,10 +120,8 @@ def check_precision(device: torch.device, precision: str, models: dict[str, torc
     """Refuse, before a run starts, bf16 for an LSTM on a CPU whose PyTorch cannot run one in bf16
     (it would fail at the first step that uses it: G's at the first MLE step, an RNN D's later).
     GRU cells, LSTM cells and every other layer do run in bf16 there."""
-    if device.type != "cpu" or cpu_bf16_lstm_works():
-        return
-    found = lstms_in_bf16(models, precision)
-    if not found:
+    found = lstms_in_bf16(models, precision) if device.type == "cpu" else []
+    if not found or cpu_bf16_lstm_works():  # probed only for a run with an LSTM in bf16
         return
     settings = " and ".join(sorted({setting for _, setting, _ in found}))
     d_alone = "" if any(in_d for *_, in_d in found) else "; discriminator.precision=bf16 still runs D alone in bf16"
